@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "shm",
+      "sources": ["shm.cc", "shmop.c"],
+      "include_dirs": ["<!(node -p \"require('node:path').dirname(require.resolve('nan/nan.h'))\")"],
+      "cflags": ["-std=c99", "-Wall", "-Wextra"],
+      "cflags_cc": ["-Wall", "-Wextra"],
+      "conditions": [
+        ["OS=='mac'", {
+          "xcode_settings": {
+            "GCC_C_LANGUAGE_STANDARD": "c99",
+            "WARNING_CFLAGS": ["-Wall", "-Wextra"],
+            "MACOSX_DEPLOYMENT_TARGET": "10.15"
+          }
+        }]
+      ]
+    }
+  ]
+}
