@@ -4,8 +4,8 @@
       "target_name": "shm",
       "sources": ["shm.cc", "shmop.c"],
       "include_dirs": ["<!(node -p \"require('node:path').dirname(require.resolve('nan/nan.h'))\")"],
-      "cflags": ["-std=c99", "-Wall", "-Wextra"],
-      "cflags_cc": ["-Wall", "-Wextra"],
+      "cflags": ["-Wall", "-Wextra"],
+      "cflags_c": ["-std=c99"],
       "conditions": [
         ["OS=='mac'", {
           "xcode_settings": {

@@ -1,0 +1,150 @@
+/*
+ * shmop.h: PHP's ext/shmop in plain C, for programs that share System V
+ * segments with PHP workers.
+ *
+ * Every function behaves as PHP 8's shmop_* does (see README.md, "Using it
+ * with PHP"), with two deliberate differences: lengths and offsets are 64-bit
+ * everywhere, and a segment this library created is removed again if it cannot
+ * be attached, so a failed open never leaks one.
+ *
+ * Nothing here deletes or detaches anything implicitly: a segment goes away
+ * only through shmop_delete(), a mapping only through shmop_close() (or
+ * shmop_table_close() and the release of its last reference).
+ *
+ * Return values: 0 is success; a negative errno value (-ENOENT, -EACCES, ...)
+ * is an operating-system failure; the SHMOP_E* codes below are misuse, which
+ * PHP 8 reports with ValueError or Error. shmop_strerror() names any of them.
+ */
+#ifndef SHMOP_H
+#define SHMOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== Status codes for misuse (all below any -errno value) ==== */
+
+enum {
+  SHMOP_EMODE = -10001,     /* access mode is not exactly one of a, c, w, n */
+  SHMOP_ESIZE = -10002,     /* size < 1 when the flags ask to create */
+  SHMOP_EOFFSET = -10003,   /* start or offset outside 0..size */
+  SHMOP_ECOUNT = -10004,    /* count goes past the end of the segment */
+  SHMOP_EREADONLY = -10005, /* write through a segment opened with "a" */
+  SHMOP_EBADHANDLE = -10006 /* no open segment has this handle */
+};
+
+/* ==== One attached segment ==== */
+
+/* Fields starting with '_' are private to shmop.c. */
+typedef struct shmop_s {
+  unsigned char *addr; /* first byte of the user's data */
+  uint64_t size;       /* bytes of user data, as the system reports them */
+  int32_t key;         /* the key it was opened with (0: IPC_PRIVATE) */
+  int id;              /* the system's id: the shmid on POSIX, the key on Windows */
+  int readonly;        /* opened with "a": writes are refused */
+  void *_view;         /* start of the mapping (Windows: its descriptor block) */
+  void *_mapping;      /* Windows: the file-mapping HANDLE; unused elsewhere */
+} shmop_t;
+
+/*
+ * Opens a segment like PHP's shmop_open($key, $mode, $permissions, $size).
+ * mode is one letter: 'a' attach read-only, 'w' attach read-write, 'c' create
+ * or attach, 'n' create only. perms goes to the system unmasked (PHP does the
+ * same: 010000 there is SHM_NORESERVE, 02000 IPC_EXCL). size is used only by
+ * 'c' and 'n' and must then be >= 1; seg->size is the size the system reports.
+ *
+ * Returns 0 and fills *seg; SHMOP_EMODE or SHMOP_ESIZE for misuse; or -errno,
+ * with *failed_call set to the call that failed ("shmget", "shmctl" or
+ * "shmat"; PHP's warnings name the same three stages).
+ */
+int shmop_open(shmop_t *seg, int32_t key, char mode, int perms, int64_t size,
+               const char **failed_call);
+
+/* Detaches the segment (PHP 7's shmop_close). Returns 0 or -errno. */
+int shmop_close(shmop_t *seg);
+
+/*
+ * Marks the segment for deletion (IPC_RMID), as shmop_delete does. The
+ * mapping stays usable until it is closed; the key is free at once.
+ * Returns 0, or -errno (-EPERM: not the owner).
+ */
+int shmop_delete(shmop_t *seg);
+
+/* ==== Data ==== */
+
+/*
+ * Checks a read of count bytes from start like shmop_read: start must lie
+ * in 0..size (start == size is legal), count 0 means "to the end".
+ * Returns 0 and the number of bytes in *length, or SHMOP_EOFFSET/SHMOP_ECOUNT.
+ */
+int shmop_read_span(const shmop_t *seg, uint64_t start, uint64_t count,
+                    uint64_t *length);
+
+/*
+ * Copies length bytes from start into dst, which has room for them; the span
+ * must have passed shmop_read_span(). Returns 0, SHMOP_EOFFSET or SHMOP_ECOUNT.
+ */
+int shmop_read(const shmop_t *seg, uint64_t start, uint64_t length, void *dst);
+
+/*
+ * Writes like shmop_write: offset must lie in 0..size, the data is cut at the
+ * end of the segment, and *written is the number of bytes copied (0 when
+ * offset == size). Returns 0, SHMOP_EREADONLY (checked first, as PHP does) or
+ * SHMOP_EOFFSET.
+ */
+int shmop_write(const shmop_t *seg, const void *src, uint64_t length,
+                uint64_t offset, uint64_t *written);
+
+/*
+ * memcpy() without the page-offset trap: on some x86 CPUs glibc's memcpy
+ * runs 14-27x slower when the destination lies 1-63 bytes past the source
+ * modulo 4096 (its "rep movsb" path). This copies such spans in pieces that
+ * stay on glibc's vector path; every other span goes to memcpy() unchanged.
+ */
+void shmop_copy(void *dst, const void *src, size_t length);
+
+/* ==== Errors ==== */
+
+/* A static English description of any return value of this library. */
+const char *shmop_strerror(int status);
+
+/* ==== Handle table ==== */
+
+/*
+ * A process-wide table of open segments for bindings that hand out integer
+ * handles (PHP 5 did). It has no fixed size and is safe to use from several
+ * threads: a segment stays mapped while any thread holds a reference, so a
+ * read racing a close in another thread never touches unmapped memory.
+ * Handles start at 1 and are never reused while the process lives.
+ */
+
+/* Takes ownership of an open segment. Returns 0 and its new handle, or -ENOMEM. */
+int shmop_table_add(const shmop_t *seg, int64_t *handle);
+
+/*
+ * Returns the open segment with this handle and takes a reference to it,
+ * or NULL. Every non-NULL result must be given back with shmop_table_release().
+ */
+shmop_t *shmop_table_acquire(int64_t handle);
+
+/* Gives back a reference; the last one detaches a closed segment. */
+void shmop_table_release(shmop_t *seg);
+
+/*
+ * Closes a handle: it stops being found at once, and the segment is detached
+ * when the last reference is released (at once, if no one holds one).
+ * Returns 0 or SHMOP_EBADHANDLE.
+ */
+int shmop_table_close(int64_t handle);
+
+/* Number of handles open in the process (for tests and diagnostics). */
+size_t shmop_table_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMOP_H */

@@ -1,0 +1,107 @@
+'use strict'
+// Shared by the tests: unique keys, cleanup of every segment a test makes,
+// the kernel's view of segments, and children run as PHP or as another user.
+
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const ROOT = path.join(__dirname, '..')
+const ADDON = path.join(ROOT, 'build', 'Release', 'shm.node')
+const shm = require(ADDON)
+
+/*
+ * Keys: tap runs test files in parallel, so each file (process) gets its own
+ * 256 keys, 0x6Exxxx00-0x6Exxxxff, made from its pid: keyFor(0..255).
+ */
+const KEY_BASE = (0x6e000000 | ((process.pid & 0xffff) << 8)) | 0
+function keyFor (n) {
+  if (!Number.isInteger(n) || n < 0 || n > 255) throw new RangeError(`key index ${n}`)
+  return KEY_BASE + n
+}
+const isOurKey = (key) => ((key >>> 0) & 0xffffff00) === (KEY_BASE >>> 0)
+
+/** Rows of /proc/sysvipc/shm, with numbers as numbers (key signed, as the kernel prints it). */
+function segments () {
+  const [head, ...rows] = fs.readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n')
+  const names = head.trim().split(/\s+/)
+  return rows.map((row) => {
+    const cells = row.trim().split(/\s+/)
+    const seg = {}
+    names.forEach((name, i) => { seg[name] = name === 'perms' ? parseInt(cells[i], 8) : Number(cells[i]) })
+    return seg
+  })
+}
+
+/** The kernel's row for a key, or undefined. */
+const segmentByKey = (key) => segments().find((s) => s.key === (key | 0))
+/** The kernel's row for a shmid, or undefined. */
+const segmentById = (id) => segments().find((s) => s.shmid === id)
+
+/** Removes a segment by shmid (ipcrm), ignoring one that is already gone. */
+function removeId (id) {
+  spawnSync('ipcrm', ['-m', String(id)], { stdio: 'ignore' })
+}
+
+/** Removes every segment that carries one of this process's keys. */
+function removeOurSegments () {
+  for (const seg of segments()) if (seg.key !== 0 && isOurKey(seg.key)) removeId(seg.shmid)
+}
+
+/**
+ * Call at the top of a test file: every segment with one of this file's keys
+ * is removed when the file's tests end, also when they fail.
+ */
+function cleanupAfter (t) {
+  removeOurSegments()
+  t.teardown(removeOurSegments)
+  process.once('exit', removeOurSegments)
+}
+
+/** Runs PHP code (php -r) or a script file; returns { status, stdout, stderr }. */
+function php (args, options = {}) {
+  const result = spawnSync('php', args, { encoding: 'utf8', ...options })
+  if (result.error) throw result.error
+  return result
+}
+
+/** The PHP CLI with shmop, or a thrown Error saying what to install. */
+function requirePHP () {
+  const probe = spawnSync('php', ['-r', 'echo function_exists("shmop_open") ? "ok" : "no";'], { encoding: 'utf8' })
+  if (probe.error || probe.stdout !== 'ok') {
+    throw new Error('these tests need the PHP CLI with shmop: apt-get install -y php-cli')
+  }
+}
+
+/*
+ * Children under another uid. The checkout may sit where that user cannot read
+ * (CI clones under /root), so the child gets copies in a world-readable temp
+ * folder: the addon and whatever files the test names.
+ */
+const NOBODY = 65534
+function unprivileged (t, files = []) {
+  if (process.getuid() !== 0) return { uid: process.getuid(), gid: process.getgid(), dir: ROOT, asRoot: false }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodejs-shm-'))
+  fs.chmodSync(dir, 0o755)
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  for (const file of [ADDON, ...files]) fs.copyFileSync(file, path.join(dir, path.basename(file)))
+  for (const name of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, name), 0o755)
+  return { uid: NOBODY, gid: NOBODY, dir, asRoot: true }
+}
+
+module.exports = {
+  ROOT,
+  ADDON,
+  shm,
+  keyFor,
+  segments,
+  segmentByKey,
+  segmentById,
+  removeId,
+  cleanupAfter,
+  php,
+  requirePHP,
+  unprivileged,
+  NOBODY
+}
