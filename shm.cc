@@ -295,9 +295,9 @@ NAN_METHOD(WriteSHM) {
                         data);
   }
   if (!IntegerArg(info[2], "offset", 0, kMaxSafeInteger, nullptr, &offset)) return;
-  Nan::Utf8String text(is_string ? data : Nan::EmptyString().As<Value>());
-  Bytes bytes = is_string ? Bytes{reinterpret_cast<const unsigned char *>(*text),
-                                  static_cast<size_t>(text.length())}
+  std::string text;  // the UTF-8 bytes of a string; empty for a view
+  if (is_string) text = Utf8(data);
+  Bytes bytes = is_string ? Bytes{reinterpret_cast<const unsigned char *>(text.data()), text.size()}
                           : ViewBytes(data);
   length = static_cast<double>(bytes.length);
   if (!info[3]->IsUndefined() &&

@@ -17,7 +17,7 @@
  *
  * Operating-system calls by platform:
  *   POSIX    shmget, shmctl(IPC_STAT), shmat, shmdt, shmctl(IPC_RMID);
- *            the handle table is guarded by a pthread mutex.
+ *            the handle table is guarded by a spin lock (GCC/Clang atomics).
  *
  * Divisions of this file: portable PHP logic; copying; the handle table;
  * the POSIX primitives. Platform code comes as whole functions.
@@ -43,6 +43,7 @@ static int shmop__detach(shmop_t *seg);
 static int shmop__remove(shmop_t *seg);
 static void shmop__lock(void);
 static void shmop__unlock(void);
+static long shmop__add_refs(long *refs, long delta);
 
 /* ==== Portable PHP logic ==== */
 
@@ -138,14 +139,15 @@ void shmop_copy(void *dst, const void *src, size_t length) {
 /* ==== Handle table ==== */
 
 /*
- * A chained hash table from handle to entry. An entry lives while it is in
- * the table or referenced; closing takes it out of the table, and whoever
- * drops the last reference detaches the segment.
+ * A chained hash table from handle to entry, behind one short lock (a lookup
+ * is a few loads; calls are far more frequent than contention). An entry lives
+ * while it is in the table or referenced: closing takes it out of the table,
+ * and whoever drops the last reference detaches the segment and frees it.
  */
 typedef struct shmop_entry_s {
   shmop_t seg; /* first member: a shmop_t* from acquire is the entry */
   int64_t handle;
-  long refs;   /* 1 for the table while open, plus one per acquire */
+  long refs;   /* 1 for the table while open, plus one per acquire; atomic */
   struct shmop_entry_s *next;
 } shmop_entry_t;
 
@@ -213,7 +215,7 @@ shmop_t *shmop_table_acquire(int64_t handle) {
   link = table_find(handle);
   if (link) {
     e = *link;
-    e->refs++;
+    shmop__add_refs(&e->refs, 1);
   }
   shmop__unlock();
   return e ? &e->seg : NULL;
@@ -221,11 +223,8 @@ shmop_t *shmop_table_acquire(int64_t handle) {
 
 void shmop_table_release(shmop_t *seg) {
   shmop_entry_t *e = (shmop_entry_t *)seg;
-  long refs;
-  shmop__lock();
-  refs = --e->refs;
-  shmop__unlock();
-  if (refs == 0) {
+  /* No lock: once out of the table, an entry gains no new references. */
+  if (shmop__add_refs(&e->refs, -1) == 0) {
     shmop__detach(&e->seg);
     free(e);
   }
@@ -258,15 +257,21 @@ size_t shmop_table_count(void) {
 /* ==== POSIX primitives ==== */
 #if !defined(_WIN32)
 
-#include <pthread.h>
+#include <sched.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
 
-static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int table_lock; /* a spin lock: held for a hash lookup at most */
 
-static void shmop__lock(void) { pthread_mutex_lock(&table_mutex); }
+static void shmop__lock(void) {
+  while (__atomic_exchange_n(&table_lock, 1, __ATOMIC_ACQUIRE)) sched_yield();
+}
 
-static void shmop__unlock(void) { pthread_mutex_unlock(&table_mutex); }
+static void shmop__unlock(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE); }
+
+static long shmop__add_refs(long *refs, long delta) {
+  return __atomic_add_fetch(refs, delta, __ATOMIC_ACQ_REL);
+}
 
 #if IPC_CREAT != SHMOP_IPC_CREAT || IPC_EXCL != SHMOP_IPC_EXCL
 #error "this system's IPC flags differ from PHP's"
