@@ -133,26 +133,38 @@ const char *ErrnoName(int err) {
   }
 }
 
+// An Error for an operating-system failure: `code` ('ENOENT'), `errno` (negative,
+// as in Node's fs errors), `syscall`, and `key` when one is involved.
+Local<Value> OsError(int status, const char *syscall, const std::string &what, const int32_t *key) {
+  int err = -status;
+  const char *code = ErrnoName(err);
+  std::string message = std::string(code) + ": " + what;
+  if (key) {
+    char text[48];
+    snprintf(text, sizeof text, ", key 0x%08x (%d)", static_cast<uint32_t>(*key), *key);
+    message += text;
+  }
+  Local<Value> error = CodedError(kError, code, message + ": " + syscall + ": " + strerror(err));
+  Local<Object> fields = error.As<Object>();
+  Nan::Set(fields, Nan::New("errno").ToLocalChecked(), Nan::New(-err));
+  Nan::Set(fields, Nan::New("syscall").ToLocalChecked(), Nan::New(syscall).ToLocalChecked());
+  if (key) Nan::Set(fields, Nan::New("key").ToLocalChecked(), Nan::New(*key));
+  return error;
+}
+
 // ==== The last failure of this thread (lastErrorSHM) ====
 
-// What failed, kept as plain data so that it outlives any V8 handle scope.
-enum FailedOperation { kNoFailure, kOpenFailed, kDeleteFailed, kNotOpen };
-
+// Kept as plain data, so that it outlives any V8 handle scope; the Error is
+// made when asked for. `what` is a static string.
 struct LastFailure {
-  FailedOperation operation;
-  int status;              // -errno, or a SHMOP_E* code
-  const char *failed_call; // "shmget", "shmctl", "shmat"
+  int status;          // 0 (none yet), -errno, or SHMOP_EBADHANDLE
+  const char *syscall; // "shmget", "shmctl", "shmat"
+  const char *what;    // what could not be done, worded as PHP's warnings
   int32_t key;
-  double handle;
+  double handle;       // for SHMOP_EBADHANDLE
 };
 
-thread_local LastFailure last_failure = {kNoFailure, 0, nullptr, 0, 0};
-
-std::string KeyText(int32_t key) {
-  char text[48];
-  snprintf(text, sizeof text, "key 0x%08x (%d)", static_cast<uint32_t>(key), key);
-  return text;
-}
+thread_local LastFailure last_failure = {0, nullptr, nullptr, 0, 0};
 
 // Why a stage of opening fails, worded as PHP's warnings are.
 const char *OpenStage(const char *failed_call) {
@@ -162,24 +174,11 @@ const char *OpenStage(const char *failed_call) {
 }
 
 Local<Value> LastFailureError(const LastFailure &failure) {
-  if (failure.operation == kNotOpen) {
+  if (failure.status == SHMOP_EBADHANDLE) {
     return CodedError(kError, "ERR_SHM_BAD_HANDLE",
                       "Handle " + NumberText(failure.handle) + " is not an open segment");
   }
-  int err = -failure.status;
-  const char *code = ErrnoName(err);
-  std::string what = failure.operation == kOpenFailed
-                         ? OpenStage(failure.failed_call)
-                         : "can't mark segment for deletion (are you the owner?)";
-  Local<Value> error = CodedError(kError, code,
-                                  std::string(code) + ": " + what + ", " + KeyText(failure.key) +
-                                      ": " + failure.failed_call + ": " + strerror(err));
-  Local<Object> fields = error.As<Object>();
-  Nan::Set(fields, Nan::New("errno").ToLocalChecked(), Nan::New(-err));
-  Nan::Set(fields, Nan::New("syscall").ToLocalChecked(),
-           Nan::New(failure.failed_call).ToLocalChecked());
-  Nan::Set(fields, Nan::New("key").ToLocalChecked(), Nan::New(failure.key));
-  return error;
+  return OsError(failure.status, failure.syscall, failure.what, &failure.key);
 }
 
 // ==== Arguments ====
@@ -206,6 +205,14 @@ bool IntegerArg(Local<Value> value, const char *name, double min, double max, co
 
 bool HandleArg(Local<Value> value, double *handle) {
   return IntegerArg(value, "handle", -kMaxSafeInteger, kMaxSafeInteger, nullptr, handle);
+}
+
+// Reads a key argument: an integer in [-2^31, 2^32), kept as its low 32 bits.
+bool KeyArg(Local<Value> value, int32_t *key) {
+  double number;
+  if (!IntegerArg(value, "key", -2147483648.0, 4294967295.0, nullptr, &number)) return false;
+  *key = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int64_t>(number)));
+  return true;
 }
 
 // A reference to an open segment for the length of one call.
@@ -240,15 +247,15 @@ Bytes ViewBytes(Local<Value> view) {
 
 /** openSHM(key, flags, mode, size) -> handle, or 0 on an operating-system failure. */
 NAN_METHOD(OpenSHM) {
-  double key, mode, size;
-  if (!IntegerArg(info[0], "key", -2147483648.0, 4294967295.0, nullptr, &key)) return;
+  int32_t key32;
+  double mode, size;
+  if (!KeyArg(info[0], &key32)) return;
   if (!info[1]->IsString()) return ThrowArgType("flags", "of type string", info[1]);
   std::string flags = Utf8(info[1]);
   if (!IntegerArg(info[2], "mode", -2147483648.0, 4294967295.0, nullptr, &mode)) return;
   if (!IntegerArg(info[3], "size", -kMaxSafeInteger, kMaxSafeInteger, nullptr, &size)) return;
 
-  // Keys and modes keep their low 32 bits, as in PHP (signed or unsigned).
-  int32_t key32 = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int64_t>(key)));
+  // Modes keep their low 32 bits, as keys do, as in PHP (signed or unsigned).
   int mode32 = static_cast<int>(static_cast<uint32_t>(static_cast<int64_t>(mode)));
   char letter = flags.size() == 1 ? flags[0] : '?';
   shmop_t seg;
@@ -269,7 +276,7 @@ NAN_METHOD(OpenSHM) {
     failed_call = "malloc";
   }
   if (rc != 0) {
-    last_failure = {kOpenFailed, rc, failed_call, key32, 0};
+    last_failure = {rc, failed_call, OpenStage(failed_call), key32, 0};
     return info.GetReturnValue().Set(0);
   }
   info.GetReturnValue().Set(static_cast<double>(handle));
@@ -389,12 +396,13 @@ NAN_METHOD(DeleteSHM) {
   if (!HandleArg(info[0], &handle)) return;
   Attached seg(handle);
   if (!seg) {
-    last_failure = {kNotOpen, SHMOP_EBADHANDLE, nullptr, 0, handle};
+    last_failure = {SHMOP_EBADHANDLE, nullptr, nullptr, 0, handle};
     return info.GetReturnValue().Set(0);
   }
   int rc = shmop_delete(seg.get());
   if (rc != 0) {
-    last_failure = {kDeleteFailed, rc, "shmctl", seg->key, handle};
+    last_failure = {rc, "shmctl", "can't mark segment for deletion (are you the owner?)", seg->key,
+                    handle};
     return info.GetReturnValue().Set(0);
   }
   info.GetReturnValue().Set(1);
@@ -405,7 +413,7 @@ NAN_METHOD(CloseSHM) {
   double handle;
   if (!HandleArg(info[0], &handle)) return;
   if (shmop_table_close(static_cast<int64_t>(handle)) != 0) {
-    last_failure = {kNotOpen, SHMOP_EBADHANDLE, nullptr, 0, handle};
+    last_failure = {SHMOP_EBADHANDLE, nullptr, nullptr, 0, handle};
     return info.GetReturnValue().Set(0);
   }
   info.GetReturnValue().Set(1);
@@ -413,8 +421,151 @@ NAN_METHOD(CloseSHM) {
 
 /** lastErrorSHM() -> null, or an Error for the last failure in this thread. */
 NAN_METHOD(LastErrorSHM) {
-  if (last_failure.operation == kNoFailure) return info.GetReturnValue().SetNull();
+  if (last_failure.status == 0) return info.GetReturnValue().SetNull();
   info.GetReturnValue().Set(LastFailureError(last_failure));
+}
+
+// ==== For the modern API (lib/): these throw on operating-system failures ====
+
+/** infoSHM(handle) -> { key, id, size, readOnly } of an open segment. */
+NAN_METHOD(InfoSHM) {
+  double handle;
+  if (!HandleArg(info[0], &handle)) return;
+  Attached seg(handle);
+  if (!seg) return ThrowBadHandle(handle);
+  Local<Object> result = Nan::New<Object>();
+  Nan::Set(result, Nan::New("key").ToLocalChecked(), Nan::New(seg->key));
+  Nan::Set(result, Nan::New("id").ToLocalChecked(), Nan::New(seg->id));
+  Nan::Set(result, Nan::New("size").ToLocalChecked(), Nan::New(static_cast<double>(seg->size)));
+  Nan::Set(result, Nan::New("readOnly").ToLocalChecked(), Nan::New<v8::Boolean>(seg->readonly != 0));
+  info.GetReturnValue().Set(result);
+}
+
+// Gives back the reference a view held, once V8 has collected the view.
+void ReleaseView(char *, void *seg) { shmop_table_release(static_cast<shmop_t *>(seg)); }
+
+/**
+ * viewSHM(handle) -> a Buffer over the segment's memory (no copy). The view
+ * holds a reference, so the mapping outlives closeSHM() until the view is
+ * garbage-collected: it can never point at unmapped memory.
+ */
+NAN_METHOD(ViewSHM) {
+  double handle;
+  if (!HandleArg(info[0], &handle)) return;
+  shmop_t *seg = shmop_table_acquire(static_cast<int64_t>(handle));
+  if (!seg) return ThrowBadHandle(handle);
+  if (seg->readonly) {
+    shmop_table_release(seg);
+    return ThrowCoded(kError, "ERR_SHM_READ_ONLY",
+                      "A segment opened read-only ('a') has no view: a write through it would "
+                      "crash the process. Use read() or readInto(), or open it with 'w'");
+  }
+  if (seg->size > node::Buffer::kMaxLength) {
+    double size = static_cast<double>(seg->size);
+    shmop_table_release(seg);
+    return ThrowCoded(kRangeError, "ERR_BUFFER_TOO_LARGE",
+                      "A segment of " + NumberText(size) + " bytes is larger than a Buffer can be (" +
+                          NumberText(static_cast<double>(node::Buffer::kMaxLength)) +
+                          " bytes); use read() or readInto() on parts of it");
+  }
+  Local<Object> view;
+  // On failure Node calls ReleaseView itself.
+  if (!Nan::NewBuffer(reinterpret_cast<char *>(seg->addr), static_cast<size_t>(seg->size),
+                      ReleaseView, seg)
+           .ToLocal(&view)) {
+    return;
+  }
+  info.GetReturnValue().Set(view);
+}
+
+Local<Value> Seconds(int64_t seconds) {
+  if (seconds == 0) return Nan::Null();
+  return Nan::New<v8::Date>(static_cast<double>(seconds) * 1000.0).ToLocalChecked();
+}
+
+Local<Object> StatObject(const shmop_stat_t &st) {
+  Local<Object> result = Nan::New<Object>();
+  auto set = [&](const char *name, Local<Value> value) {
+    Nan::Set(result, Nan::New(name).ToLocalChecked(), value);
+  };
+  set("key", Nan::New(st.key));
+  set("id", Nan::New(st.id));
+  set("size", Nan::New(static_cast<double>(st.size)));
+  set("mode", Nan::New(st.mode));
+  set("uid", Nan::New(st.uid));
+  set("gid", Nan::New(st.gid));
+  set("cuid", Nan::New(st.cuid));
+  set("cgid", Nan::New(st.cgid));
+  set("cpid", Nan::New(static_cast<double>(st.cpid)));
+  set("lpid", Nan::New(static_cast<double>(st.lpid)));
+  set("attachments", Nan::New(static_cast<double>(st.attachments)));
+  set("atime", Seconds(st.atime));
+  set("dtime", Seconds(st.dtime));
+  set("ctime", Seconds(st.ctime));
+  set("markedForDeletion", Nan::New<v8::Boolean>(st.marked != 0));
+  return result;
+}
+
+/** statSHM(handle) -> the kernel's description of an open segment. */
+NAN_METHOD(StatSHM) {
+  double handle;
+  if (!HandleArg(info[0], &handle)) return;
+  Attached seg(handle);
+  if (!seg) return ThrowBadHandle(handle);
+  shmop_stat_t st;
+  int rc = shmop_stat(seg->id, &st);
+  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmctl", "unable to get shared memory segment information", &seg->key));
+  info.GetReturnValue().Set(StatObject(st));
+}
+
+/** statKeySHM(key) -> the kernel's description of the segment with this key. */
+NAN_METHOD(StatKeySHM) {
+  int32_t key;
+  if (!KeyArg(info[0], &key)) return;
+  int id = -1;
+  shmop_stat_t st;
+  int rc = shmop_find(key, &id);
+  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmget", "unable to find shared memory segment", &key));
+  rc = shmop_stat(id, &st);
+  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmctl", "unable to get shared memory segment information", &key));
+  info.GetReturnValue().Set(StatObject(st));
+}
+
+/** removeKeySHM(key) -> undefined; marks the segment with this key for deletion. */
+NAN_METHOD(RemoveKeySHM) {
+  int32_t key;
+  if (!KeyArg(info[0], &key)) return;
+  int id = -1;
+  int rc = shmop_find(key, &id);
+  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmget", "unable to find shared memory segment", &key));
+  rc = shmop_remove(id);
+  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmctl", "can't mark segment for deletion (are you the owner?)", &key));
+}
+
+/** ftokSHM(path, project) -> the key ftok(3) and PHP's ftok() give. */
+NAN_METHOD(FtokSHM) {
+  if (!info[0]->IsString()) return ThrowArgType("path", "of type string", info[0]);
+  if (!info[1]->IsString()) return ThrowArgType("projectId", "of type string", info[1]);
+  std::string path = Utf8(info[0]);
+  std::string project = Utf8(info[1]);
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    return ThrowCoded(kRangeError, "ERR_INVALID_ARG_VALUE",
+                      "The \"path\" argument must be a non-empty string without NUL bytes. " +
+                          Received(info[0]));
+  }
+  if (project.size() != 1) {
+    return ThrowCoded(kRangeError, "ERR_INVALID_ARG_VALUE",
+                      "The \"projectId\" argument must be a single character (one byte). " +
+                          Received(info[1]));
+  }
+  int32_t key;
+  int rc = shmop_ftok(path.c_str(), static_cast<unsigned char>(project[0]), &key);
+  if (rc != 0) {
+    Local<Value> error = OsError(rc, "ftok", "ftok() failed for '" + path + "'", nullptr);
+    Nan::Set(error.As<Object>(), Nan::New("path").ToLocalChecked(), info[0]);
+    return Nan::ThrowError(error);
+  }
+  info.GetReturnValue().Set(key);
 }
 
 // readSHM allocates its Buffer in JavaScript: Buffer.allocUnsafe() takes small
@@ -453,6 +604,12 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "lastErrorSHM", LastErrorSHM);
   Local<v8::Function> read_into = NewFunction(ReadIntoSHM, "readIntoSHM");
   Nan::Set(target, Nan::New("readIntoSHM").ToLocalChecked(), read_into);
+  Nan::SetMethod(target, "infoSHM", InfoSHM);
+  Nan::SetMethod(target, "viewSHM", ViewSHM);
+  Nan::SetMethod(target, "statSHM", StatSHM);
+  Nan::SetMethod(target, "statKeySHM", StatKeySHM);
+  Nan::SetMethod(target, "removeKeySHM", RemoveKeySHM);
+  Nan::SetMethod(target, "ftokSHM", FtokSHM);
 
   Local<v8::Function> factory =
       Nan::RunScript(Nan::CompileScript(Nan::New(kReadSHMSource).ToLocalChecked()).ToLocalChecked())

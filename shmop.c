@@ -16,14 +16,15 @@
  * segment this call created is removed again before the error is returned.
  *
  * Operating-system calls by platform:
- *   POSIX    shmget, shmctl(IPC_STAT), shmat, shmdt, shmctl(IPC_RMID);
+ *   POSIX    shmget, shmctl(IPC_STAT), shmat, shmdt, shmctl(IPC_RMID), ftok;
  *            the handle table is guarded by a spin lock (GCC/Clang atomics).
  *
  * Divisions of this file: portable PHP logic; copying; the handle table;
- * the POSIX primitives. Platform code comes as whole functions.
+ * the POSIX primitives and introspection. Platform code comes as whole functions.
  */
 #if !defined(_WIN32)
 #define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE /* SHM_DEST on Linux */
 #endif
 
 #include "shmop.h"
@@ -337,8 +338,57 @@ static int shmop__detach(shmop_t *seg) {
   return shmdt(seg->_view) == 0 ? 0 : -errno;
 }
 
-static int shmop__remove(shmop_t *seg) {
-  return shmctl(seg->id, IPC_RMID, NULL) == 0 ? 0 : -errno;
+static int shmop__remove(shmop_t *seg) { return shmop_remove(seg->id); }
+
+/* The key field of struct ipc_perm is spelt differently by each libc. */
+#if defined(__GLIBC__)
+#define SHMOP__PERM_KEY(perm) ((perm).__key)
+#elif defined(__APPLE__)
+#define SHMOP__PERM_KEY(perm) ((perm)._key)
+#else
+#define SHMOP__PERM_KEY(perm) ((perm).key)
+#endif
+
+int shmop_find(int32_t key, int *id) {
+  /* IPC_PRIVATE would make a new segment rather than find one. */
+  if (key == IPC_PRIVATE) return -EINVAL;
+  *id = shmget((key_t)key, 0, 0);
+  return *id >= 0 ? 0 : -errno;
+}
+
+int shmop_stat(int id, shmop_stat_t *st) {
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) != 0) return -errno;
+  memset(st, 0, sizeof *st);
+  st->key = (int32_t)SHMOP__PERM_KEY(ds.shm_perm);
+  st->id = id;
+  st->size = (uint64_t)ds.shm_segsz;
+  st->mode = ds.shm_perm.mode & 0777;
+#ifdef SHM_DEST
+  st->marked = (ds.shm_perm.mode & SHM_DEST) != 0;
+#endif
+  st->uid = ds.shm_perm.uid;
+  st->gid = ds.shm_perm.gid;
+  st->cuid = ds.shm_perm.cuid;
+  st->cgid = ds.shm_perm.cgid;
+  st->cpid = ds.shm_cpid;
+  st->lpid = ds.shm_lpid;
+  st->attachments = (uint64_t)ds.shm_nattch;
+  st->atime = (int64_t)ds.shm_atime;
+  st->dtime = (int64_t)ds.shm_dtime;
+  st->ctime = (int64_t)ds.shm_ctime;
+  return 0;
+}
+
+int shmop_remove(int id) { return shmctl(id, IPC_RMID, NULL) == 0 ? 0 : -errno; }
+
+int shmop_ftok(const char *path, unsigned char project, int32_t *key) {
+  key_t k;
+  errno = 0; /* -1 is also a valid key: only errno tells a failure */
+  k = ftok(path, project);
+  if (k == (key_t)-1 && errno) return -errno;
+  *key = (int32_t)k;
+  return 0;
 }
 
 #endif /* POSIX primitives */

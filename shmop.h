@@ -106,6 +106,38 @@ int shmop_write(const shmop_t *seg, const void *src, uint64_t length,
  */
 void shmop_copy(void *dst, const void *src, size_t length);
 
+/* ==== Introspection (no attach needed) ==== */
+
+/* What the system knows of a segment (IPC_STAT). */
+typedef struct shmop_stat_s {
+  int32_t key;          /* 0 once marked for deletion (Linux) or for IPC_PRIVATE */
+  int id;               /* the system's id (shmid) */
+  uint64_t size;        /* bytes */
+  unsigned mode;        /* permission bits, 0..0777 */
+  uint32_t uid, gid;    /* owner */
+  uint32_t cuid, cgid;  /* creator */
+  int64_t cpid, lpid;   /* creator, and last process to attach or detach */
+  uint64_t attachments; /* current number of attachments (nattch) */
+  int64_t atime, dtime, ctime; /* last attach, detach, change: Unix seconds, 0 = never */
+  int marked;           /* marked for deletion, destroyed at the last detach */
+} shmop_stat_t;
+
+/* Finds the id of the segment with this key (read permission not needed).
+   Returns 0, or -errno (-ENOENT: no such key; -EINVAL for key 0). */
+int shmop_find(int32_t key, int *id);
+
+/* Fills *st for a segment id. Returns 0 or -errno (-EACCES without read
+   permission, -EINVAL when there is no such id). */
+int shmop_stat(int id, shmop_stat_t *st);
+
+/* Marks a segment id for deletion (IPC_RMID) without attaching to it.
+   Returns 0 or -errno (-EPERM: not the owner). */
+int shmop_remove(int id);
+
+/* ftok(3), the key PHP's ftok() gives for a path and a project byte.
+   Returns 0, or -errno when the path cannot be stat'ed. */
+int shmop_ftok(const char *path, unsigned char project, int32_t *key);
+
 /* ==== Errors ==== */
 
 /* A static English description of any return value of this library. */
