@@ -1,0 +1,24 @@
+'use strict'
+// nodejs-shm: System V shared memory with PHP shmop's semantics.
+const binding = require('./lib/binding')
+const { Segment, open } = require('./lib/segment')
+const { ShmError } = require('./lib/errors')
+const { stat, list, ftok, remove } = require('./lib/introspect')
+
+module.exports = {
+  open,
+  stat,
+  list,
+  ftok,
+  remove,
+  Segment,
+  ShmError,
+  // The original API (see README, "Compatibility with the original API").
+  openSHM: binding.openSHM,
+  sizeSHM: binding.sizeSHM,
+  writeSHM: binding.writeSHM,
+  readSHM: binding.readSHM,
+  deleteSHM: binding.deleteSHM,
+  closeSHM: binding.closeSHM,
+  lastErrorSHM: binding.lastErrorSHM
+}

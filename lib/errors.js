@@ -1,0 +1,83 @@
+'use strict'
+// ShmError: an operating-system failure, explained. The addon reports what
+// failed (code, errno, syscall, key); this adds what it means and what to do.
+
+const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+
+class ShmError extends Error {
+  constructor (message, { code, errno, syscall, key, cause }) {
+    super(message, { cause })
+    this.code = code
+    this.errno = errno
+    this.syscall = syscall
+    if (key !== undefined) this.key = key
+  }
+
+  get name () { return 'ShmError' }
+}
+
+/*
+ * What a failure means, by code and by the call that failed. `context` is
+ * what the caller was doing: { key, flags, mode, size, existingSize }.
+ */
+function explain (code, syscall, { key, flags, size, existingSize }) {
+  const seg = `segment with key ${hex(key)}`
+  switch (code) {
+    case 'ENOENT':
+      return flags === 'a' || flags === 'w'
+        ? `no segment with key ${hex(key)}; create it with 'c' or 'n'`
+        : `no segment with key ${hex(key)}`
+    case 'EEXIST':
+      return `a ${seg} already exists; open it with 'c', 'w' or 'a', or delete it first`
+    case 'EINVAL':
+      if (key === 0) return "key 0 is IPC_PRIVATE: a private segment cannot be found by key; create one with 'c' or 'n'"
+      if (existingSize !== undefined) {
+        return `the ${seg} has ${existingSize} bytes, fewer than the ${size} asked for; ` +
+          `ask for at most ${existingSize}, or delete it first (segments cannot grow)`
+      }
+      return `the system refused a segment of ${size} bytes (outside kernel.shmmin..kernel.shmmax?)`
+    case 'EACCES':
+      if (syscall === 'shmget') {
+        return `permission denied on the ${seg}: the mode asks for permissions it does not grant; ` +
+          "attach with mode 0 (or 0o444 with 'a')"
+      }
+      if (syscall === 'shmat') return `permission denied attaching the ${seg} read-write; open it with 'a' to read it`
+      return `permission denied reading the ${seg}`
+    case 'EPERM':
+      return `only the owner or creator of the ${seg} (or root) can delete it`
+    case 'ENOMEM':
+      return `not enough memory for a segment of ${size} bytes (kernel.shmall, or the memory overcommit policy)`
+    case 'ENOSPC':
+      return 'the system limit on segments (kernel.shmmni) or on shared memory in all (kernel.shmall) is reached'
+    case 'EMFILE':
+      return 'this process has attached as many segments as the system allows (SHMSEG)'
+    default:
+      return `the ${seg} could not be used`
+  }
+}
+
+/** A ShmError from the addon's report of an operating-system failure. */
+function systemError (raw, context) {
+  // The addon's message ends with "<syscall>: <strerror>".
+  const detail = raw.message.slice(raw.message.lastIndexOf(`${raw.syscall}: `))
+  const message = `${raw.code}: ${explain(raw.code, raw.syscall, context)} (${detail})`
+  return new ShmError(message, { code: raw.code, errno: raw.errno, syscall: raw.syscall, key: context.key, cause: raw })
+}
+
+/** Runs fn; an operating-system failure it throws becomes a ShmError, misuse passes through. */
+function explained (fn, context) {
+  try {
+    return fn()
+  } catch (raw) {
+    throw raw.syscall ? systemError(raw, context) : raw
+  }
+}
+
+/** An Error with a Node-style code, for misuse the addon cannot see. */
+function codedError (Type, code, message) {
+  const error = new Type(message)
+  error.code = code
+  return error
+}
+
+module.exports = { ShmError, systemError, explained, codedError, hex }

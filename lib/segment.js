@@ -1,0 +1,121 @@
+'use strict'
+// Segment: one attached System V segment, over the addon's handle functions.
+
+const { inspect } = require('node:util')
+const binding = require('./binding')
+const { explained, systemError, codedError, hex } = require('./errors')
+
+const kConstruct = Symbol('Segment constructor')
+
+// A Segment garbage-collected while open is detached (never deleted).
+const detachOnCollect = new FinalizationRegistry((handle) => binding.closeSHM(handle))
+
+class Segment {
+  #handle
+  #closed = false
+
+  /** Segments come from open(); the constructor is not public. */
+  constructor (token, handle) {
+    if (token !== kConstruct) {
+      throw codedError(TypeError, 'ERR_ILLEGAL_CONSTRUCTOR', 'Segment cannot be constructed directly; use open()')
+    }
+    this.#handle = handle
+    const { key, id, size, readOnly } = binding.infoSHM(handle)
+    Object.defineProperties(this, {
+      key: { value: key, enumerable: true },
+      id: { value: id, enumerable: true },
+      size: { value: size, enumerable: true },
+      readOnly: { value: readOnly, enumerable: true }
+    })
+    detachOnCollect.register(this, handle, this)
+  }
+
+  get closed () { return this.#closed }
+
+  /** The open handle, or ERR_SHM_CLOSED. */
+  #open () {
+    if (this.#closed) {
+      throw codedError(Error, 'ERR_SHM_CLOSED', `The segment with key ${hex(this.key)} (id ${this.id}) is closed`)
+    }
+    return this.#handle
+  }
+
+  /** A copy of length bytes from start (0: to the end). */
+  read (start = 0, length = 0) {
+    return binding.readSHM(this.#open(), start, length)
+  }
+
+  /** Copies into target (allocating nothing); length defaults to all that fits. */
+  readInto (target, targetOffset = 0, start = 0, length) {
+    const handle = this.#open()
+    if (length === undefined) {
+      // Nothing is coerced: a bad target, targetOffset or start is reported by the addon.
+      const room = ArrayBuffer.isView(target) && typeof targetOffset === 'number' ? target.byteLength - targetOffset : 0
+      const left = typeof start === 'number' ? this.size - start : 0
+      length = Math.max(0, Math.min(room, left)) || 0
+    }
+    return binding.readIntoSHM(handle, target, targetOffset, start, length)
+  }
+
+  /** Writes data at offset, cut at the end of the segment; returns the bytes written. */
+  write (data, offset = 0) {
+    return binding.writeSHM(this.#open(), data, offset)
+  }
+
+  /** A Buffer over the segment's memory itself; it keeps the mapping alive until collected. */
+  view () {
+    return binding.viewSHM(this.#open())
+  }
+
+  /** What the kernel knows of the segment now. */
+  stat () {
+    return explained(() => binding.statSHM(this.#open()), { key: this.key })
+  }
+
+  /** Marks the segment for deletion; it stays usable here until closed. */
+  delete () {
+    if (binding.deleteSHM(this.#open()) === 0) throw systemError(binding.lastErrorSHM(), { key: this.key })
+  }
+
+  /** Detaches; views made before keep the memory until they are collected. Idempotent. */
+  close () {
+    if (this.#closed) return
+    this.#closed = true
+    detachOnCollect.unregister(this)
+    binding.closeSHM(this.#handle)
+  }
+
+  [Symbol.dispose] () { this.close() }
+
+  [inspect.custom] () {
+    return `Segment { key: ${hex(this.key)}, id: ${this.id}, size: ${this.size}, ` +
+      `readOnly: ${this.readOnly}, closed: ${this.#closed} }`
+  }
+}
+
+/**
+ * Opens a segment with PHP's flags ('a', 'w', 'c', 'n'). mode defaults to
+ * 0o644 when creating and to 0 when attaching, which asks for no permission
+ * bits, so any process the segment admits can attach.
+ */
+function open (key, flags, mode = flags === 'c' || flags === 'n' ? 0o644 : 0, size = 0) {
+  const handle = binding.openSHM(key, flags, mode, size)
+  if (handle === 0) {
+    const raw = binding.lastErrorSHM()
+    const context = { key: raw.key, flags, mode, size }
+    if (raw.code === 'EINVAL' && flags === 'c') context.existingSize = existingSize(raw.key)
+    throw systemError(raw, context)
+  }
+  return new Segment(kConstruct, handle)
+}
+
+/** Size of the segment with this key, or undefined. */
+function existingSize (key) {
+  try {
+    return binding.statKeySHM(key).size
+  } catch {
+    return undefined
+  }
+}
+
+module.exports = { Segment, open }
