@@ -1,0 +1,176 @@
+/*
+ * copy.c: plain memcpy() next to shmop_copy() at every page distance.
+ *
+ * glibc's memcpy switches to "rep movsb" from glibc.cpu.x86_rep_movsb_threshold
+ * (2112 bytes on the machines we use) upwards. On some CPUs (AMD Zen 4 was
+ * measured) that instruction runs 14-27x slower when the destination lies
+ * 1..63 bytes past the source modulo 4096. shmop_copy() (../shmop.c) copies
+ * such spans in pieces that stay on glibc's vector path. This program times
+ * both, at each distance d = (dst - src) mod 4096 in 0..dmax, so that the
+ * benchmark can say whether the trap exists on this CPU and what shmop_copy
+ * costs where it does not.
+ *
+ * Built and run by bench/copy.js (gcc -O2, linked with ../shmop.c); it can
+ * also be run by hand:
+ *   gcc -O2 -std=c99 -I. bench/copy.c shmop.c -o /tmp/copy && /tmp/copy
+ *   GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=0x10000000 /tmp/copy
+ *
+ * Method: source and destination are page-aligned anonymous mappings, the
+ * destination is offset by d. A sample copies the same span back to back for
+ * about --sample-us microseconds (the iteration count is calibrated once per
+ * size on memcpy at d=0 and then kept, so every cell does the same work). Each
+ * round visits every distance (in a rotated order) and times memcpy,
+ * shmop_copy and "pieces" (below) back to back, rotating which goes first. The output is one JSON
+ * object per line: {"type":"sample","size":...,"d":...,"fn":...,"round":...,
+ * "ns":...}, ns per copy; statistics are left to the caller.
+ *
+ * Options: --sizes 10240,102400  --dmax 63  --rounds 5  --sample-us 2000
+ */
+#define _GNU_SOURCE
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "shmop.h"
+
+#define PAGE 4096
+
+typedef void *(*copy_fn)(void *, const void *, size_t);
+
+static void *shmop_copy_ret(void *dst, const void *src, size_t length) {
+  shmop_copy(dst, src, length);
+  return dst;
+}
+
+/* Called through volatile pointers, so the compiler can neither inline nor
+   drop a copy it believes repeats the previous one. */
+static copy_fn volatile fn_memcpy = memcpy;
+
+/*
+ * "pieces": shmop_copy()'s algorithm (as of this file's commit) with every
+ * piece handed to glibc's memcpy through a pointer the compiler cannot see
+ * through. gcc -O2 expands shmop.c's memcpy(d, s, 2048) inline as "rep movsq",
+ * a string instruction of its own; this shows what the algorithm costs when the
+ * pieces really take glibc's vector path, i.e. what a fixed shmop_copy costs.
+ */
+static void *pieces(void *dst, const void *src, size_t length) {
+  unsigned char *d = (unsigned char *)dst;
+  const unsigned char *s = (const unsigned char *)src;
+  size_t distance = ((uintptr_t)d - (uintptr_t)s) & 4095, head;
+  copy_fn copy = fn_memcpy;
+  if (length <= 2048 || distance == 0 || distance >= 64) return copy(d, s, length);
+  head = (64 - ((uintptr_t)d & 63)) & 63;
+  copy(d, s, head);
+  d += head, s += head, length -= head;
+  while (length > 2048) {
+    copy(d, s, 2048);
+    d += 2048, s += 2048, length -= 2048;
+  }
+  copy(d, s, length);
+  return dst;
+}
+
+#define NFNS 3
+static const char *const fn_names[NFNS] = {"memcpy", "shmop_copy", "pieces"};
+static copy_fn volatile fns[NFNS] = {memcpy, shmop_copy_ret, pieces};
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double sample(copy_fn volatile *fn, unsigned char *dst, const unsigned char *src,
+                     size_t size, long iters) {
+  double start = now_ns();
+  for (long i = 0; i < iters; i++) {
+    (*fn)(dst, src, size);
+    __asm__ volatile("" ::: "memory");
+  }
+  return (now_ns() - start) / (double)iters;
+}
+
+static unsigned char *map(size_t bytes) {
+  unsigned char *p =
+      mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    perror("mmap");
+    exit(1);
+  }
+  memset(p, 0x5a, bytes);
+  return p;
+}
+
+static int parse_sizes(const char *text, size_t *sizes, int max) {
+  int n = 0;
+  char *end;
+  while (*text && n < max) {
+    sizes[n++] = strtoul(text, &end, 0);
+    if (*end != ',') break;
+    text = end + 1;
+  }
+  return n;
+}
+
+int main(int argc, char **argv) {
+  size_t sizes[16] = {10240, 102400};
+  int nsizes = 2, dmax = 63, rounds = 5;
+  double sample_us = 2000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--sizes")) nsizes = parse_sizes(argv[i + 1], sizes, 16);
+    else if (!strcmp(argv[i], "--dmax")) dmax = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--sample-us")) sample_us = atof(argv[i + 1]);
+    else {
+      fprintf(stderr, "copy: unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  if (dmax < 0 || dmax >= PAGE) dmax = 63;
+
+  size_t largest = 0;
+  for (int s = 0; s < nsizes; s++)
+    if (sizes[s] > largest) largest = sizes[s];
+  size_t span = (largest + 2 * PAGE + PAGE - 1) / PAGE * PAGE;
+  unsigned char *src = map(span), *dst_base = map(span);
+  const char *tunables = getenv("GLIBC_TUNABLES");
+  printf("{\"type\":\"info\",\"tunables\":\"%s\",\"sizes\":[", tunables ? tunables : "");
+  for (int s = 0; s < nsizes; s++) printf("%s%zu", s ? "," : "", sizes[s]);
+  printf("],\"dmax\":%d,\"rounds\":%d,\"sample_us\":%g}\n", dmax, rounds, sample_us);
+
+  for (int s = 0; s < nsizes; s++) {
+    size_t size = sizes[s];
+    /* Warm up, then calibrate on memcpy at d = 0. */
+    long iters = 1;
+    double ns = 0;
+    for (int k = 0; k < 3; k++) sample(&fn_memcpy, dst_base, src, size, 1000);
+    for (;;) {
+      ns = sample(&fn_memcpy, dst_base, src, size, iters) * (double)iters;
+      if (ns >= sample_us * 1000 / 4 || iters >= (1L << 40)) break;
+      iters *= 2;
+    }
+    iters = (long)((double)iters * (sample_us * 1000) / (ns > 0 ? ns : 1)) + 1;
+    printf("{\"type\":\"calibration\",\"size\":%zu,\"iters\":%ld}\n", size, iters);
+    for (int r = 0; r < rounds; r++) {
+      for (int k = 0; k <= dmax; k++) {
+        int d = (k + r * 7) % (dmax + 1);
+        unsigned char *dst = dst_base + d;
+        for (int k2 = 0; k2 < NFNS; k2++) {
+          int f = (k2 + r + d) % NFNS; /* rotate which function goes first */
+          double t = sample(&fns[f], dst, src, size, iters);
+          printf("{\"type\":\"sample\",\"size\":%zu,\"d\":%d,\"fn\":\"%s\",\"round\":%d,"
+                 "\"ns\":%.2f}\n",
+                 size, d, fn_names[f], r, t);
+        }
+      }
+      fflush(stdout);
+    }
+  }
+  munmap(src, span);
+  munmap(dst_base, span);
+  return 0;
+}
