@@ -1,0 +1,156 @@
+// Types for nodejs-shm: System V shared memory with PHP shmop's semantics.
+//
+// Errors, by `code`:
+// - TypeError  ERR_INVALID_ARG_TYPE   an argument has the wrong type (nothing is coerced)
+// - RangeError ERR_OUT_OF_RANGE       a number is not an integer, or outside its range
+// - RangeError ERR_INVALID_ARG_VALUE  flags is not one of 'a', 'c', 'w', 'n' (or a bad ftok argument)
+// - RangeError ERR_BUFFER_TOO_LARGE   a read or view larger than a Buffer can hold
+// - Error      ERR_MEMORY_ALLOCATION_FAILED  no memory for the copy a read returns
+// - Error      ERR_SHM_READ_ONLY      a write or view through a segment opened with 'a'
+// - Error      ERR_SHM_BAD_HANDLE     (original API) a handle that is not open
+// - Error      ERR_SHM_CLOSED         a Segment used after close()
+// - Error      ERR_SHM_UNSUPPORTED    list() where the system cannot enumerate segments
+// - ShmError   ENOENT, EEXIST, EACCES, EINVAL, ENOMEM, ENOSPC, EPERM, ...  operating-system failures
+
+/// <reference types="node" />
+
+/** PHP's access modes: 'a' read-only attach, 'w' read-write attach, 'c' create or attach, 'n' create only. */
+export type Flags = 'a' | 'w' | 'c' | 'n'
+
+/** What the kernel knows of a segment (IPC_STAT, or /proc/sysvipc/shm for list()). */
+export interface SegmentStat {
+  /** The key, signed 32-bit as key_t (and PHP's ftok()); 0 for IPC_PRIVATE and once marked for deletion. */
+  key: number
+  /** The kernel's shmid. */
+  id: number
+  /** Size in bytes. */
+  size: number
+  /** Permission bits, 0..0o777. */
+  mode: number
+  uid: number
+  gid: number
+  cuid: number
+  cgid: number
+  /** Creator's pid. */
+  cpid: number
+  /** Pid of the last attach or detach. */
+  lpid: number
+  /** Current number of attachments (nattch). */
+  attachments: number
+  /** Last attach; null if never. */
+  atime: Date | null
+  /** Last detach; null if never. */
+  dtime: Date | null
+  /** Last change. */
+  ctime: Date | null
+  /** Marked for deletion: destroyed at its last detach. */
+  markedForDeletion: boolean
+}
+
+/** An operating-system failure, with what it means and what to do in its message. */
+export class ShmError extends Error {
+  readonly name: 'ShmError'
+  /** 'ENOENT', 'EEXIST', 'EACCES', 'EINVAL', 'ENOMEM', 'ENOSPC', 'EPERM', ... */
+  code: string
+  /** The negated errno, as in Node's fs errors. */
+  errno: number
+  /** The call that failed: 'shmget', 'shmctl' or 'shmat'. */
+  syscall: string
+  /** The key involved. */
+  key?: number
+}
+
+/** One attached segment. Get one from open(). */
+export class Segment implements Disposable {
+  private constructor ()
+  /** The key it was opened with (signed 32-bit). */
+  readonly key: number
+  /** The kernel's shmid. */
+  readonly id: number
+  /** Size in bytes, as the kernel reports it. */
+  readonly size: number
+  /** Opened with 'a'. */
+  readonly readOnly: boolean
+  /** close() was called. */
+  readonly closed: boolean
+  /**
+   * A copy of `length` bytes from `start` (length 0: to the end).
+   * @throws RangeError ERR_OUT_OF_RANGE, ERR_BUFFER_TOO_LARGE; Error ERR_SHM_CLOSED
+   */
+  read (start?: number, length?: number): Buffer
+  /**
+   * Copies into `target` at `targetOffset`, allocating nothing; `length` defaults to all that fits.
+   * @returns the number of bytes copied
+   * @throws TypeError ERR_INVALID_ARG_TYPE; RangeError ERR_OUT_OF_RANGE; Error ERR_SHM_CLOSED
+   */
+  readInto (target: NodeJS.ArrayBufferView, targetOffset?: number, start?: number, length?: number): number
+  /**
+   * Writes `data` (a string is written as UTF-8) at `offset`, cut at the end of the segment.
+   * @returns the number of bytes written
+   * @throws Error ERR_SHM_READ_ONLY, ERR_SHM_CLOSED; RangeError ERR_OUT_OF_RANGE
+   */
+  write (data: string | NodeJS.ArrayBufferView, offset?: number): number
+  /**
+   * A Buffer over the segment's memory (no copy). It keeps the mapping alive after close()
+   * until it is garbage-collected, so it never points at unmapped memory.
+   * @throws Error ERR_SHM_READ_ONLY (opened with 'a'), ERR_SHM_CLOSED; RangeError ERR_BUFFER_TOO_LARGE
+   */
+  view (): Buffer
+  /** @throws ShmError (EACCES, ...); Error ERR_SHM_CLOSED */
+  stat (): SegmentStat
+  /**
+   * Marks the segment for deletion (IPC_RMID); it stays usable until closed.
+   * @throws ShmError EPERM when not the owner; Error ERR_SHM_CLOSED
+   */
+  delete (): void
+  /** Detaches. Never deletes. Calling it again does nothing. */
+  close (): void
+  [Symbol.dispose] (): void
+}
+
+/**
+ * Opens a segment as PHP's shmop_open() does.
+ * @param key an integer in [-2^31, 2^32); only its low 32 bits count; 0 is IPC_PRIVATE
+ * @param mode permissions (and flags) passed to shmget unmasked; default 0o644 for 'c'/'n', 0 for 'a'/'w'
+ * @param size bytes, for 'c'/'n' only (>= 1); ignored by 'a'/'w'
+ * @throws ShmError (ENOENT, EEXIST, EACCES, EINVAL, ENOMEM, ENOSPC); TypeError ERR_INVALID_ARG_TYPE;
+ *   RangeError ERR_INVALID_ARG_VALUE, ERR_OUT_OF_RANGE
+ */
+export function open (key: number, flags: Flags, mode?: number, size?: number): Segment
+
+/** @throws ShmError (ENOENT, EACCES, EINVAL for key 0) */
+export function stat (key: number): SegmentStat
+
+/**
+ * Every segment this user can see (Linux: /proc/sysvipc/shm).
+ * @throws Error ERR_SHM_UNSUPPORTED elsewhere
+ */
+export function list (): SegmentStat[]
+
+/**
+ * The key PHP's ftok() and C's ftok(3) give (signed 32-bit).
+ * @throws ShmError ENOENT for a missing path; RangeError ERR_INVALID_ARG_VALUE
+ */
+export function ftok (path: string, projectId: string): number
+
+/**
+ * Marks the segment with this key for deletion, without attaching to it.
+ * @throws ShmError (ENOENT, EPERM)
+ */
+export function remove (key: number): void
+
+// The original API (2013): operating-system failures return 0, with the reason in lastErrorSHM().
+
+/** @returns a handle >= 1, or 0 on an operating-system failure */
+export function openSHM (key: number, flags: Flags | string, mode: number, size: number): number
+export function sizeSHM (handle: number): number
+/** @returns the bytes written, cut at the end of the segment */
+export function writeSHM (handle: number, data: string | NodeJS.ArrayBufferView, offset: number, data_len?: number): number
+/** @param length 0: to the end */
+export function readSHM (handle: number, start: number, length: number): Buffer
+/** @returns 1, or 0 (see lastErrorSHM()) */
+export function deleteSHM (handle: number): 0 | 1
+/** @returns 1 when it detached, 0 when the handle was not open */
+export function closeSHM (handle: number): 0 | 1
+/** The last failure of the original API in this thread, or null. */
+export function lastErrorSHM (): (Error & { code: string, errno?: number, syscall?: string, key?: number }) | null
