@@ -1,0 +1,239 @@
+'use strict'
+/*
+ * harness.js: how every case is timed, and the statistics reported.
+ *
+ * The machine is shared and noisy, so nothing here trusts an absolute figure:
+ * a candidate is always timed next to its floor in the same run, interleaved
+ * (A B A B ..., alternating which side goes first) within each round, and the
+ * figure reported is the median over rounds of each round's ratio of medians,
+ * with the min-max over rounds beside it.
+ *
+ * Kinds of case (a group file returns a list of these; see index.js):
+ *   pair   { kind: 'pair', name, bytes, candidate: fn, floor: fn, target }
+ *          fn() does one operation; target is the largest acceptable
+ *          candidate / floor ratio (omit it for a figure without a target).
+ *   sweep  { kind: 'sweep', name, bytes, args, fn, target }
+ *          fn(arg) does one operation at arg (e.g. a segment offset); each
+ *          round visits every arg once, in a rotated order. Reported: the
+ *          per-arg median over rounds, best and worst, and a confirmation of
+ *          worst / best timed as an interleaved pair (that ratio is the
+ *          verdict, so one noisy sample cannot fail or pass a sweep).
+ *   custom { kind: 'custom', name, run(ctx) } for anything else (copy.c).
+ */
+
+let sink // every loop's last result lands here, so no call can be dropped
+
+/*
+ * One timing loop per case, compiled from its own source text: V8 then gives
+ * each loop its own feedback and optimized code, its call site sees a single
+ * target and inlines it, and cases cannot slow each other down by sharing a
+ * megamorphic call site.
+ */
+let loops = 0
+function makeLoop (fn) {
+  const id = ++loops
+  // eslint-disable-next-line no-new-func
+  return new Function('fn', `'use strict' // bench loop #${id}
+    return function loop${id} (iters, arg) {
+      let r
+      for (let i = 0; i < iters; i++) r = fn(arg)
+      return r
+    }`)(fn)
+}
+
+const now = process.hrtime.bigint
+
+/* Lets the event loop run between samples, so that Ctrl-C is handled. */
+const tick = () => new Promise(setImmediate)
+
+/** Runs loop(iters, arg) once; returns nanoseconds per operation. */
+function sample (loop, iters, arg) {
+  const start = now()
+  sink = loop(iters, arg)
+  return Number(now() - start) / iters
+}
+
+/** Runs the loop (cycling through args) for about ms milliseconds, so V8 optimizes it. */
+function warmUp (loop, args, ms) {
+  const end = now() + BigInt(Math.round(ms * 1e6))
+  let iters = 1
+  for (let k = 0; now() < end; k++) {
+    const t = sample(loop, iters, args[k % args.length]) * iters
+    if (t < 1e6) iters *= 2 // keep each call short while it is still cold
+  }
+}
+
+/** Iterations for one sample of about ms milliseconds. */
+function calibrate (loop, arg, ms) {
+  const goal = ms * 1e6
+  let iters = 1
+  for (;;) {
+    const total = sample(loop, iters, arg) * iters
+    if (total >= goal / 4 || iters >= 2 ** 40) {
+      return Math.max(1, Math.round(iters * goal / Math.max(total, 1)))
+    }
+    iters *= total > 0 ? Math.min(16, Math.max(2, Math.ceil(goal / 4 / total))) : 16
+  }
+}
+
+// ==== Statistics ====
+
+function median (xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const min = (xs) => Math.min(...xs)
+const max = (xs) => Math.max(...xs)
+
+/** { median, min, max } of a list. */
+const summary = (xs) => ({ median: median(xs), min: min(xs), max: max(xs) })
+
+// ==== Pairs ====
+
+/*
+ * Times each pair's candidate and floor in rounds. Within a round, a pair
+ * gets opts.samples samples of each side, interleaved A B A B (B A B A on
+ * alternate rounds); rounds go round-robin over all pairs, so each pair's
+ * rounds are spread over the whole run and meet different background noise.
+ */
+async function runPairs (cases, opts, progress) {
+  const states = []
+  for (const c of cases) {
+    progress(`warming up ${c.name}`)
+    const a = makeLoop(c.candidate)
+    const b = makeLoop(c.floor)
+    warmUp(a, [undefined], opts.warmupMs)
+    warmUp(b, [undefined], opts.warmupMs)
+    states.push({
+      c,
+      sides: [
+        { loop: a, iters: calibrate(a, undefined, opts.sampleMs), rounds: [] },
+        { loop: b, iters: calibrate(b, undefined, opts.sampleMs), rounds: [] }
+      ],
+      ratios: []
+    })
+    await tick()
+  }
+  for (let r = 0; r < opts.rounds; r++) {
+    progress(`round ${r + 1}/${opts.rounds}`)
+    for (let k = 0; k < states.length; k++) {
+      const s = states[(k + r) % states.length]
+      const times = [[], []]
+      for (let i = 0; i < opts.samples; i++) {
+        const first = (i + r) % 2
+        for (const side of [first, 1 - first]) {
+          const { loop, iters } = s.sides[side]
+          times[side].push(sample(loop, iters))
+        }
+      }
+      const [ma, mb] = times.map(median)
+      s.sides[0].rounds.push(ma)
+      s.sides[1].rounds.push(mb)
+      s.ratios.push(ma / mb)
+      await tick()
+    }
+  }
+  return states.map(({ c, sides, ratios }) => {
+    const ratio = summary(ratios)
+    return {
+      kind: 'pair',
+      name: c.name,
+      bytes: c.bytes,
+      candidate: c.candidateText,
+      floor: c.floorText,
+      ns: median(sides[0].rounds),
+      floorNs: median(sides[1].rounds),
+      ratio: ratio.median,
+      ratioMin: ratio.min,
+      ratioMax: ratio.max,
+      roundRatios: ratios,
+      target: c.target,
+      verdict: verdict(ratio.median, c.target),
+      iters: [sides[0].iters, sides[1].iters]
+    }
+  })
+}
+
+function verdict (value, target) {
+  if (target === undefined || target === null) return null
+  return value <= target ? 'PASS' : 'MISS'
+}
+
+// ==== Sweeps ====
+
+/*
+ * Times fn(arg) for every arg, one sample each per round, in an order rotated
+ * from round to round (and reversed every other round) so that drift in the
+ * background load spreads evenly over the args. The iteration count is
+ * calibrated once, at args[0], and kept for every arg, so each sample does the
+ * same work. Then worst and best are timed again as an interleaved pair.
+ */
+async function runSweep (c, opts, progress) {
+  const loop = makeLoop(c.fn)
+  const args = c.args
+  warmUp(loop, args, opts.warmupMs)
+  const iters = calibrate(loop, args[0], opts.sweepSampleMs)
+  const perArg = args.map(() => [])
+  for (let r = 0; r < opts.sweepRounds; r++) {
+    progress(`round ${r + 1}/${opts.sweepRounds}`)
+    const start = (r * 7) % args.length
+    for (let k = 0; k < args.length; k++) {
+      const j = r % 2 ? (start + k) % args.length : (start - k + args.length) % args.length
+      perArg[j].push(sample(loop, iters, args[j]))
+      await tick()
+    }
+  }
+  const medians = perArg.map(median)
+  let best = 0
+  let worst = 0
+  medians.forEach((m, j) => {
+    if (m < medians[best]) best = j
+    if (m > medians[worst]) worst = j
+  })
+
+  // Confirmation: worst against best, interleaved, in rounds of their own.
+  progress('confirming worst / best')
+  const ratios = []
+  const rounds = [[], []]
+  for (let r = 0; r < opts.rounds; r++) {
+    const times = [[], []]
+    for (let i = 0; i < opts.samples; i++) {
+      const first = (i + r) % 2
+      for (const side of [first, 1 - first]) {
+        times[side].push(sample(loop, iters, args[side ? best : worst]))
+      }
+    }
+    const [mw, mb] = times.map(median)
+    rounds[0].push(mw)
+    rounds[1].push(mb)
+    ratios.push(mw / mb)
+    await tick()
+  }
+  const confirmed = summary(ratios)
+  const buckets = (c.buckets || []).map(([lo, hi]) => {
+    const inside = medians.filter((_, j) => args[j] >= lo && args[j] <= hi)
+    return { from: lo, to: hi, median: inside.length ? median(inside) : null }
+  })
+  return {
+    kind: 'sweep',
+    name: c.name,
+    bytes: c.bytes,
+    what: c.text,
+    argName: c.argName,
+    best: { arg: args[best], ns: medians[best] },
+    worst: { arg: args[worst], ns: medians[worst] },
+    sweepRatio: medians[worst] / medians[best],
+    ratio: confirmed.median,
+    ratioMin: confirmed.min,
+    ratioMax: confirmed.max,
+    confirmNs: [median(rounds[0]), median(rounds[1])],
+    buckets,
+    perArg: args.map((arg, j) => ({ arg, ns: medians[j] })),
+    target: c.target,
+    verdict: verdict(confirmed.median, c.target),
+    iters
+  }
+}
+
+module.exports = { tick, makeLoop, sample, warmUp, calibrate, median, summary, runPairs, runSweep, verdict }
