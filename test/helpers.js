@@ -39,6 +39,11 @@ const segmentByKey = (key) => segments().find((s) => s.key === (key | 0))
 /** The kernel's row for a shmid, or undefined. */
 const segmentById = (id) => segments().find((s) => s.shmid === id)
 
+/** How many System V segments a process has mapped (its /proc/<pid>/maps lines for /SYSV...). */
+function sysvMappings (pid = 'self') {
+  return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter((line) => / \/SYSV[0-9a-f]{8}\b/.test(line)).length
+}
+
 /** Removes a segment by shmid (ipcrm), ignoring one that is already gone. */
 function removeId (id) {
   spawnSync('ipcrm', ['-m', String(id)], { stdio: 'ignore' })
@@ -98,6 +103,7 @@ module.exports = {
   segments,
   segmentByKey,
   segmentById,
+  sysvMappings,
   removeId,
   cleanupAfter,
   php,
