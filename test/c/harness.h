@@ -1,0 +1,96 @@
+/*
+ * harness.h: what the C tests of shmop.c share (harness.c implements it).
+ *
+ *   TAP        ok()/is_*() print "ok N - name" or "not ok N - name" at once,
+ *              with the file and line of a failure as a "#" comment.
+ *   keys       test_key(n): 256 keys unique to this process (its pid), so
+ *              test programs can run side by side; test/c.test.js sweeps the
+ *              same range after each program.
+ *   doubles    test_malloc, test_calloc (portable) and test_shmget,
+ *              test_shmat (POSIX) stand in for the real functions inside
+ *              shmop.c (see shmop-under-test.h). Each passes straight through
+ *              to the real function unless a test arms a fault.
+ *   probes     the platform's own view of a segment, to check what shmop.c
+ *              did without asking shmop.c. A Windows port supplies its own.
+ *
+ * Include this first: it sets the feature macros the system headers need.
+ */
+#ifndef TEST_HARNESS_H
+#define TEST_HARNESS_H
+
+#if !defined(_WIN32) && !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 700 /* the same value shmop.c sets */
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ==== TAP ==== */
+
+void tap_start(void);
+int tap_ok(int pass, const char *file, int line, const char *fmt, ...);
+void tap_diag(const char *fmt, ...);
+void tap_group(const char *name);
+int tap_done(void); /* prints the plan; the exit status to return */
+void tap_bail(const char *fmt, ...);
+
+#define ok(pass, ...) tap_ok(!!(pass), __FILE__, __LINE__, __VA_ARGS__)
+#define is_int(got, want, ...) \
+  is_int_at((long long)(got), (long long)(want), __FILE__, __LINE__, __VA_ARGS__)
+#define is_u64(got, want, ...) \
+  is_u64_at((uint64_t)(got), (uint64_t)(want), __FILE__, __LINE__, __VA_ARGS__)
+#define is_str(got, want, ...) is_str_at((got), (want), __FILE__, __LINE__, __VA_ARGS__)
+
+int is_int_at(long long got, long long want, const char *file, int line,
+              const char *fmt, ...);
+int is_u64_at(uint64_t got, uint64_t want, const char *file, int line,
+              const char *fmt, ...);
+int is_str_at(const char *got, const char *want, const char *file, int line,
+              const char *fmt, ...);
+
+/* ==== Keys ==== */
+
+/* Key n (0..255) of this process's range: 0x6Cpppp00 + n, pppp = pid & 0xffff. */
+int32_t test_key(int n);
+
+/* ==== Fault-injection doubles ==== */
+
+/*
+ * fail_next_*(n): the n-th call from now (1 = the next one) fails, once.
+ * The *_calls counters count every call, faulty or not.
+ */
+extern long test_malloc_calls, test_calloc_calls;
+void fail_next_malloc(int n);
+void fail_next_calloc(int n);
+void *test_malloc(size_t size);
+void *test_calloc(size_t count, size_t size);
+
+#if !defined(_WIN32)
+#include <sys/types.h>
+
+extern long test_shmget_calls, test_shmat_calls;
+/* The next shmget() fails with this errno without reaching the kernel. */
+void fail_next_shmget(int err);
+/* The next shmat() fails with this errno without reaching the kernel. */
+void fail_next_shmat(int err);
+/*
+ * For the next `rounds` creating calls (IPC_CREAT|IPC_EXCL), another
+ * "process" creates the key just before the call and removes it just after:
+ * the call really fails with EEXIST and a lookup right after really finds
+ * nothing (ENOENT), as when a peer creates and deletes the key in a loop.
+ */
+void race_next_creates(int rounds);
+int test_shmget(key_t key, size_t size, int flags);
+void *test_shmat(int id, const void *addr, int flags);
+#endif
+
+/* ==== Probes of the platform's view ==== */
+
+/* Attachments of the segment with this id, or -errno. */
+long probe_nattch(int id);
+/* The id of the segment that has this key, or -errno (-ENOENT: none). */
+int probe_key(int32_t key);
+/* Removes every segment still carrying one of test_key(0..255); returns how many. */
+int probe_sweep(void);
+
+#endif /* TEST_HARNESS_H */
