@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "shm",
-      "sources": ["shm.cc", "shmop.c"],
+      "sources": ["shm.cc", "shmop.c", "sections.c"],
       "include_dirs": ["<!(node -p \"require('node:path').dirname(require.resolve('nan/nan.h'))\")"],
       "cflags": ["-Wall", "-Wextra"],
       "cflags_c": ["-std=c99"],

@@ -13,12 +13,18 @@
  */
 #include <nan.h>
 
+#include <uv.h>
+
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <vector>
 
+#include "sections.h"
 #include "shmop.h"
 
 namespace {
@@ -243,6 +249,21 @@ Bytes ViewBytes(Local<Value> view) {
           node::Buffer::Length(view)};
 }
 
+// Reads data to write: a string (its UTF-8 bytes go to *text) or a view.
+bool DataArg(Local<Value> data, std::string *text, Bytes *bytes) {
+  if (data->IsArrayBufferView()) {
+    *bytes = ViewBytes(data);
+    return true;
+  }
+  if (!data->IsString()) {
+    ThrowArgType("data", "of type string or an instance of Buffer, TypedArray, or DataView", data);
+    return false;
+  }
+  *text = Utf8(data);
+  *bytes = {reinterpret_cast<const unsigned char *>(text->data()), text->size()};
+  return true;
+}
+
 // ==== The original six functions, and lastErrorSHM ====
 
 /** openSHM(key, flags, mode, size) -> handle, or 0 on an operating-system failure. */
@@ -295,17 +316,10 @@ NAN_METHOD(SizeSHM) {
 NAN_METHOD(WriteSHM) {
   double handle, offset, length;
   if (!HandleArg(info[0], &handle)) return;
-  Local<Value> data = info[1];
-  bool is_string = data->IsString();
-  if (!is_string && !data->IsArrayBufferView()) {
-    return ThrowArgType("data", "of type string or an instance of Buffer, TypedArray, or DataView",
-                        data);
-  }
+  std::string text;
+  Bytes bytes;
+  if (!DataArg(info[1], &text, &bytes)) return;
   if (!IntegerArg(info[2], "offset", 0, kMaxSafeInteger, nullptr, &offset)) return;
-  std::string text;  // the UTF-8 bytes of a string; empty for a view
-  if (is_string) text = Utf8(data);
-  Bytes bytes = is_string ? Bytes{reinterpret_cast<const unsigned char *>(text.data()), text.size()}
-                          : ViewBytes(data);
   length = static_cast<double>(bytes.length);
   if (!info[3]->IsUndefined() &&
       !IntegerArg(info[3], "data_len", 0, length, "the data's length", &length)) {
@@ -568,6 +582,385 @@ NAN_METHOD(FtokSHM) {
   info.GetReturnValue().Set(key);
 }
 
+// ==== Sections (lib/sections.js): the atomic operations of sections.c ====
+
+// A section is described by a Float64Array [control, data0, data1, capacity]
+// that lib/sections.js made from the table it validated; it is checked against
+// the segment again on every call, so no call can reach outside the segment.
+bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
+  if (!value->IsFloat64Array() || value.As<v8::Float64Array>()->Length() != 4) {
+    ThrowArgType("section", "a Float64Array of 4 offsets", value);
+    return false;
+  }
+  double parts[4];
+  value.As<v8::Float64Array>()->CopyContents(parts, sizeof parts);
+  for (double part : parts) {
+    if (!(part >= 0 && part <= kMaxSafeInteger) || std::trunc(part) != part) {
+      ThrowCoded(kRangeError, "ERR_OUT_OF_RANGE", "A section offset is not a byte offset");
+      return false;
+    }
+  }
+  *sect = {seg->addr, seg->size, static_cast<uint64_t>(parts[0]),
+           {static_cast<uint64_t>(parts[1]), static_cast<uint64_t>(parts[2])},
+           static_cast<uint64_t>(parts[3])};
+  if (shmsect_check(sect) != 0) {
+    ThrowCoded(kError, "ERR_SHM_CORRUPT", "The section does not lie inside its segment");
+    return false;
+  }
+  return true;
+}
+
+// Reads the (handle, section) pair most section calls start with.
+class SectionCall {
+ public:
+  explicit SectionCall(const Nan::FunctionCallbackInfo<Value> &info) : seg_(nullptr) {
+    double handle;
+    if (!HandleArg(info[0], &handle)) return;
+    seg_ = shmop_table_acquire(static_cast<int64_t>(handle));
+    if (!seg_) {
+      ThrowBadHandle(handle);
+      return;
+    }
+    if (!SectionArg(info[1], seg_, &sect_)) Drop();
+  }
+  ~SectionCall() { Drop(); }
+  SectionCall(const SectionCall &) = delete;
+  SectionCall &operator=(const SectionCall &) = delete;
+  bool ok() const { return seg_ != nullptr; }
+  const shmsect_t *sect() const { return &sect_; }
+  shmop_t *seg() const { return seg_; }
+  // Keeps the reference (for a wait that outlives the call).
+  shmop_t *Take() {
+    shmop_t *seg = seg_;
+    seg_ = nullptr;
+    return seg;
+  }
+
+ private:
+  void Drop() {
+    if (seg_) shmop_table_release(seg_);
+    seg_ = nullptr;
+  }
+  shmop_t *seg_;
+  shmsect_t sect_;
+};
+
+void ThrowCorrupt() {
+  ThrowCoded(kError, "ERR_SHM_CORRUPT",
+             "The section's control block holds values no writer writes: the segment is corrupt");
+}
+
+/** sectionVersion(handle, section) -> the committed version (0: none yet). */
+NAN_METHOD(SectionVersion) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  info.GetReturnValue().Set(static_cast<double>(shmsect_version(call.sect())));
+}
+
+/**
+ * sectionRead(handle, section, target, out) -> true when the committed payload
+ * was copied into target, false when it needs more room (out[1] says how much).
+ * out (Float64Array(4)) gets version, length, published (us), writer pid.
+ */
+NAN_METHOD(SectionRead) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  if (!info[2]->IsArrayBufferView()) {
+    return ThrowArgType("target", "an instance of Buffer, TypedArray, or DataView", info[2]);
+  }
+  if (!info[3]->IsFloat64Array() || info[3].As<v8::Float64Array>()->Length() != 4) {
+    return ThrowArgType("out", "a Float64Array of 4", info[3]);
+  }
+  Bytes room = ViewBytes(info[2]);
+  shmsect_snapshot_t snap;
+  int rc = shmsect_read(call.sect(), const_cast<unsigned char *>(room.data), room.length, &snap);
+  if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt();
+  double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
+                   static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
+  Local<v8::Float64Array> array = info[3].As<v8::Float64Array>();
+  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), out, sizeof out);
+  info.GetReturnValue().Set(rc == 0);
+}
+
+/** sectionPublish(handle, section, data) -> the new version. */
+NAN_METHOD(SectionPublish) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  std::string text;
+  Bytes bytes;
+  if (!DataArg(info[2], &text, &bytes)) return;
+  if (call.seg()->readonly) {
+    return ThrowCoded(kError, "ERR_SHM_READ_ONLY", "A table attached read-only cannot publish");
+  }
+  uint64_t version = 0;
+  int rc = shmsect_publish(call.sect(), shmsect_self(), bytes.data, bytes.length, &version);
+  if (rc == SHMSECT_ENOTWRITER) {
+    return ThrowCoded(kError, "ERR_SHM_NOT_WRITER",
+                      "This process does not hold the section's claim; claim() it before publishing");
+  }
+  if (rc == SHMSECT_ETOOSMALL) {
+    return ThrowOutOfRange("data", Between(0, static_cast<double>(call.sect()->capacity),
+                                           "the section's capacity, in bytes"),
+                           NumberText(static_cast<double>(bytes.length)) + " bytes");
+  }
+  info.GetReturnValue().Set(static_cast<double>(version));
+}
+
+/** sectionClaim(handle, section, lock, wakes) -> 0, or the pid of the live claimant. */
+NAN_METHOD(SectionClaim) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double lock;
+  if (!IntegerArg(info[2], "lock", -1, 2147483647.0, nullptr, &lock)) return;
+  if (call.seg()->readonly) {
+    return ThrowCoded(kError, "ERR_SHM_READ_ONLY", "A table attached read-only cannot claim a section");
+  }
+  uint64_t holder = 0;
+  int rc = shmsect_claim(call.sect(), shmsect_self(), info[3]->IsTrue(), static_cast<int>(lock), &holder);
+  if (rc < 0 && rc != SHMSECT_EBUSY) {
+    return Nan::ThrowError(OsError(rc, "semop", "unable to take the claim lock", nullptr));
+  }
+  info.GetReturnValue().Set(rc == SHMSECT_EBUSY ? static_cast<double>(holder >> 32) : 0.0);
+}
+
+/** sectionRelease(handle, section, lock) -> true, or false when this process did not hold it. */
+NAN_METHOD(SectionRelease) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double lock;
+  if (!IntegerArg(info[2], "lock", -1, 2147483647.0, nullptr, &lock)) return;
+  int rc = shmsect_release(call.sect(), shmsect_self(), static_cast<int>(lock));
+  if (rc < 0 && rc != SHMSECT_ENOTWRITER) {
+    return Nan::ThrowError(OsError(rc, "semop", "unable to take the claim lock", nullptr));
+  }
+  info.GetReturnValue().Set(rc == 0);
+}
+
+/** sectionClaimant(handle, section) -> { pid, alive, self } of the claim, or null. */
+NAN_METHOD(SectionClaimant) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  uint64_t claim = shmsect_claimant(call.sect());
+  if (claim == 0) return info.GetReturnValue().SetNull();
+  Local<Object> result = Nan::New<Object>();
+  Nan::Set(result, Nan::New("pid").ToLocalChecked(), Nan::New(static_cast<double>(claim >> 32)));
+  Nan::Set(result, Nan::New("alive").ToLocalChecked(), Nan::New<v8::Boolean>(shmsect_alive(claim) != 0));
+  Nan::Set(result, Nan::New("self").ToLocalChecked(), Nan::New<v8::Boolean>(claim == shmsect_self()));
+  info.GetReturnValue().Set(result);
+}
+
+bool TimeoutArg(Local<Value> value, int64_t *timeout_ms) {
+  double timeout;
+  if (value->IsUndefined()) {
+    *timeout_ms = -1;
+    return true;
+  }
+  if (value->IsNumber() && value.As<v8::Number>()->Value() == INFINITY) {
+    *timeout_ms = -1;
+    return true;
+  }
+  if (!IntegerArg(value, "timeout", 0, kMaxSafeInteger, nullptr, &timeout)) return false;
+  *timeout_ms = static_cast<int64_t>(timeout);
+  return true;
+}
+
+/** sectionWaitSync(handle, section, since, timeoutMs) -> the version when it returned. */
+NAN_METHOD(SectionWaitSync) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double since;
+  int64_t timeout_ms;
+  if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &since)) return;
+  if (!TimeoutArg(info[3], &timeout_ms)) return;
+  uint64_t version = 0;
+  shmsect_wait(call.sect(), static_cast<uint64_t>(since), timeout_ms, nullptr, &version);
+  info.GetReturnValue().Set(static_cast<double>(version));
+}
+
+// ---- Asynchronous waits: one thread per pending wait, blocked in shmsect_wait,
+// reporting to its JavaScript thread through that thread's uv_async_t.
+
+struct PendingWait {
+  shmop_t *seg;  // a reference: the mapping stays while the thread reads it
+  shmsect_t sect;
+  uint64_t since;
+  int64_t timeout_ms;
+  volatile int cancel;
+  uint64_t version;
+  std::atomic<bool> done;
+  uv_thread_t thread;
+  double id;
+  Nan::Callback *callback;
+  Nan::AsyncResource *resource;
+};
+
+// One per JavaScript thread (main or worker) that waits.
+struct WaitRoom {
+  uv_async_t async;
+  std::mutex mutex;
+  std::vector<PendingWait *> waits;
+  double last_id = 0;
+};
+
+thread_local WaitRoom *wait_room = nullptr;
+
+// Joins a finished (or cancelled) wait's thread and frees what it held.
+void FinishWait(PendingWait *wait) {
+  uv_thread_join(&wait->thread);
+  shmop_table_release(wait->seg);
+}
+
+// On the JavaScript thread: hands every finished wait its version.
+void WaitsFinished(uv_async_t *async) {
+  WaitRoom *room = static_cast<WaitRoom *>(async->data);
+  std::vector<PendingWait *> finished;
+  {
+    std::lock_guard<std::mutex> lock(room->mutex);
+    auto &waits = room->waits;
+    for (auto it = waits.begin(); it != waits.end();) {
+      if ((*it)->done.load(std::memory_order_acquire)) {
+        finished.push_back(*it);
+        it = waits.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (waits.empty()) uv_unref(reinterpret_cast<uv_handle_t *>(&room->async));
+  }
+  Nan::HandleScope scope;
+  for (PendingWait *wait : finished) {
+    FinishWait(wait);
+    Local<Value> argv[] = {Nan::New(static_cast<double>(wait->version))};
+    wait->callback->Call(1, argv, wait->resource);
+    delete wait->callback;
+    delete wait->resource;
+    delete wait;
+  }
+}
+
+// The thread's JavaScript environment is going away (a worker ends): stop
+// every wait, then close the handle.
+void CloseWaitRoom(void *arg) {
+  WaitRoom *room = static_cast<WaitRoom *>(arg);
+  std::vector<PendingWait *> waits;
+  {
+    std::lock_guard<std::mutex> lock(room->mutex);
+    waits.swap(room->waits);
+  }
+  for (PendingWait *wait : waits) {
+    wait->cancel = 1;
+    shmsect_wake(&wait->sect);
+    FinishWait(wait);
+    delete wait->callback;
+    delete wait->resource;
+    delete wait;
+  }
+  uv_close(reinterpret_cast<uv_handle_t *>(&room->async),
+           [](uv_handle_t *handle) { delete static_cast<WaitRoom *>(handle->data); });
+  if (wait_room == room) wait_room = nullptr;
+}
+
+WaitRoom *ThisThreadsWaitRoom() {
+  if (!wait_room) {
+    wait_room = new WaitRoom();
+    uv_async_init(Nan::GetCurrentEventLoop(), &wait_room->async, WaitsFinished);
+    wait_room->async.data = wait_room;
+    uv_unref(reinterpret_cast<uv_handle_t *>(&wait_room->async));
+    node::AddEnvironmentCleanupHook(v8::Isolate::GetCurrent(), CloseWaitRoom, wait_room);
+  }
+  return wait_room;
+}
+
+struct WaitStart {
+  PendingWait *wait;
+  WaitRoom *room;
+};
+
+void WaitThreadMain(void *arg) {
+  WaitStart *start = static_cast<WaitStart *>(arg);
+  PendingWait *wait = start->wait;
+  WaitRoom *room = start->room;
+  delete start;
+  shmsect_wait(&wait->sect, wait->since, wait->timeout_ms, &wait->cancel, &wait->version);
+  wait->done.store(true, std::memory_order_release);
+  uv_async_send(&room->async);
+}
+
+/**
+ * sectionWait(handle, section, since, timeoutMs, callback) -> an id for
+ * sectionWaitCancel; callback(version) runs when the version differs from
+ * since, the timeout passes, or the wait is cancelled.
+ */
+NAN_METHOD(SectionWait) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double since;
+  int64_t timeout_ms;
+  if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &since)) return;
+  if (!TimeoutArg(info[3], &timeout_ms)) return;
+  if (!info[4]->IsFunction()) return ThrowArgType("callback", "of type function", info[4]);
+  WaitRoom *room = ThisThreadsWaitRoom();
+  PendingWait *wait = new PendingWait();
+  wait->sect = *call.sect();
+  wait->since = static_cast<uint64_t>(since);
+  wait->timeout_ms = timeout_ms;
+  wait->cancel = 0;
+  wait->version = 0;
+  wait->done.store(false);
+  wait->callback = new Nan::Callback(info[4].As<v8::Function>());
+  wait->resource = new Nan::AsyncResource("nodejs-shm:wait");
+  wait->seg = call.Take();
+  uv_thread_options_t options;
+  options.flags = UV_THREAD_HAS_STACK_SIZE;
+  options.stack_size = 256 * 1024;
+  std::lock_guard<std::mutex> lock(room->mutex);
+  wait->id = ++room->last_id;
+  if (uv_thread_create_ex(&wait->thread, &options, WaitThreadMain, new WaitStart{wait, room}) != 0) {
+    shmop_table_release(wait->seg);
+    delete wait->callback;
+    delete wait->resource;
+    delete wait;
+    return ThrowCoded(kError, "ERR_SHM_WAIT_FAILED", "Could not start a thread to wait on");
+  }
+  room->waits.push_back(wait);
+  uv_ref(reinterpret_cast<uv_handle_t *>(&room->async));
+  info.GetReturnValue().Set(wait->id);
+}
+
+/** sectionWaitCancel(id) -> makes a pending wait return now (its callback still runs). */
+NAN_METHOD(SectionWaitCancel) {
+  double id;
+  if (!IntegerArg(info[0], "id", 0, kMaxSafeInteger, nullptr, &id)) return;
+  if (!wait_room) return;
+  std::lock_guard<std::mutex> lock(wait_room->mutex);
+  for (PendingWait *wait : wait_room->waits) {
+    if (wait->id == id) {
+      wait->cancel = 1;
+      shmsect_wake(&wait->sect);
+    }
+  }
+}
+
+/** sectionLockOpen(key, mode) -> the claim lock's id (a PHP-compatible semaphore set). */
+NAN_METHOD(SectionLockOpen) {
+  int32_t key;
+  double mode;
+  if (!KeyArg(info[0], &key)) return;
+  if (!IntegerArg(info[1], "mode", 0, 0777, nullptr, &mode)) return;
+  int lock = -1;
+  int rc = shmsect_lock_open(key, static_cast<int>(mode), &lock);
+  if (rc != 0) return Nan::ThrowError(OsError(rc, "semget", "unable to open the claim lock", &key));
+  info.GetReturnValue().Set(lock);
+}
+
+/** sectionLockRemove(key) -> undefined; deletes the claim lock of a table. */
+NAN_METHOD(SectionLockRemove) {
+  int32_t key;
+  if (!KeyArg(info[0], &key)) return;
+  int rc = shmsect_lock_remove(key);
+  if (rc != 0) return Nan::ThrowError(OsError(rc, "semctl", "unable to remove the claim lock", &key));
+}
+
 // readSHM allocates its Buffer in JavaScript: Buffer.allocUnsafe() takes small
 // Buffers from Node's pool, which is several times cheaper than making one here.
 const char kReadSHMSource[] =
@@ -610,6 +1003,17 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "statKeySHM", StatKeySHM);
   Nan::SetMethod(target, "removeKeySHM", RemoveKeySHM);
   Nan::SetMethod(target, "ftokSHM", FtokSHM);
+  Nan::SetMethod(target, "sectionVersion", SectionVersion);
+  Nan::SetMethod(target, "sectionRead", SectionRead);
+  Nan::SetMethod(target, "sectionPublish", SectionPublish);
+  Nan::SetMethod(target, "sectionClaim", SectionClaim);
+  Nan::SetMethod(target, "sectionRelease", SectionRelease);
+  Nan::SetMethod(target, "sectionClaimant", SectionClaimant);
+  Nan::SetMethod(target, "sectionWaitSync", SectionWaitSync);
+  Nan::SetMethod(target, "sectionWait", SectionWait);
+  Nan::SetMethod(target, "sectionWaitCancel", SectionWaitCancel);
+  Nan::SetMethod(target, "sectionLockOpen", SectionLockOpen);
+  Nan::SetMethod(target, "sectionLockRemove", SectionLockRemove);
 
   Local<v8::Function> factory =
       Nan::RunScript(Nan::CompileScript(Nan::New(kReadSHMSource).ToLocalChecked()).ToLocalChecked())

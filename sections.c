@@ -1,0 +1,376 @@
+/*
+ * sections.c: the atomic half of the section protocol (docs/sections.md).
+ *
+ * Control block of a section (192 bytes, little-endian, 64-byte aligned):
+ *     0  u64 commit   version * 2 + slot of the committed payload; its low
+ *                     32 bits are the futex word waiters sleep on
+ *     8  u64 claim    pid << 32 | start-time ticks of the writer; 0 = none
+ *    16  u32 waiters  threads asleep on the futex (writers skip the wake at 0)
+ *    20  u32 flags    bit 0: the claimant wakes waiters after each publish
+ *    64  slot 0 header, 128  slot 1 header, each:
+ *         0 u32 seq (odd while being written)  8 u64 version  16 u64 length
+ *        24 u64 published (us since the epoch)  32 u32 writer pid
+ *
+ * Publish writes the slot that the commit word does not name (a seqlock per
+ * slot: seq odd, data, header, seq even), then stores the commit word with
+ * release order and wakes sleepers. A reader loads the commit word (acquire),
+ * copies the named slot and accepts the copy only if that slot's seq was even
+ * and unchanged around it. A writer killed mid-publish leaves the committed
+ * slot untouched.
+ *
+ * Operating-system calls: Linux futex(FUTEX_WAIT/FUTEX_WAKE, shared); other
+ * systems poll. The claim lock is a System V semaphore set driven as PHP's
+ * sysvsem drives its own (semget, semop with SEM_UNDO, semctl). Process
+ * identity: getpid, kill(pid, 0), /proc/<pid>/stat (start time, Linux).
+ *
+ * Divisions: atomics and time; the protocol; the POSIX primitives.
+ */
+#if !defined(_WIN32)
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE
+#endif
+
+#include "sections.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "shmop.h"
+
+/* Control block offsets. */
+#define CTRL_COMMIT 0
+#define CTRL_CLAIM 8
+#define CTRL_WAITERS 16
+#define CTRL_FLAGS 20
+#define CTRL_SLOT(i) (64 + 64 * (i))
+#define SLOT_SEQ 0
+#define SLOT_VERSION 8
+#define SLOT_LENGTH 16
+#define SLOT_PUBLISHED 24
+#define SLOT_PID 32
+
+#define FLAG_WAKES 1u
+
+/* A read gives up as corrupt after this many failed tries with no publish. */
+#define READ_TRIES 10000
+
+/* Platform primitives, at the end of the file. */
+static uint64_t sect__now_ns(void);      /* monotonic */
+static uint64_t sect__epoch_us(void);    /* wall clock */
+static void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns);
+static void sect__wake(uint32_t *word);
+static void sect__yield(void);
+static int sect__lock(int lock);
+static void sect__unlock(int lock);
+static int sect__running(uint32_t pid, uint32_t start);
+static uint64_t sect__identity(void);
+
+/* ==== Atomics (GCC and Clang builtins) ==== */
+
+static uint64_t *u64_at(const shmsect_t *s, uint64_t offset) {
+  return (uint64_t *)(void *)(s->base + s->control + offset);
+}
+static uint32_t *u32_at(const shmsect_t *s, uint64_t offset) {
+  return (uint32_t *)(void *)(s->base + s->control + offset);
+}
+static uint64_t load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static uint32_t load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static void store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+/* ==== The protocol ==== */
+
+int shmsect_check(const shmsect_t *s) {
+  uint64_t parts[3][2];
+  int i, j;
+  parts[0][0] = s->control, parts[0][1] = SHMSECT_CONTROL_SIZE;
+  parts[1][0] = s->data[0], parts[1][1] = s->capacity;
+  parts[2][0] = s->data[1], parts[2][1] = s->capacity;
+  if (s->control % 64 != 0) return SHMSECT_EBOUNDS;
+  for (i = 0; i < 3; i++) {
+    if (parts[i][0] > s->size || parts[i][1] > s->size - parts[i][0]) return SHMSECT_EBOUNDS;
+    for (j = 0; j < i; j++) {
+      int apart = parts[i][0] >= parts[j][0] + parts[j][1] || parts[j][0] >= parts[i][0] + parts[i][1];
+      if (!apart) return SHMSECT_EBOUNDS;
+    }
+  }
+  return 0;
+}
+
+uint64_t shmsect_version(const shmsect_t *s) { return load64(u64_at(s, CTRL_COMMIT)) >> 1; }
+
+uint64_t shmsect_claimant(const shmsect_t *s) { return load64(u64_at(s, CTRL_CLAIM)); }
+
+int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out) {
+  uint64_t last_commit = 0;
+  int tries = 0;
+  for (;;) {
+    uint64_t commit = load64(u64_at(s, CTRL_COMMIT));
+    uint64_t slot = CTRL_SLOT(commit & 1);
+    uint32_t seq, seq_after;
+    if (commit != last_commit) last_commit = commit, tries = 0;
+    else if (++tries > READ_TRIES) return SHMSECT_ECORRUPT;
+    else if (tries > 16) sect__yield();
+    memset(out, 0, sizeof *out);
+    if (commit >> 1 == 0) return 0; /* nothing published yet */
+    seq = load32(u32_at(s, slot + SLOT_SEQ));
+    if (seq & 1) continue; /* the writer has lapped us: read the new commit */
+    out->version = __atomic_load_n(u64_at(s, slot + SLOT_VERSION), __ATOMIC_RELAXED);
+    out->length = __atomic_load_n(u64_at(s, slot + SLOT_LENGTH), __ATOMIC_RELAXED);
+    out->published_us = __atomic_load_n(u64_at(s, slot + SLOT_PUBLISHED), __ATOMIC_RELAXED);
+    out->writer_pid = __atomic_load_n(u32_at(s, slot + SLOT_PID), __ATOMIC_RELAXED);
+    if (out->version != commit >> 1 || out->length > s->capacity) continue;
+    if (out->length <= room) shmop_copy(dst, s->base + s->data[commit & 1], (size_t)out->length);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    seq_after = __atomic_load_n(u32_at(s, slot + SLOT_SEQ), __ATOMIC_RELAXED);
+    if (seq_after != seq) continue;
+    return out->length <= room ? 0 : SHMSECT_ETOOSMALL;
+  }
+}
+
+int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t length,
+                    uint64_t *version) {
+  uint64_t commit, slot;
+  uint32_t seq;
+  int which;
+  if (shmsect_claimant(s) != self) return SHMSECT_ENOTWRITER;
+  if (length > s->capacity) return SHMSECT_ETOOSMALL;
+  commit = load64(u64_at(s, CTRL_COMMIT));
+  which = (int)((commit & 1) ^ 1); /* the slot readers are not reading */
+  slot = CTRL_SLOT(which);
+  /* An odd seq is a writer that died mid-publish: carry on from it. */
+  seq = __atomic_load_n(u32_at(s, slot + SLOT_SEQ), __ATOMIC_RELAXED) | 1;
+  __atomic_store_n(u32_at(s, slot + SLOT_SEQ), seq, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  shmop_copy(s->base + s->data[which], src, (size_t)length);
+  *version = (commit >> 1) + 1;
+  __atomic_store_n(u64_at(s, slot + SLOT_VERSION), *version, __ATOMIC_RELAXED);
+  __atomic_store_n(u64_at(s, slot + SLOT_LENGTH), length, __ATOMIC_RELAXED);
+  __atomic_store_n(u64_at(s, slot + SLOT_PUBLISHED), sect__epoch_us(), __ATOMIC_RELAXED);
+  __atomic_store_n(u32_at(s, slot + SLOT_PID), (uint32_t)(self >> 32), __ATOMIC_RELAXED);
+  store32(u32_at(s, slot + SLOT_SEQ), seq + 1);
+  store64(u64_at(s, CTRL_COMMIT), *version * 2 + (uint64_t)which);
+  /* Pairs with the waiter's fence: either it sees the new commit, or we see it waiting. */
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (__atomic_load_n(u32_at(s, CTRL_WAITERS), __ATOMIC_RELAXED) != 0) shmsect_wake(s);
+  return 0;
+}
+
+void shmsect_wake(const shmsect_t *s) { sect__wake(u32_at(s, CTRL_COMMIT)); }
+
+int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
+                 const volatile int *cancel, uint64_t *version) {
+  uint64_t start = sect__now_ns();
+  uint64_t poll = 100000; /* 0.1 ms, doubling up to SHMSECT_POLL_MAX_MS */
+  for (;;) {
+    uint64_t commit = load64(u64_at(s, CTRL_COMMIT)), slice, waited;
+    int wakes;
+    *version = commit >> 1;
+    if (*version != since || (cancel && *cancel)) return 0;
+    waited = sect__now_ns() - start;
+    if (timeout_ms >= 0 && waited >= (uint64_t)timeout_ms * 1000000u) return 0;
+    /* A claimant that wakes us lets us sleep; else poll. Either way look up
+       at least once a second, in case the claim changes hands. */
+    wakes = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0;
+    slice = wakes ? 1000000000u : poll;
+    if (poll < (uint64_t)SHMSECT_POLL_MAX_MS * 1000000u) poll *= 2;
+    if (timeout_ms >= 0 && slice > (uint64_t)timeout_ms * 1000000u - waited) {
+      slice = (uint64_t)timeout_ms * 1000000u - waited;
+    }
+    __atomic_add_fetch(u32_at(s, CTRL_WAITERS), 1, __ATOMIC_SEQ_CST);
+    if (load64(u64_at(s, CTRL_COMMIT)) == commit) {
+      sect__sleep_on(u32_at(s, CTRL_COMMIT), (uint32_t)commit, slice);
+    }
+    __atomic_sub_fetch(u32_at(s, CTRL_WAITERS), 1, __ATOMIC_SEQ_CST);
+  }
+}
+
+uint64_t shmsect_self(void) { return sect__identity(); }
+
+int shmsect_alive(uint64_t claim) {
+  return claim != 0 && sect__running((uint32_t)(claim >> 32), (uint32_t)claim);
+}
+
+int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64_t *holder) {
+  uint64_t *word = u64_at(s, CTRL_CLAIM);
+  int rc = sect__lock(lock);
+  if (rc != 0) return rc;
+  for (;;) {
+    uint64_t current = load64(word);
+    if (current == self || shmsect_alive(current)) {
+      *holder = current;
+      rc = SHMSECT_EBUSY;
+      break;
+    }
+    /* Free, or held by a process that is gone: take it. */
+    if (__atomic_compare_exchange_n(word, &current, self, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      store32(u32_at(s, CTRL_FLAGS), wakes ? FLAG_WAKES : 0);
+      break;
+    }
+  }
+  sect__unlock(lock);
+  shmsect_wake(s); /* waiters re-read who wakes them */
+  return rc;
+}
+
+int shmsect_release(const shmsect_t *s, uint64_t self, int lock) {
+  uint64_t expected = self;
+  int rc = sect__lock(lock);
+  if (rc != 0) return rc;
+  store32(u32_at(s, CTRL_FLAGS), 0);
+  if (!__atomic_compare_exchange_n(u64_at(s, CTRL_CLAIM), &expected, 0, 0, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    rc = SHMSECT_ENOTWRITER;
+  }
+  sect__unlock(lock);
+  shmsect_wake(s);
+  return rc;
+}
+
+/* ==== POSIX primitives ==== */
+#if !defined(_WIN32)
+
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/ipc.h>
+#include <sys/sem.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
+static uint64_t sect__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t sect__epoch_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void sect__yield(void) { sched_yield(); }
+
+#if defined(__linux__)
+/* Shared (not FUTEX_PRIVATE) futexes: the sleepers are in other processes. */
+static void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, NULL, 0);
+}
+
+static void sect__wake(uint32_t *word) { syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0); }
+
+/* Start time in clock ticks since boot: field 22 of /proc/<pid>/stat. */
+static uint32_t sect__start_ticks(uint32_t pid) {
+  char path[32], text[1024], *p;
+  unsigned long long ticks = 0;
+  size_t n;
+  int field;
+  FILE *f;
+  snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  f = fopen(path, "r");
+  if (!f) return 0;
+  n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  p = strrchr(text, ')'); /* the command name may hold spaces and parentheses */
+  if (!p) return 0;
+  for (field = 2; field < 22 && p; field++) p = strchr(p + 1, ' ');
+  if (p) ticks = strtoull(p + 1, NULL, 10);
+  return (uint32_t)ticks;
+}
+#else
+/* No futex: sleepers poll (shmsect_wait never relies on a wake here). */
+static void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns) {
+  struct timespec ts;
+  (void)word, (void)expected;
+  if (ns > 1000000u * SHMSECT_POLL_MAX_MS) ns = 1000000u * SHMSECT_POLL_MAX_MS;
+  ts.tv_sec = 0;
+  ts.tv_nsec = (long)ns;
+  nanosleep(&ts, NULL);
+}
+
+static void sect__wake(uint32_t *word) { (void)word; }
+
+static uint32_t sect__start_ticks(uint32_t pid) {
+  (void)pid;
+  return 0; /* unknown: liveness falls back to the pid alone */
+}
+#endif
+
+static int sect__running(uint32_t pid, uint32_t start) {
+  uint32_t now;
+  if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0;
+  now = sect__start_ticks(pid);
+  /* A different start time is another process that reuses the pid. */
+  return start == 0 || now == 0 || now == start;
+}
+
+static uint64_t sect__identity(void) {
+  static uint64_t identity;
+  static pid_t owner;
+  pid_t pid = getpid();
+  if (owner != pid) { /* first call, or a fork */
+    identity = (uint64_t)(uint32_t)pid << 32 | sect__start_ticks((uint32_t)pid);
+    owner = pid;
+  }
+  return identity;
+}
+
+/* PHP's sysvsem: semaphore 0 is the lock, 1 counts users, 2 guards setup. */
+union sect__semun {
+  int val;
+  struct semid_ds *buf;
+  unsigned short *array;
+};
+
+static int sect__semop(int id, struct sembuf *ops, size_t count) {
+  while (semop(id, ops, count) != 0) {
+    if (errno != EINTR) return -errno;
+  }
+  return 0;
+}
+
+int shmsect_lock_open(int32_t key, int perms, int *lock) {
+  struct sembuf join[3] = {{2, 0, 0}, {2, 1, SEM_UNDO}, {1, 1, SEM_UNDO}};
+  struct sembuf done = {2, -1, SEM_UNDO};
+  union sect__semun one;
+  int id = semget((key_t)key, 3, perms | IPC_CREAT), rc;
+  if (id < 0) return -errno;
+  if ((rc = sect__semop(id, join, 3)) != 0) return rc;
+  if (semctl(id, 1, GETVAL) == 1) { /* the first user sets the lock free */
+    one.val = 1;
+    semctl(id, 0, SETVAL, one);
+  }
+  if ((rc = sect__semop(id, &done, 1)) != 0) return rc;
+  *lock = id;
+  return 0;
+}
+
+int shmsect_lock_remove(int32_t key) {
+  int id = semget((key_t)key, 0, 0);
+  if (id < 0 || semctl(id, 0, IPC_RMID) != 0) return -errno;
+  return 0;
+}
+
+static int sect__lock(int lock) {
+  struct sembuf take = {0, -1, SEM_UNDO};
+  return lock < 0 ? 0 : sect__semop(lock, &take, 1);
+}
+
+static void sect__unlock(int lock) {
+  struct sembuf give = {0, 1, SEM_UNDO};
+  if (lock >= 0) sect__semop(lock, &give, 1);
+}
+
+#endif /* POSIX primitives */

@@ -1,0 +1,139 @@
+/*
+ * sections.h: the section protocol of nodejs-shm in plain C99 (docs/sections.md).
+ *
+ * One segment holds a header, a table of named sections, and per section a
+ * control block and two data areas. One process at a time (the claimant)
+ * publishes into a section; any number of processes read it. A publish fills
+ * the data area readers are not reading, then flips the section's commit word:
+ * readers never see a torn payload, and a writer killed mid-publish loses only
+ * the publish it had not finished.
+ *
+ * The header and table are written and checked by the language bindings
+ * (lib/sections.js, php/Sections.php); this file owns what must be atomic:
+ * publish, read, wait, claim and release on one section's control block.
+ *
+ * Return values: 0 or a positive count on success, a negative errno value for
+ * an operating-system failure, or one of the SHMSECT_E* codes below.
+ */
+#ifndef SECTIONS_H
+#define SECTIONS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+  SHMSECT_EBOUNDS = -20001,    /* the section does not fit its segment, or is misaligned */
+  SHMSECT_ECORRUPT = -20002,   /* a control word holds what no writer writes */
+  SHMSECT_ETOOSMALL = -20003,  /* the payload does not fit the buffer given (or the capacity) */
+  SHMSECT_ENOTWRITER = -20004, /* publish without holding the claim */
+  SHMSECT_EBUSY = -20005       /* claimed by another live process */
+};
+
+/* Sizes of the layout (docs/sections.md). */
+#define SHMSECT_CONTROL_SIZE 192
+#define SHMSECT_DATA_ALIGN 64
+#define SHMSECT_DATA_SHIFT 24 /* data areas start 24 bytes past a 64-byte boundary */
+
+/* Where one section lives in an attached segment. */
+typedef struct shmsect_s {
+  unsigned char *base; /* the attached segment */
+  uint64_t size;       /* its size, as the kernel reports it */
+  uint64_t control;    /* offset of the control block */
+  uint64_t data[2];    /* offsets of the two data areas */
+  uint64_t capacity;   /* bytes in each data area */
+} shmsect_t;
+
+/* What a reader saw. */
+typedef struct shmsect_snapshot_s {
+  uint64_t version;      /* 0: nothing published yet */
+  uint64_t length;       /* bytes of payload */
+  uint64_t published_us; /* when it was published, microseconds since the Unix epoch */
+  uint32_t writer_pid;   /* who published it */
+} shmsect_snapshot_t;
+
+/* Checks that every part of the section lies inside the segment, aligned,
+   and that the parts do not overlap. Returns 0 or SHMSECT_EBOUNDS. */
+int shmsect_check(const shmsect_t *s);
+
+/* ==== Reading ==== */
+
+/* The committed version (0 before the first publish). */
+uint64_t shmsect_version(const shmsect_t *s);
+
+/*
+ * Copies the committed payload into dst (room bytes) and describes it in *out.
+ * Returns 0; SHMSECT_ETOOSMALL when it does not fit (out->length says how much
+ * room it needs, nothing is copied); SHMSECT_ECORRUPT when the control block
+ * holds impossible values. Retries while a writer overtakes the copy.
+ */
+int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out);
+
+/* ==== Writing ==== */
+
+/*
+ * This process's identity in a claim word: pid << 32 | low 32 bits of its
+ * start time (clock ticks since boot on Linux, 0 where unknown), so that a
+ * reused pid is not mistaken for a dead claimant.
+ */
+uint64_t shmsect_self(void);
+
+/* Whether the process named by a claim word is still running. */
+int shmsect_alive(uint64_t claim);
+
+/*
+ * Claims the section for this process (identity `self`). A claim held by a
+ * dead process is taken over. `wakes` records that this writer wakes waiters
+ * after each publish. `lock` is the claim lock (shmsect_lock_open), or -1.
+ * Returns 0, SHMSECT_EBUSY (*holder: the live claimant's word), or -errno.
+ */
+int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64_t *holder);
+
+/* Gives up a claim held by `self`. Returns 0, or SHMSECT_ENOTWRITER. */
+int shmsect_release(const shmsect_t *s, uint64_t self, int lock);
+
+/* The claim word (0: unclaimed). */
+uint64_t shmsect_claimant(const shmsect_t *s);
+
+/*
+ * Publishes length bytes as the next version, if `self` holds the claim.
+ * Returns 0 and the new version in *version; SHMSECT_ENOTWRITER;
+ * SHMSECT_ETOOSMALL when length exceeds the capacity.
+ */
+int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t length,
+                    uint64_t *version);
+
+/* ==== Waiting ==== */
+
+/*
+ * Blocks until the version differs from `since`, timeout_ms passes (-1: no
+ * limit) or *cancel becomes non-zero. Linux sleeps on a futex that writers
+ * wake; a writer that does not wake (see shmsect_claim) is noticed within
+ * SHMSECT_POLL_MAX_MS. Returns 0 with the version then in *version.
+ */
+int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
+                 const volatile int *cancel, uint64_t *version);
+
+/* Wakes every thread waiting on the section (to make a cancelled wait return). */
+void shmsect_wake(const shmsect_t *s);
+
+#define SHMSECT_POLL_MAX_MS 10
+
+/* ==== The claim lock (POSIX) ==== */
+
+/*
+ * A System V semaphore set with the table's key, driven exactly as PHP's
+ * sem_get($key, 1)/sem_acquire/sem_release drive theirs, so that PHP and
+ * Node claimants exclude each other. SEM_UNDO frees it if its holder dies.
+ * open returns 0 and the set's id; remove deletes the set.
+ */
+int shmsect_lock_open(int32_t key, int perms, int *lock);
+int shmsect_lock_remove(int32_t key);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SECTIONS_H */
