@@ -24,7 +24,8 @@
  * object per line: {"type":"sample","size":...,"d":...,"fn":...,"round":...,
  * "ns":...}, ns per copy; statistics are left to the caller.
  *
- * Options: --sizes 10240,102400  --dmax 63  --rounds 5  --sample-us 2000
+ * Options: --sizes 10240,102400  --dmax 63 (or --dlist 0,9,...)
+ *          --fns memcpy,shmop_copy,pieces  --rounds 5  --sample-us 2000
  */
 #define _GNU_SOURCE
 
@@ -105,24 +106,37 @@ static unsigned char *map(size_t bytes) {
   return p;
 }
 
-static int parse_sizes(const char *text, size_t *sizes, int max) {
+static int parse_list(const char *text, size_t *values, int max) {
   int n = 0;
   char *end;
   while (*text && n < max) {
-    sizes[n++] = strtoul(text, &end, 0);
+    values[n++] = strtoul(text, &end, 0);
     if (*end != ',') break;
     text = end + 1;
   }
   return n;
 }
 
+/* Which functions --fns names: a bit per entry of fn_names. */
+static int parse_fns(const char *text) {
+  int mask = 0;
+  for (int f = 0; f < NFNS; f++) {
+    const char *p = strstr(text, fn_names[f]);
+    size_t len = strlen(fn_names[f]);
+    if (p && (p == text || p[-1] == ',') && (p[len] == ',' || p[len] == 0)) mask |= 1 << f;
+  }
+  return mask;
+}
+
 int main(int argc, char **argv) {
-  size_t sizes[16] = {10240, 102400};
-  int nsizes = 2, dmax = 63, rounds = 5;
+  size_t sizes[16] = {10240, 102400}, dlist[PAGE];
+  int nsizes = 2, dmax = 63, nd = 0, rounds = 5, fn_mask = (1 << NFNS) - 1;
   double sample_us = 2000;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--sizes")) nsizes = parse_sizes(argv[i + 1], sizes, 16);
+    if (!strcmp(argv[i], "--sizes")) nsizes = parse_list(argv[i + 1], sizes, 16);
     else if (!strcmp(argv[i], "--dmax")) dmax = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--dlist")) nd = parse_list(argv[i + 1], dlist, PAGE);
+    else if (!strcmp(argv[i], "--fns")) fn_mask = parse_fns(argv[i + 1]);
     else if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--sample-us")) sample_us = atof(argv[i + 1]);
     else {
@@ -131,6 +145,16 @@ int main(int argc, char **argv) {
     }
   }
   if (dmax < 0 || dmax >= PAGE) dmax = 63;
+  if (!nd)
+    for (int d = 0; d <= dmax; d++) dlist[nd++] = (size_t)d;
+  for (int k = 0; k < nd; k++) dlist[k] %= PAGE;
+  int fns_used[NFNS], nfns = 0;
+  for (int f = 0; f < NFNS; f++)
+    if (fn_mask & (1 << f)) fns_used[nfns++] = f;
+  if (!nfns) {
+    fprintf(stderr, "copy: --fns names none of memcpy, shmop_copy, pieces\n");
+    return 2;
+  }
 
   size_t largest = 0;
   for (int s = 0; s < nsizes; s++)
@@ -140,7 +164,9 @@ int main(int argc, char **argv) {
   const char *tunables = getenv("GLIBC_TUNABLES");
   printf("{\"type\":\"info\",\"tunables\":\"%s\",\"sizes\":[", tunables ? tunables : "");
   for (int s = 0; s < nsizes; s++) printf("%s%zu", s ? "," : "", sizes[s]);
-  printf("],\"dmax\":%d,\"rounds\":%d,\"sample_us\":%g}\n", dmax, rounds, sample_us);
+  printf("],\"d\":[");
+  for (int k = 0; k < nd; k++) printf("%s%zu", k ? "," : "", dlist[k]);
+  printf("],\"rounds\":%d,\"sample_us\":%g}\n", rounds, sample_us);
 
   for (int s = 0; s < nsizes; s++) {
     size_t size = sizes[s];
@@ -156,11 +182,12 @@ int main(int argc, char **argv) {
     iters = (long)((double)iters * (sample_us * 1000) / (ns > 0 ? ns : 1)) + 1;
     printf("{\"type\":\"calibration\",\"size\":%zu,\"iters\":%ld}\n", size, iters);
     for (int r = 0; r < rounds; r++) {
-      for (int k = 0; k <= dmax; k++) {
-        int d = (k + r * 7) % (dmax + 1);
+      for (int k = 0; k < nd; k++) {
+        int j = (k + r * 7) % nd; /* rotate the order of the distances */
+        int d = (int)dlist[j];
         unsigned char *dst = dst_base + d;
-        for (int k2 = 0; k2 < NFNS; k2++) {
-          int f = (k2 + r + d) % NFNS; /* rotate which function goes first */
+        for (int k2 = 0; k2 < nfns; k2++) {
+          int f = fns_used[(k2 + r + j) % nfns]; /* rotate which function goes first */
           double t = sample(&fns[f], dst, src, size, iters);
           printf("{\"type\":\"sample\",\"size\":%zu,\"d\":%d,\"fn\":\"%s\",\"round\":%d,"
                  "\"ns\":%.2f}\n",

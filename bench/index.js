@@ -27,6 +27,7 @@ const USAGE = `Usage: npm run bench -- [filter ...] [options]
                   (case-insensitive), e.g. \`read\`, \`100KB\`, \`offset.writeSHM\`
   --quick         fewer and shorter samples (about a third of the time; noisier)
   --json          print the results as one JSON document on stdout
+  --save FILE     also write that JSON document to FILE
   --list          list the case names and exit
   --strict        exit with status 1 if a target is missed
   --rounds N      rounds for pairs and confirmations (default 7; quick 3)
@@ -51,6 +52,10 @@ function parseArgs (argv) {
     else if (arg === '--json') opts.json = true
     else if (arg === '--list') opts.list = true
     else if (arg === '--strict') opts.strict = true
+    else if (arg === '--save') {
+      opts.save = argv[++i]
+      if (!opts.save) throw new Error('--save needs a file name')
+    }
     else if (arg === '--help' || arg === '-h') opts.help = true
     else if (['--rounds', '--samples', '--sample-ms', '--sweep-rounds'].includes(arg)) {
       const value = Number(argv[++i])
@@ -67,6 +72,7 @@ function parseArgs (argv) {
     warmupMs: q ? 60 : 200,
     sweepRounds: numbers['sweep-rounds'] || (q ? 3 : 5),
     sweepSampleMs: numbers['sample-ms'] || (q ? 3 : 10),
+    cRounds: q ? 5 : 9, // C samples are short and cheap: more rounds against noise
     cSampleUs: q ? 500 : 2000
   })
   return opts
@@ -125,8 +131,9 @@ function sweepTable (results) {
 
 function copyTable (results) {
   return table(
-    [['GLIBC_TUNABLES', 'l'], ['size', 'r'], ['copy', 'l'], ['d=0', 'r'], ['1–15', 'r'], ['16–31', 'r'], ['32–63', 'r'],
-      ['best (d)', 'r'], ['worst (d)', 'r'], ['worst ÷ best', 'r'], ['÷ memcpy, median', 'r'], ['÷ memcpy, max (d)', 'r'], ['result', 'l']],
+    [['GLIBC_TUNABLES', 'l'], ['size', 'r'], ['copy', 'l'], ['d=0', 'r'], ['1–15', 'r'], ['16–31', 'r'], ['32–63', 'r'], ['64', 'r'],
+      ['best (d)', 'r'], ['worst (d)', 'r'], ['worst ÷ best', 'r'], ['confirmed', 'r'], ['min–max', 'r'],
+      ['÷ memcpy, median', 'r'], ['÷ memcpy, max (d)', 'r'], ['result', 'l']],
     results.map((r) => [
       r.tunables,
       size(r.size),
@@ -134,7 +141,9 @@ function copyTable (results) {
       ...r.buckets.map((b) => ns(b.median)),
       `${ns(r.best.ns)} (${r.best.d})`,
       `${ns(r.worst.ns)} (${r.worst.d})`,
+      ratio(r.sweepRatio),
       ratio(r.ratio),
+      range(r.ratioMin, r.ratioMax),
       r.fn === 'memcpy' ? '–' : ratio(r.vsMemcpyMedian),
       r.fn === 'memcpy' ? '–' : `${ratio(r.vsMemcpyMax)} (${r.vsMemcpyMaxAt})`,
       result(r.verdict)
@@ -164,7 +173,7 @@ function describeVerdict (r) {
     ? `${ratio(r.ratio)} of its floor (${range(r.ratioMin, r.ratioMax)}; ${ns(r.ns)} vs ${ns(r.floorNs)})`
     : r.kind === 'sweep'
       ? `worst ÷ best ${ratio(r.ratio)} (${range(r.ratioMin, r.ratioMax)}; worst at ${r.argName} ${r.worst.arg}: ${ns(r.worst.ns)}, best at ${r.best.arg}: ${ns(r.best.ns)})`
-      : `worst ÷ best ${ratio(r.ratio)} (worst at d=${r.worst.d}: ${ns(r.worst.ns)}, best at d=${r.best.d}: ${ns(r.best.ns)})`
+      : `worst ÷ best ${ratio(r.ratio)} (${range(r.ratioMin, r.ratioMax)}; worst at d=${r.worst.d}: ${ns(r.worst.ns)}, best at d=${r.best.d}: ${ns(r.best.ns)})`
   return `- ${r.verdict === 'MISS' ? '**MISS**' : 'PASS'} ${r.name}: ${figure}, target ${target(r.target)}`
 }
 
@@ -231,11 +240,14 @@ async function main () {
     sampleMs: opts.sampleMs,
     sweepRounds: opts.sweepRounds,
     sweepSampleMs: opts.sweepSampleMs,
+    cRounds: opts.cRounds,
     cSampleUs: opts.cSampleUs,
     seconds: Math.round((Date.now() - started) / 1000)
   }
+  const doc = JSON.stringify({ machine: { ...about, loadavgEnd }, settings, groups }, null, 2) + '\n'
+  if (opts.save) require('node:fs').writeFileSync(opts.save, doc)
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ machine: { ...about, loadavgEnd }, settings, groups }, null, 2) + '\n')
+    process.stdout.write(doc)
   } else {
     const out = [
       `## Benchmark (${about.date.slice(0, 10)})`,
@@ -243,7 +255,8 @@ async function main () {
       machine.format(about, { loadavgEnd }),
       `- **Method:** ${settings.rounds} rounds × ${settings.samples} samples per side of ~${settings.sampleMs} ms, ` +
         `candidate and floor interleaved; ratio = median over rounds of (candidate median ÷ floor median). ` +
-        `Sweeps: ${settings.sweepRounds} rounds × 1 sample of ~${settings.sweepSampleMs} ms per offset. ` +
+        `Sweeps: ${settings.sweepRounds} rounds × 1 sample of ~${settings.sweepSampleMs} ms per offset; ` +
+        `C: ${settings.cRounds} rounds × 1 sample of ~${settings.cSampleUs / 1000} ms per distance and copy. ` +
         `${settings.quick ? 'Quick mode. ' : ''}Took ${settings.seconds} s.`,
       ''
     ]
