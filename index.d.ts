@@ -129,7 +129,9 @@ export function list (): SegmentStat[]
 
 /**
  * The key PHP's ftok() and C's ftok(3) give (signed 32-bit).
- * @throws ShmError ENOENT for a missing path; RangeError ERR_INVALID_ARG_VALUE
+ * @throws Error with `code` (ENOENT, EACCES, ...), `errno`, `syscall` 'ftok' and `path` when the path
+ *   cannot be stat'ed; RangeError ERR_INVALID_ARG_VALUE (empty path, NUL in path, projectId not one byte);
+ *   TypeError ERR_INVALID_ARG_TYPE
  */
 export function ftok (path: string, projectId: string): number
 

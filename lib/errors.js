@@ -44,6 +44,9 @@ function explain (code, syscall, { key, flags, size, existingSize }) {
       if (syscall === 'shmat') return `permission denied attaching the ${seg} read-write; open it with 'a' to read it`
       return `permission denied reading the ${seg}`
     case 'EPERM':
+      if (syscall === 'shmget') {
+        return 'huge pages (SHM_HUGETLB, 0o4000 in the mode) need CAP_IPC_LOCK or the group in vm.hugetlb_shm_group'
+      }
       return `only the owner or creator of the ${seg} (or root) can delete it`
     case 'ENOMEM':
       return `not enough memory for a segment of ${size} bytes (kernel.shmall, or the memory overcommit policy)`

@@ -95,6 +95,42 @@ function unprivileged (t, files = []) {
   return { uid: NOBODY, gid: NOBODY, dir, asRoot: true }
 }
 
+/*
+ * unprivileged(t), with the package itself (index.js, lib/, bin/ and the addon
+ * in build/Release/) and the named files copied to their paths under the temp
+ * folder, as in the checkout: a copied fixture's require('../..') loads the copy.
+ */
+function unprivilegedPackage (t, files = []) {
+  const child = unprivileged(t)
+  if (!child.asRoot) return child
+  const own = ['lib', 'bin'].flatMap((dir) => fs.readdirSync(path.join(ROOT, dir)).map((name) => path.join(dir, name)))
+  for (const file of ['index.js', ...own, ADDON, ...files].map((file) => path.relative(ROOT, path.resolve(ROOT, file)))) {
+    fs.mkdirSync(path.join(child.dir, path.dirname(file)), { recursive: true })
+    for (let dir = path.dirname(file); dir !== '.'; dir = path.dirname(dir)) fs.chmodSync(path.join(child.dir, dir), 0o755)
+    fs.copyFileSync(path.join(ROOT, file), path.join(child.dir, file))
+    fs.chmodSync(path.join(child.dir, file), 0o755)
+  }
+  return child
+}
+
+/*
+ * Runs fn with the effective uid and gid of nobody, then returns to root. Only
+ * the effective ids change, so this process still reads the checkout (and its
+ * coverage counts); the kernel checks IPC permissions against them, and root's
+ * capabilities are off while the effective uid is not 0.
+ */
+function asNobody (fn) {
+  if (process.getuid() !== 0) throw new Error('acting as another user needs root')
+  process.setegid(NOBODY)
+  process.seteuid(NOBODY)
+  try {
+    return fn()
+  } finally {
+    process.seteuid(0)
+    process.setegid(0)
+  }
+}
+
 module.exports = {
   ROOT,
   ADDON,
@@ -109,5 +145,7 @@ module.exports = {
   php,
   requirePHP,
   unprivileged,
+  unprivilegedPackage,
+  asNobody,
   NOBODY
 }
