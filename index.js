@@ -4,6 +4,7 @@ const binding = require('./lib/binding')
 const { Segment, open } = require('./lib/segment')
 const { ShmError } = require('./lib/errors')
 const { stat, list, ftok, remove } = require('./lib/introspect')
+const sections = require('./lib/sections')
 
 module.exports = {
   open,
@@ -11,6 +12,7 @@ module.exports = {
   list,
   ftok,
   remove,
+  sections,
   Segment,
   ShmError,
   // The original API (see README, "Compatibility with the original API").

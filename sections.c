@@ -5,7 +5,7 @@
  *     0  u64 commit   version * 2 + slot of the committed payload; its low
  *                     32 bits are the futex word waiters sleep on
  *     8  u64 claim    pid << 32 | start-time ticks of the writer; 0 = none
- *    16  u32 waiters  threads asleep on the futex (writers skip the wake at 0)
+ *    16  u32 (reserved, 0)
  *    20  u32 flags    bit 0: the claimant wakes waiters after each publish
  *    64  slot 0 header, 128  slot 1 header, each:
  *         0 u32 seq (odd while being written)  8 u64 version  16 u64 length
@@ -41,7 +41,6 @@
 /* Control block offsets. */
 #define CTRL_COMMIT 0
 #define CTRL_CLAIM 8
-#define CTRL_WAITERS 16
 #define CTRL_FLAGS 20
 #define CTRL_SLOT(i) (64 + 64 * (i))
 #define SLOT_SEQ 0
@@ -151,9 +150,9 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
   __atomic_store_n(u32_at(s, slot + SLOT_PID), (uint32_t)(self >> 32), __ATOMIC_RELAXED);
   store32(u32_at(s, slot + SLOT_SEQ), seq + 1);
   store64(u64_at(s, CTRL_COMMIT), *version * 2 + (uint64_t)which);
-  /* Pairs with the waiter's fence: either it sees the new commit, or we see it waiting. */
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  if (__atomic_load_n(u32_at(s, CTRL_WAITERS), __ATOMIC_RELAXED) != 0) shmsect_wake(s);
+  /* Always wake: sleepers may have attached read-only, so they cannot count
+     themselves anywhere a writer could check. */
+  shmsect_wake(s);
   return 0;
 }
 
@@ -178,11 +177,8 @@ int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
     if (timeout_ms >= 0 && slice > (uint64_t)timeout_ms * 1000000u - waited) {
       slice = (uint64_t)timeout_ms * 1000000u - waited;
     }
-    __atomic_add_fetch(u32_at(s, CTRL_WAITERS), 1, __ATOMIC_SEQ_CST);
-    if (load64(u64_at(s, CTRL_COMMIT)) == commit) {
-      sect__sleep_on(u32_at(s, CTRL_COMMIT), (uint32_t)commit, slice);
-    }
-    __atomic_sub_fetch(u32_at(s, CTRL_WAITERS), 1, __ATOMIC_SEQ_CST);
+    /* The kernel sleeps only if the word still holds what we saw. */
+    sect__sleep_on(u32_at(s, CTRL_COMMIT), (uint32_t)commit, slice);
   }
 }
 

@@ -10,9 +10,16 @@ const kConstruct = Symbol('Segment constructor')
 // A Segment garbage-collected while open is detached (never deleted).
 const detachOnCollect = new FinalizationRegistry((handle) => binding.closeSHM(handle))
 
+// The handle behind a Segment, for the other modules of lib/ (not exported by index.js).
+let handleOf
+
 class Segment {
   #handle
   #closed = false
+
+  static {
+    handleOf = (segment) => segment.#handle
+  }
 
   /** Segments come from open(); the constructor is not public. */
   constructor (token, handle) {
@@ -118,4 +125,4 @@ function existingSize (key) {
   }
 }
 
-module.exports = { Segment, open }
+module.exports = { Segment, open, handleOf }
