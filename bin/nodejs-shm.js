@@ -16,7 +16,8 @@ const COMMANDS = {
   read: { usage: 'read KEY [--offset N] [--length N] > FILE', about: 'Copy a segment\'s bytes to standard output.', args: ['KEY'], options: { offset: { type: 'string' }, length: { type: 'string' } } },
   write: { usage: 'write KEY [--offset N] < FILE', about: 'Write standard input into a segment (all of it, or nothing).', args: ['KEY'], options: { offset: { type: 'string' } } },
   create: { usage: 'create KEY SIZE [--mode 0644]', about: 'Create a segment (fails if the key exists).', args: ['KEY', 'SIZE'], options: { mode: { type: 'string' } } },
-  rm: { usage: 'rm KEY', about: 'Mark a segment for deletion (it goes at its last detach).', args: ['KEY'] }
+  rm: { usage: 'rm KEY', about: 'Mark a segment for deletion (it goes at its last detach).', args: ['KEY'] },
+  sections: { usage: 'sections KEY [--json]', about: 'Show a section table: sizes, versions, writers.', args: ['KEY'], options: { json: { type: 'boolean' } } }
 }
 const CHUNK = 1 << 20
 
@@ -190,7 +191,23 @@ function rm (options, key) {
   return `marked ${hex(key)} for deletion (it goes at its last detach)\n`
 }
 
-const RUN = { ls, stat, dump, read, write: writeCommand, create, rm }
+function sections ({ json }, key) {
+  const attached = shm.sections.attach(key, { readOnly: true })
+  try {
+    const rows = attached.sections.map((section) => section.info())
+    if (json) return JSON.stringify(rows, null, 2) + '\n'
+    const lines = [['name', 'offset', 'capacity', 'length', 'version', 'writer', 'alive', 'last publish']]
+    for (const row of rows) {
+      lines.push([row.name, row.offset, row.capacity, row.length, row.version, row.writer?.pid ?? '-',
+        row.writer ? (row.writer.alive ? 'yes' : 'no') : '-', time(row.publishedAt)])
+    }
+    return table(lines)
+  } finally {
+    attached.close()
+  }
+}
+
+const RUN = { ls, stat, dump, read, write: writeCommand, create, rm, sections }
 
 async function main (argv) {
   const [name, ...rest] = argv
