@@ -1,4 +1,9 @@
 /* harness.c: TAP output, per-process keys, fault doubles and probes (see harness.h). */
+#if !defined(_WIN32)
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE /* setgroups() */
+#endif
+
 #include "harness.h"
 
 #include <errno.h>
@@ -98,6 +103,12 @@ int is_str_at(const char *got, const char *want, const char *file, int line,
   return pass;
 }
 
+void *xmalloc(size_t size) {
+  void *p = malloc(size);
+  if (!p) tap_bail("out of memory (%lu bytes)", (unsigned long)size);
+  return p;
+}
+
 /* ==== Fault-injection doubles: portable ==== */
 
 long test_malloc_calls, test_calloc_calls;
@@ -113,7 +124,7 @@ static int fault_due(int *countdown) {
 }
 
 void *test_malloc(size_t size) {
-  test_malloc_calls++;
+  __atomic_add_fetch(&test_malloc_calls, 1, __ATOMIC_RELAXED);
   if (fault_due(&malloc_fault_in)) {
     errno = ENOMEM;
     return NULL;
@@ -122,7 +133,7 @@ void *test_malloc(size_t size) {
 }
 
 void *test_calloc(size_t count, size_t size) {
-  test_calloc_calls++;
+  __atomic_add_fetch(&test_calloc_calls, 1, __ATOMIC_RELAXED);
   if (fault_due(&calloc_fault_in)) {
     errno = ENOMEM;
     return NULL;
@@ -133,6 +144,7 @@ void *test_calloc(size_t count, size_t size) {
 /* ==== POSIX: keys, doubles, probes ==== */
 #if !defined(_WIN32)
 
+#include <grp.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
 #include <unistd.h>
@@ -151,7 +163,7 @@ void race_next_creates(int rounds) { race_rounds = rounds; }
 
 int test_shmget(key_t key, size_t size, int flags) {
   int id, err, peer;
-  test_shmget_calls++;
+  __atomic_add_fetch(&test_shmget_calls, 1, __ATOMIC_RELAXED);
   if (shmget_fault) {
     errno = shmget_fault;
     shmget_fault = 0;
@@ -170,7 +182,7 @@ int test_shmget(key_t key, size_t size, int flags) {
 }
 
 void *test_shmat(int id, const void *addr, int flags) {
-  test_shmat_calls++;
+  __atomic_add_fetch(&test_shmat_calls, 1, __ATOMIC_RELAXED);
   if (shmat_fault) {
     errno = shmat_fault;
     shmat_fault = 0;
@@ -199,6 +211,12 @@ int probe_sweep(void) {
     shmctl(id, IPC_RMID, NULL);
   }
   return left;
+}
+
+int drop_to_nobody(void) {
+  if (geteuid() != 0) return 0;
+  if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0) return -errno;
+  return 1;
 }
 
 #endif /* POSIX */

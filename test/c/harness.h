@@ -13,14 +13,11 @@
  *   probes     the platform's own view of a segment, to check what shmop.c
  *              did without asking shmop.c. A Windows port supplies its own.
  *
- * Include this first: it sets the feature macros the system headers need.
+ * Test programs include it through shmop-under-test.h, after shmop.c, whose
+ * feature macros then hold for the whole program.
  */
 #ifndef TEST_HARNESS_H
 #define TEST_HARNESS_H
-
-#if !defined(_WIN32) && !defined(_XOPEN_SOURCE)
-#define _XOPEN_SOURCE 700 /* the same value shmop.c sets */
-#endif
 
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +44,10 @@ int is_u64_at(uint64_t got, uint64_t want, const char *file, int line,
               const char *fmt, ...);
 int is_str_at(const char *got, const char *want, const char *file, int line,
               const char *fmt, ...);
+
+/* malloc() that bails out when memory runs out. Test files call this: there,
+   malloc is declared only under its double's name (see shmop-under-test.h). */
+void *xmalloc(size_t size);
 
 /* ==== Keys ==== */
 
@@ -92,5 +93,14 @@ long probe_nattch(int id);
 int probe_key(int32_t key);
 /* Removes every segment still carrying one of test_key(0..255); returns how many. */
 int probe_sweep(void);
+
+#if !defined(_WIN32)
+/*
+ * For a forked child: drops root to uid/gid 65534 (nobody) with no
+ * supplementary groups. Returns 1 if it did, 0 if the process was not root
+ * (it then stays the unprivileged user it is), -errno if dropping failed.
+ */
+int drop_to_nobody(void);
+#endif
 
 #endif /* TEST_HARNESS_H */

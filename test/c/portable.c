@@ -8,7 +8,6 @@
  * Segments come from test_key(); each test deletes what it makes, also when
  * an assertion fails, and the last test checks that none is left.
  */
-#include "harness.h"
 #include "shmop-under-test.h"
 
 #include <pthread.h>
@@ -336,13 +335,12 @@ static void test_copy(void) {
   static const size_t aligns[] = {0, 1, 7, 31, 32, 33, 63, 64, 100, 4000, 4095};
   static const size_t far[] = {64, 65, 100, 2048, 4032, 4095};
   enum { ROOM = 3 * 4096 + 12345 + 64 };
-  unsigned char *src_mem = malloc(ROOM + 4096), *dst_mem = malloc(ROOM + 4096);
-  unsigned char *want_mem = malloc(ROOM), *src, *dst;
+  unsigned char *src_mem = xmalloc(ROOM + 4096), *dst_mem = xmalloc(ROOM + 4096);
+  unsigned char *want_mem = xmalloc(ROOM), *src, *dst;
   size_t d, step, s, a, cases, bad;
   char what[96];
 
   tap_group("shmop_copy at every distance (dst - src) mod 4096 in 0..63, and beyond");
-  if (!src_mem || !dst_mem || !want_mem) tap_bail("out of memory");
   src = page_align(src_mem);
   dst = page_align(dst_mem);
   fill(src, ROOM, 77);
@@ -379,13 +377,12 @@ static void test_copy_through_segment(void) {
   int32_t key = test_key(8);
   shmop_t seg;
   enum { LEN = 5000, AT = 4096 + 128 };
-  unsigned char *src_mem = malloc(LEN + 2 * 4096), *dst_mem = malloc(LEN + 2 * 4096);
+  unsigned char *src_mem = xmalloc(LEN + 2 * 4096), *dst_mem = xmalloc(LEN + 2 * 4096);
   unsigned char *src, *dst;
   uint64_t written;
   size_t d, bad = 0;
 
   tap_group("shmop_write / shmop_read at every distance 0..63");
-  if (!src_mem || !dst_mem) tap_bail("out of memory");
   if (create(&seg, key, 3 * 4096 + LEN) != 0) {
     free(src_mem);
     free(dst_mem);
@@ -577,14 +574,13 @@ static void test_table_growth(void) {
   enum { N = 5000 };
   int32_t key = test_key(12);
   shmop_t base, seg, *got;
-  int64_t *handles = malloc(N * sizeof *handles);
-  unsigned char **addrs = malloc(N * sizeof *addrs);
+  int64_t *handles = xmalloc(N * sizeof *handles);
+  unsigned char **addrs = xmalloc(N * sizeof *addrs);
   size_t buckets = 0, open_before = shmop_table_count();
   int i, added = 0, found = 1, gone = 1, fault_tried = 0, fault_kept = 0, grew_after = 0;
   long calls = 0;
 
   tap_group("handle table: growth past 64 buckets");
-  if (!handles || !addrs) tap_bail("out of memory");
   if (create(&base, key, 64) != 0) {
     free(handles);
     free(addrs);
@@ -653,9 +649,8 @@ typedef struct {
 /* Reads the whole segment through the table until its handle is closed. */
 static void *reader_main(void *arg) {
   reader_t *r = (reader_t *)arg;
-  unsigned char *buf = malloc(r->size);
+  unsigned char *buf = xmalloc(r->size);
   shmop_t *seg;
-  if (!buf) return NULL;
   while ((seg = shmop_table_acquire(r->handle)) != NULL) {
     if (shmop_read(seg, 0, seg->size, buf) != 0 || memcmp(buf, r->want, r->size) != 0) r->bad++;
     shmop_table_release(seg);
@@ -666,18 +661,17 @@ static void *reader_main(void *arg) {
 }
 
 static void test_table_threads_read_close(void) {
-  enum { ROUNDS = 200, READERS = 3, SIZE = 64 * 1024 };
+  enum { ROUNDS = 100, READERS = 2, SIZE = 64 * 1024 };
   int32_t key = test_key(13);
   shmop_t base, seg;
   pthread_t threads[READERS];
   reader_t readers[READERS];
-  unsigned char *want = malloc(SIZE);
+  unsigned char *want = xmalloc(SIZE);
   uint64_t written;
   int round, i, started, all_read = 1, detached = 1, held = 0, failures = 0;
   long bad = 0;
 
   tap_group("handle table: threads read while another closes");
-  if (!want) tap_bail("out of memory");
   if (create(&base, key, SIZE) != 0) {
     free(want);
     return;
@@ -750,15 +744,14 @@ static int compare_handles(const void *x, const void *y) {
 static void test_table_threads_add_close(void) {
   enum { THREADS = 4, EACH = 500 };
   int32_t key = test_key(14);
-  shmop_t base, *segs = malloc(THREADS * EACH * sizeof *segs);
-  int64_t *handles = malloc(THREADS * EACH * sizeof *handles);
+  shmop_t base, *segs = xmalloc(THREADS * EACH * sizeof *segs);
+  int64_t *handles = xmalloc(THREADS * EACH * sizeof *handles);
   pthread_t threads[THREADS];
   adder_t adders[THREADS];
   size_t open_before = shmop_table_count();
   int i, n, opened = 0, started = 0, added = 0, closed = 0, unique = 1;
 
   tap_group("handle table: threads add and close at once");
-  if (!segs || !handles) tap_bail("out of memory");
   if (create(&base, key, 64) != 0) {
     free(segs);
     free(handles);

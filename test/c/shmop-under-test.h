@@ -1,25 +1,17 @@
 /*
- * shmop-under-test.h: shmop.c compiled into the test program, with the
- * fault-injection doubles of harness.c in place of malloc, calloc, shmget and
- * shmat. Each double is the real call until a test arms a fault.
+ * shmop-under-test.h: shmop.c compiled into the test program, first and with
+ * its own feature macros, as the addon builds it, except that malloc, calloc,
+ * shmget and shmat are the fault-injection doubles of harness.c. Each double
+ * is the real call until a test arms a fault.
  *
- * Include it once per test program, after harness.h. Being in the same
- * translation unit, tests can also look at the handle table's private state.
+ * The system headers shmop.c includes declare the doubles under their real
+ * names' place, so test files call xmalloc() rather than malloc(), and the
+ * probes of harness.c rather than shmget(). Include this once per test
+ * program, before anything else. Being in the same translation unit, tests
+ * can also look at the handle table's private state.
  */
 #ifndef TEST_SHMOP_UNDER_TEST_H
 #define TEST_SHMOP_UNDER_TEST_H
-
-#include "harness.h"
-
-/* Every header shmop.c includes, declared first under its real names. */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-#if !defined(_WIN32)
-#include <sched.h>
-#include <sys/ipc.h>
-#include <sys/shm.h>
-#endif
 
 #define malloc test_malloc
 #define calloc test_calloc
@@ -36,5 +28,7 @@
 #undef shmget
 #undef shmat
 #endif
+
+#include "harness.h"
 
 #endif /* TEST_SHMOP_UNDER_TEST_H */
