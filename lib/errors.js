@@ -72,7 +72,8 @@ function explained (fn, context) {
   try {
     return fn()
   } catch (raw) {
-    throw raw.syscall ? systemError(raw, context) : raw
+    // The key as the addon reports it: signed 32-bit, as open()'s errors and Segment#key have it.
+    throw raw.syscall ? systemError(raw, { ...context, key: raw.key }) : raw
   }
 }
 
