@@ -45,7 +45,7 @@ function layout (sections) {
   }
 }
 
-function encodeHeader ({ headerSize, entries, size }) {
+function encodeHeader ({ headerSize, entries, size }, mode) {
   const header = Buffer.alloc(headerSize)
   MAGIC.copy(header, 0)
   header.writeUInt32LE(LAYOUT_VERSION, 8)
@@ -55,6 +55,7 @@ function encodeHeader ({ headerSize, entries, size }) {
   header.writeBigUInt64LE(BigInt(size), 24)
   header.writeBigUInt64LE(BigInt(Date.now()), 32)
   header.writeUInt32LE(process.pid, 40)
+  header.writeUInt32LE(mode, 44)
   entries.forEach(({ name, control, capacity, data }, i) => {
     const at = HEADER_SIZE + ENTRY_SIZE * i
     header.write(name, at, NAME_SIZE, 'utf8')
@@ -73,7 +74,7 @@ function u64 (buffer, at) {
   return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : Infinity
 }
 
-/** Checks a table read from a segment of `size` bytes; returns its entries or throws. */
+/** Checks a table read from a segment of `size` bytes; returns { mode, entries } or throws. */
 function decodeHeader (key, size, read) {
   if (size < HEADER_SIZE) throw notSections(`Segment ${hex(key)} (${size} bytes) is too small to hold a section table`)
   const head = read(0, HEADER_SIZE)
@@ -129,7 +130,7 @@ function decodeHeader (key, size, read) {
     if (start < reached || start + length > laidOut) throw corrupt(key, 'its sections overlap or reach outside it')
     reached = start + length
   }
-  return entries
+  return { mode: head.readUInt32LE(44) & 0o777, entries }
 }
 
 class SectionTable {
@@ -137,8 +138,9 @@ class SectionTable {
   #sections = new Map()
   #lock = undefined
 
-  constructor (segment, entries) {
+  constructor (segment, { mode, entries }) {
     this.#segment = segment
+    this.mode = mode
     for (const entry of entries) this.#sections.set(entry.name, new Section(this, segment, entry))
     this.key = segment.key
     this.readOnly = segment.readOnly
@@ -160,12 +162,9 @@ class SectionTable {
   /** Every section, in table order. */
   get sections () { return [...this.#sections.values()] }
 
-  /** The claim lock (a semaphore set shared with PHP), opened on first use. */
+  /** The claim lock (a semaphore set shared with PHP, with the table's mode), opened on first use. */
   lock () {
-    if (this.#lock === undefined) {
-      const mode = this.#segment.stat().mode
-      this.#lock = explained(() => binding.sectionLockOpen(this.key, mode), { key: this.key })
-    }
+    this.#lock ??= explained(() => binding.sectionLockOpen(this.key, this.mode), { key: this.key })
     return this.#lock
   }
 
@@ -331,8 +330,8 @@ function create (key, { mode = 0o644, sections } = {}) {
   }
   const plan = layout(sections)
   const segment = open(key, 'n', mode, plan.size)
-  segment.write(encodeHeader(plan), 0)
-  return new SectionTable(segment, plan.entries)
+  segment.write(encodeHeader(plan, mode & 0o777), 0)
+  return new SectionTable(segment, { mode: mode & 0o777, entries: plan.entries })
 }
 
 /** Attaches to a section table by key; readOnly attaches with 'a'. */
