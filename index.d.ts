@@ -156,3 +156,87 @@ export function deleteSHM (handle: number): 0 | 1
 export function closeSHM (handle: number): 0 | 1
 /** The last failure of the original API in this thread, or null. */
 export function lastErrorSHM (): (Error & { code: string, errno?: number, syscall?: string, key?: number }) | null
+
+// Sections (docs/sections.md): one segment cut into named sections, one writer each.
+// Errors: ERR_SHM_NOT_SECTIONS, ERR_SHM_LAYOUT_VERSION, ERR_SHM_CORRUPT (attach); ERR_SHM_SECTION_BUSY (claim);
+// ERR_SHM_NOT_WRITER (publish without claim); ERR_SHM_NO_SUCH_SECTION; ERR_SHM_READ_ONLY; ERR_SHM_CLOSED.
+
+export interface SectionSpec {
+  /** 1 to 32 UTF-8 bytes, no NUL, unique in the table. */
+  name: string
+  /** Capacity in bytes (the largest payload). */
+  size: number
+}
+
+export interface SectionInfo {
+  name: string
+  /** Offset of the section's first data area in the segment. */
+  offset: number
+  capacity: number
+  /** Bytes of the committed payload. */
+  length: number
+  version: number
+  /** The claimant, or null. */
+  writer: { pid: number, alive: boolean, self: boolean } | null
+  /** Pid of the process that published the committed version (0: none yet). */
+  lastWriterPid: number
+  publishedAt: Date | null
+}
+
+export class Section {
+  private constructor ()
+  readonly name: string
+  readonly capacity: number
+  readonly offsets: { control: number, data: [number, number] }
+  /** The committed version; 0 before the first publish. */
+  readonly version: number
+  /** This object holds the section's claim. */
+  readonly claimed: boolean
+  /** The last complete payload (never torn), copied. */
+  read (): { version: number, data: Buffer }
+  /** @throws RangeError ERR_OUT_OF_RANGE when buffer is too small for the payload */
+  readInto (buffer: NodeJS.ArrayBufferView): { version: number, length: number }
+  /** @throws Error ERR_SHM_SECTION_BUSY (a live process holds it), ERR_SHM_READ_ONLY */
+  claim (): void
+  release (): void
+  /**
+   * Publishes the next version; readers see it whole or not at all.
+   * @throws Error ERR_SHM_NOT_WRITER; RangeError ERR_OUT_OF_RANGE (larger than the capacity)
+   */
+  publish (data: string | NodeJS.ArrayBufferView): number
+  /**
+   * Resolves with the version once it differs from sinceVersion; with sinceVersion itself when
+   * `timeout` (ms) passes. Rejects with signal.reason on abort. A pending wait keeps the process alive.
+   */
+  wait (sinceVersion: number, options?: { timeout?: number, signal?: AbortSignal }): Promise<number>
+  /** Blocks the calling thread; returns the version (sinceVersion itself on timeout). */
+  waitSync (sinceVersion: number, timeoutMs?: number): number
+  info (): SectionInfo
+}
+
+export class SectionTable implements Disposable {
+  private constructor ()
+  readonly key: number
+  readonly mode: number
+  readonly readOnly: boolean
+  readonly closed: boolean
+  readonly names: string[]
+  readonly sections: Section[]
+  /** @throws RangeError ERR_SHM_NO_SUCH_SECTION */
+  section (name: string): Section
+  /** Releases claims taken through this table, ends its pending waits, detaches. Never deletes. */
+  close (): void
+  [Symbol.dispose] (): void
+}
+
+export namespace sections {
+  /**
+   * The central manager's call: creates the segment ('n': it must not exist) and writes the table.
+   * @throws ShmError EEXIST; TypeError/RangeError for a bad configuration
+   */
+  function create (key: number, options: { mode?: number, sections: SectionSpec[] }): SectionTable
+  /** @throws ShmError ENOENT...; Error ERR_SHM_NOT_SECTIONS, ERR_SHM_LAYOUT_VERSION, ERR_SHM_CORRUPT */
+  function attach (key: number, options?: { readOnly?: boolean }): SectionTable
+  /** Deletes the table's segment and its claim lock. */
+  function remove (key: number): void
+}
