@@ -209,6 +209,10 @@ bool IntegerArg(Local<Value> value, const char *name, double min, double max, co
   return true;
 }
 
+// A signed JavaScript integer as the unsigned value shmop.c compares: a negative
+// one becomes huge, so shmop.c rejects it at the same step as PHP does.
+uint64_t Unsigned(double value) { return static_cast<uint64_t>(static_cast<int64_t>(value)); }
+
 bool HandleArg(Local<Value> value, double *handle) {
   return IntegerArg(value, "handle", -kMaxSafeInteger, kMaxSafeInteger, nullptr, handle);
 }
@@ -319,7 +323,8 @@ NAN_METHOD(WriteSHM) {
   std::string text;
   Bytes bytes;
   if (!DataArg(info[1], &text, &bytes)) return;
-  if (!IntegerArg(info[2], "offset", 0, kMaxSafeInteger, nullptr, &offset)) return;
+  // Negative offsets go to shmop_write, which checks read-only first (as PHP).
+  if (!IntegerArg(info[2], "offset", -kMaxSafeInteger, kMaxSafeInteger, nullptr, &offset)) return;
   length = static_cast<double>(bytes.length);
   if (!info[3]->IsUndefined() &&
       !IntegerArg(info[3], "data_len", 0, length, "the data's length", &length)) {
@@ -329,7 +334,7 @@ NAN_METHOD(WriteSHM) {
   if (!seg) return ThrowBadHandle(handle);
   uint64_t written = 0;
   int rc = shmop_write(seg.get(), bytes.data, static_cast<uint64_t>(length),
-                       static_cast<uint64_t>(offset), &written);
+                       Unsigned(offset), &written);
   if (rc == SHMOP_EREADONLY) {
     return ThrowCoded(kError, "ERR_SHM_READ_ONLY",
                       "Handle " + NumberText(handle) +
@@ -345,7 +350,7 @@ NAN_METHOD(WriteSHM) {
 
 // Reads start and length for a read, as shmop_read checks them.
 bool ReadSpan(const shmop_t *seg, double start, double count, uint64_t *length) {
-  int rc = shmop_read_span(seg, static_cast<uint64_t>(start), static_cast<uint64_t>(count), length);
+  int rc = shmop_read_span(seg, Unsigned(start), Unsigned(count), length);
   double size = static_cast<double>(seg->size);
   if (rc == SHMOP_EOFFSET) {
     ThrowOutOfRange("start", Between(0, size, "the segment size"), NumberText(start));
@@ -363,8 +368,9 @@ bool ReadSpan(const shmop_t *seg, double start, double count, uint64_t *length) 
 NAN_METHOD(ReadLength) {
   double handle, start, count;
   if (!HandleArg(info[0], &handle)) return;
-  if (!IntegerArg(info[1], "start", 0, kMaxSafeInteger, nullptr, &start)) return;
-  if (!IntegerArg(info[2], "length", 0, kMaxSafeInteger, nullptr, &count)) return;
+  // Signs are checked by ReadSpan, start before length (as PHP).
+  if (!IntegerArg(info[1], "start", -kMaxSafeInteger, kMaxSafeInteger, nullptr, &start)) return;
+  if (!IntegerArg(info[2], "length", -kMaxSafeInteger, kMaxSafeInteger, nullptr, &count)) return;
   Attached seg(handle);
   if (!seg) return ThrowBadHandle(handle);
   uint64_t length;
