@@ -123,13 +123,14 @@ function analyse (records) {
 
 module.exports = {
   name: 'copy',
-  title: 'C: memcpy, shmop_copy and "pieces" at page distances 0..63',
+  title: 'C: memcpy, shmop_copy and "pieces" at page distances 0..64',
   legend: [
     'd = (dst − src) mod 4096, 0..64; both buffers page-aligned anonymous memory, warm; ns per copy, median over rounds per d.',
     'memcpy: glibc. shmop_copy: ../shmop.c as built by gcc -O2. pieces: shmop_copy\'s algorithm with each piece passed to glibc\'s memcpy (what shmop_copy costs when gcc does not expand its fixed-size memcpy inline).',
     '÷ memcpy: per d, the ratio to memcpy timed back to back in the same round; median over d, and the largest (at d).',
     'worst ÷ best: per-d medians; "confirmed": worst and best d timed again, alternating (median and min–max over rounds; the result uses it).',
-    `Result: for memcpy, "trap" when worst ÷ best > ${TRAP}× (the trap measured on AMD Zen 4 is 14–27×); a smaller spread with d=64 as fast as d=0 is the cost of src and dst not sharing their alignment mod 64. shmop_copy (under the tunables the addon runs with) must keep worst ÷ best ≤ ${TARGET}×; "(ref.)" rows are not held to it.`
+    `Result: for memcpy, "trap" when confirmed worst ÷ best > ${TRAP}× (the trap measured on AMD Zen 4 is 14–27×); a smaller spread, with d=64 as fast as d=0, is the cost of src and dst not sharing their alignment mod 64.`,
+    `For the other copies: where memcpy has the trap, they must remove it (confirmed worst ÷ best ≤ ${TARGET}×); where it has none, they must cost no more than memcpy at any distance (÷ memcpy, max ≤ ${TARGET}×). Only shmop_copy under the tunables the addon runs with is held to that; "(ref.)" rows are not.`
   ],
   cases () {
     return [{
@@ -152,23 +153,32 @@ module.exports = {
         for (const [k, { label, env }] of envs.entries()) {
           progress(`running copy.c (${label})`)
           const records = await runBinary(args, env)
-          for (const row of analyse(records)) {
+          const rows = analyse(records)
+          for (const row of rows) {
             progress(`confirming ${row.fn} at ${row.size / 1024} KB (${label})`)
             const confirmed = await confirm(row, env, opts)
             row.ratio = confirmed.median
             row.ratioMin = confirmed.min
             row.ratioMax = confirmed.max
+          }
+          for (const row of rows) {
+            const trap = rows.find((r) => r.fn === 'memcpy' && r.size === row.size).ratio > TRAP
             // Only shmop_copy under the tunables the addon runs with is held to
-            // the target; the other rows explain it.
+            // the target; the other rows explain it. Where memcpy has the trap,
+            // shmop_copy must remove it (worst / best); where it has none,
+            // shmop_copy must cost no more than memcpy at any distance.
             const held = row.fn === 'shmop_copy' && k === 0
+            const criterion = trap ? 'worst-best' : 'vs-memcpy'
+            const value = trap ? row.ratio : row.vsMemcpyMax
             const verdict = row.fn === 'memcpy'
-              ? (row.ratio > TRAP ? 'trap' : 'no trap')
-              : (row.ratio <= TARGET ? 'PASS' : 'MISS') + (held ? '' : ' (ref.)')
+              ? (trap ? 'trap' : 'no trap')
+              : (value <= TARGET ? 'PASS' : 'MISS') + (held ? '' : ' (ref.)')
             results.push({
               kind: 'copy',
               name: `copy.${row.fn}.${row.size / 1024}KB`,
               tunables: label,
               target: held ? TARGET : undefined,
+              criterion,
               verdict,
               ...row
             })
