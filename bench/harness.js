@@ -165,22 +165,28 @@ function verdict (value, target) {
 /*
  * Times fn(arg) for every arg, one sample each per round, in an order rotated
  * from round to round (and reversed every other round) so that drift in the
- * background load spreads evenly over the args. The iteration count is
- * calibrated once, at args[0], and kept for every arg, so each sample does the
- * same work. Then worst and best are timed again as an interleaved pair.
+ * background load spreads evenly over the args; each arg's samples last about
+ * sweepSampleMs. Then worst and best are timed again as an interleaved pair.
  */
 async function runSweep (c, opts, progress) {
   const loop = makeLoop(c.fn)
   const args = c.args
   warmUp(loop, args, opts.warmupMs)
-  const iters = calibrate(loop, args[0], opts.sweepSampleMs)
+  // Each arg gets its own iteration count for about sweepSampleMs per sample
+  // (a short pre-pass at each arg): an arg that hits a 20x trap must not
+  // make its samples 20x as long.
+  const probe = calibrate(loop, args[0], Math.min(1, opts.sweepSampleMs))
+  const iters = args.map((arg) => {
+    const total = sample(loop, probe, arg) * probe
+    return Math.max(1, Math.round(probe * opts.sweepSampleMs * 1e6 / Math.max(total, 1)))
+  })
   const perArg = args.map(() => [])
   for (let r = 0; r < opts.sweepRounds; r++) {
     progress(`round ${r + 1}/${opts.sweepRounds}`)
     const start = (r * 7) % args.length
     for (let k = 0; k < args.length; k++) {
       const j = r % 2 ? (start + k) % args.length : (start - k + args.length) % args.length
-      perArg[j].push(sample(loop, iters, args[j]))
+      perArg[j].push(sample(loop, iters[j], args[j]))
       await tick()
     }
   }
@@ -201,7 +207,8 @@ async function runSweep (c, opts, progress) {
     for (let i = 0; i < opts.samples; i++) {
       const first = (i + r) % 2
       for (const side of [first, 1 - first]) {
-        times[side].push(sample(loop, iters, args[side ? best : worst]))
+        const j = side ? best : worst
+        times[side].push(sample(loop, iters[j], args[j]))
       }
     }
     const [mw, mb] = times.map(median)
