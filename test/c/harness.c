@@ -16,9 +16,12 @@
 
 static int tap_count, tap_failed;
 
+static void keys_start(void);
+
 void tap_start(void) {
   /* Line by line: a sanitizer ends the process without flushing stdio. */
   setvbuf(stdout, NULL, _IOLBF, 0);
+  keys_start();
 }
 
 static void tap_line(int pass, const char *file, int line, const char *fmt,
@@ -149,9 +152,15 @@ void *test_calloc(size_t count, size_t size) {
 #include <sys/shm.h>
 #include <unistd.h>
 
+/* Set by tap_start(), so that forked children keep using their parent's keys. */
+static unsigned key_base;
+
+static void keys_start(void) { key_base = 0x6C000000u | ((unsigned)getpid() & 0xffffu) << 8; }
+
 int32_t test_key(int n) {
   if (n < 0 || n > 255) tap_bail("key index %d out of 0..255", n);
-  return (int32_t)(0x6C000000u | ((unsigned)getpid() & 0xffffu) << 8 | (unsigned)n);
+  if (!key_base) tap_bail("test_key() before tap_start()");
+  return (int32_t)(key_base | (unsigned)n);
 }
 
 long test_shmget_calls, test_shmat_calls;
@@ -198,6 +207,11 @@ long probe_nattch(int id) {
 
 int probe_key(int32_t key) {
   int id = shmget((key_t)key, 0, 0);
+  return id >= 0 ? id : -errno;
+}
+
+int probe_create(int32_t key, size_t size, int perms) {
+  int id = shmget((key_t)key, size, IPC_CREAT | IPC_EXCL | perms);
   return id >= 0 ? id : -errno;
 }
 

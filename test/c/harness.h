@@ -51,7 +51,8 @@ void *xmalloc(size_t size);
 
 /* ==== Keys ==== */
 
-/* Key n (0..255) of this process's range: 0x6Cpppp00 + n, pppp = pid & 0xffff. */
+/* Key n (0..255) of this program's range: 0x6Cpppp00 + n, pppp = pid & 0xffff
+   of the process that called tap_start() (forked children share its range). */
 int32_t test_key(int n);
 
 /* ==== Fault-injection doubles ==== */
@@ -91,6 +92,10 @@ void *test_shmat(int id, const void *addr, int flags);
 long probe_nattch(int id);
 /* The id of the segment that has this key, or -errno (-ENOENT: none). */
 int probe_key(int32_t key);
+#if !defined(_WIN32)
+/* Creates a segment with the real shmget (IPC_CREAT|IPC_EXCL|perms): its id, or -errno. */
+int probe_create(int32_t key, size_t size, int perms);
+#endif
 /* Removes every segment still carrying one of test_key(0..255); returns how many. */
 int probe_sweep(void);
 

@@ -23,12 +23,13 @@
 
 int main(void) {
   const int64_t four = INT64_C(1) << 32;
-  int32_t key = test_key(1);
+  int32_t key;
   shmop_t seg;
   const char *call = "(unset)";
   long calls = test_shmget_calls;
 
   tap_start();
+  key = test_key(1);
   tap_group("sizes above a 32-bit SIZE_MAX");
   is_int(shmop_open(&seg, key, 'c', 0600, four, &call), -ENOMEM, "'c' with size 4 GiB: -ENOMEM");
   is_str(call, "shmget", "... reported as from shmget");

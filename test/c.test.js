@@ -1,0 +1,113 @@
+'use strict'
+// The C tests of shmop.c (test/c, see its Makefile): built and run under
+// AddressSanitizer + UBSan with gcc (and clang when installed), then once more
+// with gcov, which must show every line of shmop.c executed.
+const t = require('tap')
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const { cleanupAfter, segments, removeId } = require('./helpers')
+
+const DIR = path.join(__dirname, 'c')
+const COV = path.join(DIR, 'build', 'cov')
+const SANITIZERS = { ASAN_OPTIONS: 'detect_leaks=1', UBSAN_OPTIONS: 'print_stacktrace=1' }
+
+const make = (...targets) => spawnSync('make', ['-s', '-C', DIR, ...targets], { encoding: 'utf8' })
+
+/** The C programs' keys are 0x6Cpppp00-0x6Cppppff, pppp = pid & 0xffff (harness.c). */
+const keyBase = (pid) => (0x6c000000 | ((pid & 0xffff) << 8)) >>> 0
+
+/** Segments a test program left: its keys, or private ones it created. */
+function leftBy (pid) {
+  return segments().filter((s) => ((s.key >>> 0) & 0xffffff00) === keyBase(pid) || (s.key === 0 && s.cpid === pid))
+}
+
+/** Parses TAP: the plan, the test lines, and any "Bail out!". */
+function parseTap (stdout) {
+  const tests = []
+  let plan = null
+  let bail = null
+  for (const line of stdout.split('\n')) {
+    const test = /^(not ok|ok) (\d+)(?: - (.*))?$/.exec(line)
+    if (test) tests.push({ ok: test[1] === 'ok', n: Number(test[2]), name: test[3] || '' })
+    else if (/^1\.\.\d+$/.test(line)) plan = Number(line.slice(3))
+    else if (line.startsWith('Bail out!')) bail = line
+  }
+  return { tests, plan, bail }
+}
+
+/** Runs one test program and asserts it passed as a whole and line by line. */
+function runProgram (t, program) {
+  const run = spawnSync(path.join(DIR, program), [], {
+    cwd: DIR,
+    encoding: 'utf8',
+    env: { ...process.env, ...SANITIZERS },
+    maxBuffer: 16 << 20,
+    timeout: 240000
+  })
+  const { tests, plan, bail } = parseTap(run.stdout || '')
+  const failed = tests.filter((test) => !test.ok).map((test) => `not ok ${test.n} - ${test.name}`)
+  t.equal(run.status, 0, `${program} exits with 0`, { stderr: (run.stderr || '').slice(-8000), signal: run.signal })
+  t.equal(bail, null, 'it does not bail out')
+  t.ok(plan > 0, `it prints a plan (${plan})`)
+  t.equal(tests.length, plan, 'it runs every planned test')
+  t.same(failed, [], 'every test line is ok')
+  const left = leftBy(run.pid)
+  t.same(left.map((s) => s.shmid), [], 'it leaves no segment behind')
+  for (const s of left) removeId(s.shmid)
+  return run.status === 0 && failed.length === 0
+}
+
+/** Lines of shmop.c that gcov counts as executable, each with whether any program ran it. */
+function shmopLines (listings) {
+  const lines = new Map()
+  for (const listing of listings) {
+    let inShmop = false
+    for (const row of listing.split('\n')) {
+      const m = /^\s*([^:]+):\s*(\d+):(.*)$/.exec(row)
+      if (!m) continue
+      const [, count, number, source] = m
+      if (number === '0') {
+        if (source.startsWith('Source:')) inShmop = path.basename(source.slice(7)) === 'shmop.c'
+        continue
+      }
+      if (!inShmop || count.trim() === '-') continue
+      const ran = !/^(#####|=====)$/.test(count.trim())
+      const line = lines.get(Number(number)) || { source, ran: false }
+      line.ran = line.ran || ran
+      lines.set(Number(number), line)
+    }
+  }
+  return lines
+}
+
+cleanupAfter(t)
+
+t.test('C tests of shmop.c', (t) => {
+  const build = make('build', 'coverage-build')
+  if (!t.equal(build.status, 0, 'make -C test/c build coverage-build', { output: build.stdout + build.stderr })) {
+    return t.end()
+  }
+  const programs = make('list').stdout.split('\n').filter(Boolean)
+  const sanitized = programs.filter((p) => !p.startsWith('build/cov/'))
+  const covered = programs.filter((p) => p.startsWith('build/cov/'))
+  t.ok(sanitized.some((p) => p.startsWith('build/gcc/')), 'gcc builds are among them', { programs })
+  t.ok(covered.length > 0, 'so are the gcov builds')
+
+  for (const program of sanitized) t.test(program, async (t) => { runProgram(t, program) })
+
+  t.test('every line of shmop.c runs (gcov)', async (t) => {
+    for (const name of fs.readdirSync(COV)) if (name.endsWith('.gcda')) fs.rmSync(path.join(COV, name))
+    let passed = true
+    for (const program of covered) passed = runProgram(t, program) && passed
+    const gcov = make('gcov')
+    if (!t.equal(gcov.status, 0, 'make -C test/c gcov', { output: gcov.stdout + gcov.stderr })) return
+    const listings = covered.map((p) => fs.readFileSync(path.join(DIR, `${p}.gcov`), 'utf8'))
+    const lines = shmopLines(listings)
+    t.ok(lines.size > 100, `gcov lists ${lines.size} executable lines of shmop.c`)
+    const missed = [...lines].filter(([, line]) => !line.ran).map(([n, line]) => `shmop.c:${n}: ${line.source.trim()}`)
+    t.same(missed, [], 'no line of shmop.c went unexecuted')
+    t.ok(passed, 'the gcov builds passed their tests too')
+  })
+  t.end()
+})
