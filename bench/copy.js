@@ -57,7 +57,7 @@ function runBinary (args, env) {
 async function confirm (row, env, opts) {
   const per = opts.samples
   const args = ['--sizes', String(row.size), '--dlist', `${row.worst.d},${row.best.d}`, '--fns', row.fn,
-    '--rounds', String(opts.rounds * per), '--sample-us', String(opts.cSampleUs)]
+    '--rounds', String(opts.rounds * per), '--sample-us', String(opts.cSampleUs), '--clock', opts.clock]
   const samples = (await runBinary(args, env)).filter((r) => r.type === 'sample')
   const ratios = []
   for (let g = 0; g < opts.rounds; g++) {
@@ -148,7 +148,7 @@ module.exports = {
           }
         ]
         const args = ['--sizes', SIZES.join(','), '--dmax', String(DMAX), '--rounds', String(opts.cRounds),
-          '--sample-us', String(opts.cSampleUs)]
+          '--sample-us', String(opts.cSampleUs), '--clock', opts.clock]
         const results = []
         for (const [k, { label, env }] of envs.entries()) {
           progress(`running copy.c (${label})`)

@@ -12,7 +12,12 @@
  *   pair   { kind: 'pair', name, bytes, candidate: fn, floor: fn, target }
  *          fn() does one operation; target is the largest acceptable
  *          candidate / floor ratio (omit it for a figure without a target).
- *   sweep  { kind: 'sweep', name, bytes, args, fn, target }
+ *          allocates: true makes samples opts.allocFactor times longer: a
+ *          case that allocates a Buffer per call pays for full GCs (which
+ *          external memory triggers every few thousand calls), and a sample
+ *          must hold several of them to be comparable with the next one.
+ *          clock: 'wall' times it by wall-clock time (see sample()).
+ *   sweep  { kind: 'sweep', name, bytes, args, fn, target, allocates, clock }
  *          fn(arg) does one operation at arg (e.g. a segment offset); each
  *          round visits every arg once, in a rotated order. Reported: the
  *          per-arg median over rounds, best and worst, and a confirmation of
@@ -46,11 +51,34 @@ const now = process.hrtime.bigint
 /* Lets the event loop run between samples, so that Ctrl-C is handled. */
 const tick = () => new Promise(setImmediate)
 
+/*
+ * Clocks. 'cpu' (the default) is the CPU time of this process
+ * (process.cpuUsage: user + system, every thread): on a shared machine the
+ * time this process spends waiting for a core is not the cost of the call,
+ * and leaving it out makes ratios several times steadier than wall time
+ * (measured here under load average 5: writeSHM 10 KB ÷ floor 1.80/1.86/1.83
+ * in three runs by CPU time, 1.79/0.95/0.63 by wall time). It counts V8's
+ * helper threads (GC, compiler) too, on both sides of a pair alike. 'wall'
+ * (process.hrtime) is for cases that wait for something else, such as another
+ * process; a case picks it with clock: 'wall', a run with --clock wall.
+ */
+let defaultClock = 'cpu'
+function setClock (clock) {
+  if (clock !== 'cpu' && clock !== 'wall') throw new Error(`unknown clock ${clock}: use cpu or wall`)
+  defaultClock = clock
+}
+
 /** Runs loop(iters, arg) once; returns nanoseconds per operation. */
-function sample (loop, iters, arg) {
-  const start = now()
+function sample (loop, iters, arg, clock = defaultClock) {
+  if (clock === 'wall') {
+    const start = now()
+    sink = loop(iters, arg)
+    return Number(now() - start) / iters
+  }
+  const start = process.cpuUsage()
   sink = loop(iters, arg)
-  return Number(now() - start) / iters
+  const used = process.cpuUsage(start)
+  return (used.user + used.system) * 1000 / iters
 }
 
 /** Runs the loop (cycling through args) for about ms milliseconds, so V8 optimizes it. */
@@ -58,17 +86,17 @@ function warmUp (loop, args, ms) {
   const end = now() + BigInt(Math.round(ms * 1e6))
   let iters = 1
   for (let k = 0; now() < end; k++) {
-    const t = sample(loop, iters, args[k % args.length]) * iters
+    const t = sample(loop, iters, args[k % args.length], 'wall') * iters
     if (t < 1e6) iters *= 2 // keep each call short while it is still cold
   }
 }
 
 /** Iterations for one sample of about ms milliseconds. */
-function calibrate (loop, arg, ms) {
+function calibrate (loop, arg, ms, clock) {
   const goal = ms * 1e6
   let iters = 1
   for (;;) {
-    const total = sample(loop, iters, arg) * iters
+    const total = sample(loop, iters, arg, clock) * iters
     if (total >= goal / 4 || iters >= 2 ** 40) {
       return Math.max(1, Math.round(iters * goal / Math.max(total, 1)))
     }
@@ -89,6 +117,9 @@ const max = (xs) => Math.max(...xs)
 /** { median, min, max } of a list. */
 const summary = (xs) => ({ median: median(xs), min: min(xs), max: max(xs) })
 
+/** Milliseconds per sample for a case. */
+const sampleMs = (c, ms, opts) => (c.allocates ? ms * opts.allocFactor : ms)
+
 // ==== Pairs ====
 
 /*
@@ -108,8 +139,8 @@ async function runPairs (cases, opts, progress) {
     states.push({
       c,
       sides: [
-        { loop: a, iters: calibrate(a, undefined, opts.sampleMs), rounds: [] },
-        { loop: b, iters: calibrate(b, undefined, opts.sampleMs), rounds: [] }
+        { loop: a, iters: calibrate(a, undefined, sampleMs(c, opts.sampleMs, opts), c.clock), rounds: [] },
+        { loop: b, iters: calibrate(b, undefined, sampleMs(c, opts.sampleMs, opts), c.clock), rounds: [] }
       ],
       ratios: []
     })
@@ -124,7 +155,7 @@ async function runPairs (cases, opts, progress) {
         const first = (i + r) % 2
         for (const side of [first, 1 - first]) {
           const { loop, iters } = s.sides[side]
-          times[side].push(sample(loop, iters))
+          times[side].push(sample(loop, iters, undefined, s.c.clock))
         }
       }
       const [ma, mb] = times.map(median)
@@ -150,7 +181,8 @@ async function runPairs (cases, opts, progress) {
       roundRatios: ratios,
       target: c.target,
       verdict: verdict(ratio.median, c.target),
-      iters: [sides[0].iters, sides[1].iters]
+      iters: [sides[0].iters, sides[1].iters],
+      clock: c.clock || defaultClock
     }
   })
 }
@@ -175,10 +207,10 @@ async function runSweep (c, opts, progress) {
   // Each arg gets its own iteration count for about sweepSampleMs per sample
   // (a short pre-pass at each arg): an arg that hits a 20x trap must not
   // make its samples 20x as long.
-  const probe = calibrate(loop, args[0], Math.min(1, opts.sweepSampleMs))
+  const probe = calibrate(loop, args[0], Math.min(1, opts.sweepSampleMs), 'wall')
   const iters = args.map((arg) => {
-    const total = sample(loop, probe, arg) * probe
-    return Math.max(1, Math.round(probe * opts.sweepSampleMs * 1e6 / Math.max(total, 1)))
+    const total = sample(loop, probe, arg, 'wall') * probe
+    return Math.max(1, Math.round(probe * sampleMs(c, opts.sweepSampleMs, opts) * 1e6 / Math.max(total, 1)))
   })
   const perArg = args.map(() => [])
   for (let r = 0; r < opts.sweepRounds; r++) {
@@ -186,7 +218,7 @@ async function runSweep (c, opts, progress) {
     const start = (r * 7) % args.length
     for (let k = 0; k < args.length; k++) {
       const j = r % 2 ? (start + k) % args.length : (start - k + args.length) % args.length
-      perArg[j].push(sample(loop, iters[j], args[j]))
+      perArg[j].push(sample(loop, iters[j], args[j], c.clock))
       await tick()
     }
   }
@@ -208,7 +240,7 @@ async function runSweep (c, opts, progress) {
       const first = (i + r) % 2
       for (const side of [first, 1 - first]) {
         const j = side ? best : worst
-        times[side].push(sample(loop, iters[j], args[j]))
+        times[side].push(sample(loop, iters[j], args[j], c.clock))
       }
     }
     const [mw, mb] = times.map(median)
@@ -239,8 +271,9 @@ async function runSweep (c, opts, progress) {
     perArg: args.map((arg, j) => ({ arg, ns: medians[j] })),
     target: c.target,
     verdict: verdict(confirmed.median, c.target),
-    iters
+    iters,
+    clock: c.clock || defaultClock
   }
 }
 
-module.exports = { tick, makeLoop, sample, warmUp, calibrate, median, summary, runPairs, runSweep, verdict }
+module.exports = { setClock, tick, makeLoop, sample, warmUp, calibrate, median, summary, runPairs, runSweep, verdict }

@@ -34,6 +34,8 @@ const USAGE = `Usage: npm run bench -- [filter ...] [options]
   --samples N     samples per side per round (default 5; quick 3)
   --sample-ms N   milliseconds per sample (default 10; quick 5)
   --sweep-rounds N  rounds of each offset sweep (default 5; quick 3)
+  --clock cpu|wall  time by this process's CPU time (default: steadier on a
+                  shared machine) or by wall-clock time
   --help          this text
 `
 
@@ -43,7 +45,8 @@ function parseArgs (argv) {
     json: false,
     list: false,
     strict: false,
-    filters: []
+    filters: [],
+    clock: 'cpu'
   }
   const numbers = {}
   for (let i = 0; i < argv.length; i++) {
@@ -52,6 +55,7 @@ function parseArgs (argv) {
     else if (arg === '--json') opts.json = true
     else if (arg === '--list') opts.list = true
     else if (arg === '--strict') opts.strict = true
+    else if (arg === '--clock') opts.clock = argv[++i]
     else if (arg === '--save') {
       opts.save = argv[++i]
       if (!opts.save) throw new Error('--save needs a file name')
@@ -70,6 +74,7 @@ function parseArgs (argv) {
     samples: numbers.samples || (q ? 3 : 5),
     sampleMs: numbers['sample-ms'] || (q ? 5 : 10),
     warmupMs: q ? 60 : 200,
+    allocFactor: 4, // samples of cases that allocate a Buffer per call are this much longer
     sweepRounds: numbers['sweep-rounds'] || (q ? 3 : 5),
     sweepSampleMs: numbers['sample-ms'] || (q ? 3 : 10),
     // C copies allocate nothing, so their samples can be short: a short sample
@@ -187,6 +192,7 @@ function describeVerdict (r) {
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
   if (opts.help) return process.stdout.write(USAGE)
+  harness.setClock(opts.clock)
   const say = (text) => process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${text}` : `${text}\n`)
   const done = () => { if (process.stderr.isTTY) process.stderr.write('\r\x1b[K') }
 
@@ -240,9 +246,11 @@ async function main () {
   const settings = {
     quick: opts.quick,
     filters: opts.filters,
+    clock: opts.clock,
     rounds: opts.rounds,
     samples: opts.samples,
     sampleMs: opts.sampleMs,
+    allocFactor: opts.allocFactor,
     sweepRounds: opts.sweepRounds,
     sweepSampleMs: opts.sweepSampleMs,
     cRounds: opts.cRounds,
@@ -258,7 +266,9 @@ async function main () {
       `## Benchmark (${about.date.slice(0, 10)})`,
       '',
       machine.format(about, { loadavgEnd }),
-      `- **Method:** ${settings.rounds} rounds × ${settings.samples} samples per side of ~${settings.sampleMs} ms, ` +
+      `- **Method:** ${settings.clock === 'cpu' ? 'CPU time of the process (process.cpuUsage)' : 'wall-clock time'}; ` +
+        `${settings.rounds} rounds × ${settings.samples} samples per side of ~${settings.sampleMs} ms ` +
+        `(${settings.sampleMs * settings.allocFactor} ms for cases that allocate a Buffer per call), ` +
         `candidate and floor interleaved; ratio = median over rounds of (candidate median ÷ floor median). ` +
         `Sweeps: ${settings.sweepRounds} rounds × 1 sample of ~${settings.sweepSampleMs} ms per offset; ` +
         `C: ${settings.cRounds} rounds × 1 sample of ~${settings.cSampleUs} µs per distance and copy. ` +

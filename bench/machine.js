@@ -60,7 +60,7 @@ function git () {
   const root = path.join(__dirname, '..')
   const commit = run('git', ['-C', root, 'rev-parse', '--short', 'HEAD']).trim()
   const dirty = run('git', ['-C', root, 'status', '--porcelain', '--', 'shmop.c', 'shmop.h', 'shm.cc'])
-    .trim().split('\n').filter(Boolean).map((l) => l.slice(3))
+    .split('\n').filter(Boolean).map((l) => l.slice(3))
   return { commit, dirty }
 }
 

@@ -47,7 +47,8 @@ module.exports = {
         argName: 'start',
         text: 'readSHM(h, start, n)',
         fn: (d) => shm.readSHM(h, d, n),
-        target: TARGET
+        target: TARGET,
+        allocates: true
       })
     }
     for (const { bytes: n, label } of SIZES) {

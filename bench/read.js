@@ -42,7 +42,8 @@ module.exports = {
           src.copy(b)
           return b
         },
-        target: READ_TARGETS[n]
+        target: READ_TARGETS[n],
+        allocates: true
       })
     }
     for (const { bytes: n, label } of SIZES) {
