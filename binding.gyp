@@ -13,6 +13,14 @@
             "WARNING_CFLAGS": ["-Wall", "-Wextra"],
             "MACOSX_DEPLOYMENT_TARGET": "10.15"
           }
+        }],
+        ["OS=='win'", {
+          "defines": ["_CRT_SECURE_NO_WARNINGS"],
+          "msvs_settings": {
+            "VCCLCompilerTool": {
+              "WarningLevel": 4
+            }
+          }
         }]
       ]
     }

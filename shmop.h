@@ -47,6 +47,9 @@ typedef struct shmop_s {
   int readonly;        /* opened with "a": writes are refused */
   void *_view;         /* start of the mapping (Windows: its descriptor block) */
   void *_mapping;      /* Windows: the file-mapping HANDLE; unused elsewhere */
+#ifdef _WIN32
+  void *_info;         /* Windows, PHP <= 8.1 layout: the descriptor's HANDLE */
+#endif
 } shmop_t;
 
 /*
@@ -59,6 +62,11 @@ typedef struct shmop_s {
  * Returns 0 and fills *seg; SHMOP_EMODE or SHMOP_ESIZE for misuse; or -errno,
  * with *failed_call set to the call that failed ("shmget", "shmctl" or
  * "shmat"; PHP's warnings name the same three stages).
+ *
+ * Windows: the segment is PHP's file-mapping emulation (shmop.c, "Windows
+ * primitives"); perms is ignored except for its IPC_CREAT and IPC_EXCL bits,
+ * seg->size is what PHP 8.2-8.5's shmop_size() reports (the size asked for plus
+ * sizeof(void *)), and every failure is reported as "shmget".
  */
 int shmop_open(shmop_t *seg, int32_t key, char mode, int perms, int64_t size,
                const char **failed_call);
@@ -70,6 +78,10 @@ int shmop_close(shmop_t *seg);
  * Marks the segment for deletion (IPC_RMID), as shmop_delete does. The
  * mapping stays usable until it is closed; the key is free at once.
  * Returns 0, or -errno (-EPERM: not the owner).
+ *
+ * Windows: marks the descriptor's key -1, which PHP and this library read as
+ * "deleted": new opens of the key fail until every process has closed the
+ * segment, then the name is free. (PHP's own shmop_delete does nothing there.)
  */
 int shmop_delete(shmop_t *seg);
 
@@ -108,7 +120,8 @@ void shmop_copy(void *dst, const void *src, size_t length);
 
 /* ==== Introspection (no attach needed) ==== */
 
-/* What the system knows of a segment (IPC_STAT). */
+/* What the system knows of a segment (IPC_STAT). On Windows, what PHP's
+   descriptor block holds: id is the key, mode and the owners are 0. */
 typedef struct shmop_stat_s {
   int32_t key;          /* 0 once marked for deletion (Linux) or for IPC_PRIVATE */
   int id;               /* the system's id (shmid) */
@@ -134,8 +147,9 @@ int shmop_stat(int id, shmop_stat_t *st);
    Returns 0 or -errno (-EPERM: not the owner). */
 int shmop_remove(int id);
 
-/* ftok(3), the key PHP's ftok() gives for a path and a project byte.
-   Returns 0, or -errno when the path cannot be stat'ed. */
+/* ftok(3), the key PHP's ftok() gives for a path and a project byte (on
+   Windows: PHP's win32/ftok.c from the drive number and the file index; the
+   path is UTF-8). Returns 0, or -errno when the path cannot be stat'ed. */
 int shmop_ftok(const char *path, unsigned char project, int32_t *key);
 
 /* ==== Errors ==== */
