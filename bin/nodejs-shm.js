@@ -103,8 +103,8 @@ function stat ({ json }, key) {
     attachments: seg.attachments,
     attached: time(seg.atime),
     detached: time(seg.dtime),
-    changed: time(seg.ctime),
-    'marked for deletion': seg.markedForDeletion ? 'yes' : 'no'
+    changed: time(seg.ctime)
+    // No 'marked for deletion' row: marking a segment makes its key private, so a KEY never finds a marked one.
   }).map(([name, value]) => [name + ':', value])
   return table(rows)
 }
@@ -232,6 +232,6 @@ async function main (argv) {
 main(process.argv.slice(2)).catch((error) => {
   const usageError = error instanceof UsageError || error.code?.startsWith('ERR_PARSE_ARGS')
   const text = error.message.startsWith(error.code) || !error.code ? error.message : `${error.code}: ${error.message}`
-  process.stderr.write(`nodejs-shm: ${text}\n`)
+  process.stderr.write(`nodejs-shm: ${text.replace(/\s*\n\s*/g, ' ')}\n`) // one line, also for parseArgs' messages
   process.exitCode = usageError ? 2 : 1
 })

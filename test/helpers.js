@@ -99,9 +99,12 @@ function unprivileged (t, files = []) {
  * unprivileged(t), with the package itself (index.js, lib/, bin/ and the addon
  * in build/Release/) and the named files copied to their paths under the temp
  * folder, as in the checkout: a copied fixture's require('../..') loads the copy.
+ * `env` is this process's environment without NODE_OPTIONS, where tap puts
+ * loaders from the checkout that the other user may not be able to read.
  */
 function unprivilegedPackage (t, files = []) {
-  const child = unprivileged(t)
+  const { NODE_OPTIONS, ...env } = process.env
+  const child = { ...unprivileged(t), env }
   if (!child.asRoot) return child
   const own = ['lib', 'bin'].flatMap((dir) => fs.readdirSync(path.join(ROOT, dir)).map((name) => path.join(dir, name)))
   for (const file of ['index.js', ...own, ADDON, ...files].map((file) => path.relative(ROOT, path.resolve(ROOT, file)))) {

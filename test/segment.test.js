@@ -79,7 +79,7 @@ t.test('mode defaults to 0 when attaching: another user reads a 0644 segment wit
   open(t, key, 'n', 0o644, 32).write('for any reader')
   const user = unprivilegedPackage(t, [path.join(FIXTURES, 'modern-reader.js')])
   const result = child(t, [path.join(user.dir, 'test', 'fixtures', 'modern-reader.js'), String(key)],
-    { uid: user.uid, gid: user.gid })
+    { uid: user.uid, gid: user.gid, env: user.env })
   t.equal(result.uid, user.uid, 'the child runs as that user')
   t.same(result.defaults, { value: { readOnly: true, text: 'for any reader' } }, "open(key, 'a') reads it")
   t.same(result.writer.error, {
