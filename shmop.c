@@ -115,7 +115,7 @@ const char *shmop_strerror(int status) {
   case SHMOP_ECOUNT: return "count goes past the end of the segment";
   case SHMOP_EREADONLY: return "read-only segment cannot be written";
   case SHMOP_EBADHANDLE: return "no open segment has this handle";
-  default: return status < 0 ? strerror(-status) : "unknown status";
+  default: return status < 0 && status > -4096 ? strerror(-status) : "unknown status";
   }
 }
 
