@@ -49,6 +49,7 @@ export interface SegmentStat {
 
 /** An operating-system failure, with what it means and what to do in its message. */
 export class ShmError extends Error {
+  constructor (message: string, fields: { code: string, errno: number, syscall: string, key?: number, cause?: unknown })
   readonly name: 'ShmError'
   /** 'ENOENT', 'EEXIST', 'EACCES', 'EINVAL', 'ENOMEM', 'ENOSPC', 'EPERM', ... */
   code: string
