@@ -634,9 +634,13 @@ static long run_child(const char *what, int32_t key) {
   snprintf(line, sizeof line, "\"%s\" child %s %ld", self, what, (long)key);
   memset(&si, 0, sizeof si);
   si.cb = sizeof si;
-  if (!CreateProcessA(self, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) return -1;
+  if (!CreateProcessA(self, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    tap_diag("CreateProcessA(%s): error %lu", line, (unsigned long)GetLastError());
+    return -1;
+  }
   WaitForSingleObject(pi.hProcess, INFINITE);
   if (!GetExitCodeProcess(pi.hProcess, &status)) status = (DWORD)-1;
+  if (status != 0) tap_diag("child %s exited with 0x%08lx", what, (unsigned long)status);
   CloseHandle(pi.hThread);
   CloseHandle(pi.hProcess);
   return (long)status;
