@@ -28,6 +28,7 @@ const USAGE = `Usage: npm run bench -- [filter ...] [options]
   --quick         fewer and shorter samples (about a third of the time; noisier)
   --json          print the results as one JSON document on stdout
   --save FILE     also write that JSON document to FILE
+  --addon FILE    benchmark this build of shm.node instead of build/Release
   --list          list the case names and exit
   --strict        exit with status 1 if a target is missed
   --rounds N      rounds for pairs and confirmations (default 7; quick 3)
@@ -56,6 +57,10 @@ function parseArgs (argv) {
     else if (arg === '--list') opts.list = true
     else if (arg === '--strict') opts.strict = true
     else if (arg === '--clock') opts.clock = argv[++i]
+    else if (arg === '--addon') {
+      opts.addon = argv[++i]
+      if (!opts.addon) throw new Error('--addon needs a file name')
+    }
     else if (arg === '--save') {
       opts.save = argv[++i]
       if (!opts.save) throw new Error('--save needs a file name')
@@ -193,6 +198,7 @@ async function main () {
   const opts = parseArgs(process.argv.slice(2))
   if (opts.help) return process.stdout.write(USAGE)
   harness.setClock(opts.clock)
+  if (opts.addon) shm.useAddon(opts.addon)
   const say = (text) => process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${text}` : `${text}\n`)
   const done = () => { if (process.stderr.isTTY) process.stderr.write('\r\x1b[K') }
 
@@ -241,6 +247,8 @@ async function main () {
   if (opts.list) return
 
   const loadavgEnd = require('node:os').loadavg().map((x) => Number(x.toFixed(2)))
+  const rel = shm.addonFile && require('node:path').relative(process.cwd(), shm.addonFile)
+  about.addon = rel && !rel.startsWith('..') ? rel : shm.addonFile
   const all = verdicts(groups)
   const missed = all.filter((r) => r.verdict === 'MISS')
   const settings = {
@@ -266,6 +274,7 @@ async function main () {
       `## Benchmark (${about.date.slice(0, 10)})`,
       '',
       machine.format(about, { loadavgEnd }),
+      ...(about.addon ? [`- **Addon:** ${about.addon}`] : []),
       `- **Method:** ${settings.clock === 'cpu' ? 'CPU time of the process (process.cpuUsage)' : 'wall-clock time'}; ` +
         `${settings.rounds} rounds × ${settings.samples} samples per side of ~${settings.sampleMs} ms ` +
         `(${settings.sampleMs * settings.allocFactor} ms for cases that allocate a Buffer per call), ` +

@@ -19,15 +19,22 @@ const ROOT = path.join(__dirname, '..')
  * Loads the addon. Another engineer may be rebuilding it while the benchmark
  * starts, so a failed load is retried a few times before giving up.
  */
+let addonPath = null // --addon: benchmark another build (before/after a change)
+function useAddon (file) { addonPath = path.resolve(file) }
+
 function loadAddon () {
-  const candidates = [path.join(ROOT, 'lib', 'binding.js'), path.join(ROOT, 'build', 'Release', 'shm.node')]
+  const candidates = addonPath ? [addonPath]
+    : [path.join(ROOT, 'lib', 'binding.js'), path.join(ROOT, 'build', 'Release', 'shm.node')]
   let lastError
   for (let attempt = 0; attempt < 5; attempt++) {
     for (const file of candidates) {
       if (!fs.existsSync(file)) continue
       try {
         const addon = require(file)
-        if (typeof addon.readSHM === 'function') return { addon, file }
+        if (typeof addon.readSHM === 'function') {
+          loaded = file
+          return { addon, file }
+        }
       } catch (error) {
         lastError = error
       }
@@ -44,6 +51,7 @@ const KEY_BASE = (0x6f000000 | ((process.pid & 0xffff) << 8)) | 0
 const isOurKey = (key) => ((key >>> 0) & 0xffffff00) === (KEY_BASE >>> 0)
 
 let addon
+let loaded = null // the file the addon came from
 const open = new Set()
 let nextKey = 0
 let hooked = false
@@ -125,7 +133,9 @@ function aligned (bytes, pageOffset = 0) {
 
 module.exports = {
   get addon () { return addon || (addon = loadAddon().addon) },
+  get addonFile () { return loaded },
   loadAddon,
+  useAddon,
   segment,
   cleanup,
   aligned,
