@@ -16,6 +16,7 @@
 
 static int tap_count, tap_failed;
 
+/* Each platform's: below for POSIX, in windows/harness-win.c for Windows. */
 static void keys_start(void);
 
 void tap_start(void) {
