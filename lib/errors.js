@@ -54,6 +54,8 @@ function explain (code, syscall, { key, flags, size, existingSize }) {
       return 'the system limit on segments (kernel.shmmni) or on shared memory in all (kernel.shmall) is reached'
     case 'EMFILE':
       return 'this process has attached as many segments as the system allows (SHMSEG)'
+    case 'EIDRM':
+      return `the ${seg} was deleted but is still open somewhere; its key is free once every process has closed it`
     default:
       return `the ${seg} could not be used`
   }
