@@ -27,7 +27,7 @@ const USAGE = `Usage: npm run bench -- [filter ...] [options]
                   (case-insensitive), e.g. \`read\`, \`100KB\`, \`offset.writeSHM\`
   --quick         fewer and shorter samples (about a third of the time; noisier)
   --json          print the results as one JSON document on stdout
-                  (through npm, add -s: `npm run -s bench -- --json`)
+                  (through npm, add -s: npm run -s bench -- --json)
   --save FILE     also write that JSON document to FILE
   --addon FILE    benchmark this build of shm.node instead of build/Release
   --list          list the case names and exit
