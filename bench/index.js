@@ -295,6 +295,13 @@ async function main () {
   if (opts.strict && missed.length) process.exitCode = 1
 }
 
+// `npm run bench -- --list | head` closes the pipe early: not an error.
+process.stdout.on('error', (error) => {
+  if (error.code !== 'EPIPE') throw error
+  shm.cleanup()
+  process.exit(0)
+})
+
 main().catch((error) => {
   shm.cleanup()
   process.stderr.write(`bench: ${error && error.stack ? error.stack : error}\n`)
