@@ -9,7 +9,7 @@ const { once } = require('node:events')
 const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 const { shm, keyFor, segmentByKey, sysvMappings, cleanupAfter } = require('./helpers')
-const { workerPeer } = require('./fixtures/node-peers')
+const { workerPeer, WORKER_EXEC_ARGV } = require('./fixtures/node-peers')
 
 cleanupAfter(t)
 
@@ -60,7 +60,7 @@ t.test('workers created and terminated again and again, at any moment', async (t
   let ended = 0
   for (let round = 0; round < 15; round++) {
     const start = (calls) => {
-      const worker = new Worker(BUSY, { workerData: { handle: h, expected, calls } })
+      const worker = new Worker(BUSY, { workerData: { handle: h, expected, calls }, execArgv: WORKER_EXEC_ARGV })
       worker.on('error', (error) => errors.push(error))
       return worker
     }
