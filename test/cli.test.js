@@ -167,17 +167,17 @@ t.test('stat KEY [--json]', async (t) => {
   const st = shm.stat(key)
   const iso = (date) => date.toISOString()
   t.equal(text, [
-    `key:                  ${hex(key)} (${key})`,
-    `id:                   ${st.id}`,
-    'size:                 1000',
-    'mode:                 0640',
-    'owner:                uid 0 gid 0',
-    `creator:              uid 0 gid 0 pid ${holder.pid} (alive)`,
-    `last pid:             ${holder.pid}`,
-    'attachments:          1',
-    `attached:             ${iso(st.atime)}`,
-    'detached:             -',
-    `changed:              ${iso(st.ctime)}`,
+    `key:          ${hex(key)} (${key})`,
+    `id:           ${st.id}`,
+    'size:         1000',
+    'mode:         0640',
+    'owner:        uid 0 gid 0',
+    `creator:      uid 0 gid 0 pid ${holder.pid} (alive)`,
+    `last pid:     ${holder.pid}`,
+    'attachments:  1',
+    `attached:     ${iso(st.atime)}`,
+    'detached:     -',
+    `changed:      ${iso(st.ctime)}`,
     ''
   ].join('\n'), 'a table, with "-" for a time that never was')
   t.same(JSON.parse(ok(t, ['stat', key, '--json'])), JSON.parse(JSON.stringify(st)), '--json is stat() as JSON')

@@ -76,9 +76,11 @@ t.test('mode defaults to 0o644 when creating', async (t) => {
 
 t.test('mode defaults to 0 when attaching: another user reads a 0644 segment with the defaults', async (t) => {
   const key = keyFor(3)
+  const secret = keyFor(22)
   open(t, key, 'n', 0o644, 32).write('for any reader')
+  open(t, secret, 'n', 0o600, 32)
   const user = unprivilegedPackage(t, [path.join(FIXTURES, 'modern-reader.js')])
-  const result = child(t, [path.join(user.dir, 'test', 'fixtures', 'modern-reader.js'), String(key)],
+  const result = child(t, [path.join(user.dir, 'test', 'fixtures', 'modern-reader.js'), String(key), String(secret)],
     { uid: user.uid, gid: user.gid, env: user.env })
   t.equal(result.uid, user.uid, 'the child runs as that user')
   t.same(result.defaults, { value: { readOnly: true, text: 'for any reader' } }, "open(key, 'a') reads it")
@@ -96,6 +98,13 @@ t.test('mode defaults to 0 when attaching: another user reads a 0644 segment wit
     message: `EACCES: permission denied on the segment with key ${hex(key)}: the mode asks for permissions ` +
       "it does not grant; attach with mode 0 (or 0o444 with 'a') (shmget: Permission denied)"
   }, 'asking for 0o644 is refused: the default 0 is what lets it in')
+  t.same(result.secret.error, {
+    name: 'ShmError',
+    code: 'EACCES',
+    syscall: 'shmctl',
+    message: `EACCES: permission denied reading the segment with key ${hex(secret)} (shmctl: Permission denied)`
+  }, 'a 0600 segment of root is not readable, even with mode 0')
+  t.equal(segmentByKey(key).nattch, 1, 'the refused opens left no attachment')
 })
 
 t.test('read() copies', async (t) => {
