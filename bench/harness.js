@@ -20,9 +20,10 @@
  *   sweep  { kind: 'sweep', name, bytes, args, fn, target, allocates, clock }
  *          fn(arg) does one operation at arg (e.g. a segment offset); each
  *          round visits every arg once, in a rotated order. Reported: the
- *          per-arg median over rounds, best and worst, and a confirmation of
- *          worst / best timed as an interleaved pair (that ratio is the
- *          verdict, so one noisy sample cannot fail or pass a sweep).
+ *          per-arg median over rounds, and a confirmation: the best and the
+ *          few slowest args timed again, interleaved; the largest confirmed
+ *          worst / best ratio is the verdict, so one noisy sample can
+ *          neither fail nor pass a sweep.
  *   custom { kind: 'custom', name, run(ctx) } for anything else (copy.c).
  */
 
@@ -198,7 +199,8 @@ function verdict (value, target) {
  * Times fn(arg) for every arg, one sample each per round, in an order rotated
  * from round to round (and reversed every other round) so that drift in the
  * background load spreads evenly over the args; each arg's samples last about
- * sweepSampleMs. Then worst and best are timed again as an interleaved pair.
+ * sweepSampleMs. Then the best and the few slowest are timed again,
+ * interleaved (see the confirmation below).
  */
 async function runSweep (c, opts, progress) {
   const loop = makeLoop(c.fn)
@@ -224,32 +226,40 @@ async function runSweep (c, opts, progress) {
   }
   const medians = perArg.map(median)
   let best = 0
-  let worst = 0
-  medians.forEach((m, j) => {
-    if (m < medians[best]) best = j
-    if (m > medians[worst]) worst = j
-  })
+  medians.forEach((m, j) => { if (m < medians[best]) best = j })
 
-  // Confirmation: worst against best, interleaved, in rounds of their own.
+  /*
+   * Confirmation. On a busy machine the slowest median of 64 can be one that
+   * noise hit, and the truly slowest arg can hide behind it; so the few
+   * slowest args (opts.confirmWorst) are timed again together with the best,
+   * interleaved in rounds of their own (order rotated within each pass). Per
+   * round, each one's median over the best's; the reported worst is the arg
+   * with the largest median of those ratios.
+   */
   progress('confirming worst / best')
-  const ratios = []
-  const rounds = [[], []]
+  const slow = medians.map((m, j) => j).filter((j) => j !== best)
+    .sort((x, y) => medians[y] - medians[x]).slice(0, opts.confirmWorst)
+  const group = [best, ...slow]
+  const ratios = slow.map(() => [])
+  const nsRounds = group.map(() => [])
   for (let r = 0; r < opts.rounds; r++) {
-    const times = [[], []]
+    const times = group.map(() => [])
     for (let i = 0; i < opts.samples; i++) {
-      const first = (i + r) % 2
-      for (const side of [first, 1 - first]) {
-        const j = side ? best : worst
-        times[side].push(sample(loop, iters[j], args[j], c.clock))
+      for (let k = 0; k < group.length; k++) {
+        const g = (k + i + r) % group.length
+        const j = group[g]
+        times[g].push(sample(loop, iters[j], args[j], c.clock))
       }
     }
-    const [mw, mb] = times.map(median)
-    rounds[0].push(mw)
-    rounds[1].push(mb)
-    ratios.push(mw / mb)
+    const m = times.map(median)
+    m.forEach((x, g) => nsRounds[g].push(x))
+    slow.forEach((_, q) => ratios[q].push(m[q + 1] / m[0]))
     await tick()
   }
-  const confirmed = summary(ratios)
+  let w = 0
+  ratios.forEach((rs, q) => { if (median(rs) > median(ratios[w])) w = q })
+  const worst = slow.length ? slow[w] : best
+  const confirmed = slow.length ? summary(ratios[w]) : { median: 1, min: 1, max: 1 }
   const buckets = (c.buckets || []).map(([lo, hi]) => {
     const inside = medians.filter((_, j) => args[j] >= lo && args[j] <= hi)
     return { from: lo, to: hi, median: inside.length ? median(inside) : null }
@@ -260,13 +270,14 @@ async function runSweep (c, opts, progress) {
     bytes: c.bytes,
     what: c.text,
     argName: c.argName,
-    best: { arg: args[best], ns: medians[best] },
-    worst: { arg: args[worst], ns: medians[worst] },
-    sweepRatio: medians[worst] / medians[best],
+    // ns from the confirmation rounds (the sweep's own medians are in perArg)
+    best: { arg: args[best], ns: median(nsRounds[0]) },
+    worst: { arg: args[worst], ns: slow.length ? median(nsRounds[w + 1]) : median(nsRounds[0]) },
+    sweepRatio: Math.max(...medians) / medians[best],
     ratio: confirmed.median,
     ratioMin: confirmed.min,
     ratioMax: confirmed.max,
-    confirmNs: [median(rounds[0]), median(rounds[1])],
+    confirmed: slow.map((j, q) => ({ arg: args[j], ratio: median(ratios[q]) })),
     buckets,
     perArg: args.map((arg, j) => ({ arg, ns: medians[j] })),
     target: c.target,

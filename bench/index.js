@@ -19,7 +19,7 @@ const machine = require('./machine')
 const harness = require('./harness')
 const shm = require('./shm')
 
-const GROUPS = ['read', 'write', 'offset', 'copy']
+const GROUPS = ['read', 'write', 'offset', 'copy', 'handoff']
 
 const USAGE = `Usage: npm run bench -- [filter ...] [options]
 
@@ -82,6 +82,7 @@ function parseArgs (argv) {
     warmupMs: q ? 60 : 200,
     allocFactor: 4, // samples of cases that allocate a Buffer per call are this much longer
     sweepRounds: numbers['sweep-rounds'] || (q ? 3 : 5),
+    confirmWorst: q ? 3 : 4, // slowest offsets of a sweep timed again against the best
     sweepSampleMs: numbers['sample-ms'] || (q ? 3 : 10),
     // C copies allocate nothing, so their samples can be short: a short sample
     // is less often cut by another process's time slice, and many of them
@@ -127,7 +128,7 @@ function pairTable (results) {
 
 function sweepTable (results) {
   return table(
-    [['case', 'l'], ['best (at)', 'r'], ['worst (at)', 'r'], ['worst ÷ best', 'r'], ['confirmed', 'r'], ['min–max', 'r'],
+    [['case', 'l'], ['best (at)', 'r'], ['worst (at)', 'r'], ['sweep spread', 'r'], ['confirmed worst ÷ best', 'r'], ['min–max', 'r'],
       ['0', 'r'], ['1–15', 'r'], ['16–31', 'r'], ['32–63', 'r'], ['target', 'r'], ['result', 'l']],
     results.map((r) => [
       r.name,

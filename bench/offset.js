@@ -31,7 +31,8 @@ module.exports = {
     'writeSHM: `writeSHM(h, src, offset)`, offset = 0..63, src page-aligned: (dst − src) mod 4096 = offset.',
     'readIntoSHM: `readIntoSHM(h, dst, 64, start, n)`, start = 0..63, dst page-aligned: (dst − src) mod 4096 = 64 − start.',
     'Buffer.copy (reference, not the addon): `src.copy(dst, d)`, both page-aligned: (dst − src) mod 4096 = d.',
-    'best/worst: per-offset medians over rounds; "confirmed": worst and best offsets timed again as an interleaved pair (the verdict uses it).'
+    'Columns 0, 1–15, 16–31, 32–63: median over those offsets of each offset\'s median over rounds. Sweep spread: slowest ÷ fastest of those per-offset medians (noise included).',
+    'Confirmed: the best offset and the slowest few timed again, interleaved, in rounds of their own; worst = the one with the largest median ratio to the best (best/worst ns from those rounds); min–max over rounds. The result uses it.'
   ],
   cases ({ shm, segment, aligned }) {
     const largest = SIZES[SIZES.length - 1].bytes

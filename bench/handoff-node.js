@@ -1,0 +1,291 @@
+'use strict'
+/*
+ * handoff-node.js: a Node process of the handoff benchmark (bench/handoff.js
+ * forks it with an IPC channel). `reader` receives messages (section wait,
+ * section waitSync, or a Unix/TCP socket) and acknowledges each one; `writer`
+ * sends them (section publish, or a socket write) and waits for each
+ * acknowledgement before the next.
+ *
+ * Message (the payload, `size` bytes; on a socket preceded by a u32 length):
+ *   0  i64  t0: process.hrtime.bigint() (PHP: hrtime(true)) just before the
+ *           publish or the write: CLOCK_MONOTONIC, one clock for every process
+ *   8  u32  sequence number             size-4  u32  the sequence number again
+ * The reader takes t1 = process.hrtime.bigint() once it holds the whole
+ * payload (after readInto(), or once the socket's bytes are in one Buffer) and
+ * records t1 - t0. Acknowledgement: a u32 sequence number, published to the
+ * `ack` section (section cases) or written back on the same socket.
+ *
+ * Commands (parent -> child, answered by { ok, ... } or { error }):
+ *   reader: setup { key, ackSections, capacity, unixPath }  -> { tcpPort }
+ *           expect { mode: 'wait'|'waitSync'|'socket', section, ack, n }
+ *             -> { armed } at once, then { latencies, early } after n messages
+ *   writer: setup { key, section, ack, size, unixPath, tcpPort }
+ *           send { transport: 'shm'|'unix'|'tcp', sync, n, gapUs: [min, max] } -> { done }
+ */
+const net = require('node:net')
+const path = require('node:path')
+const { sections } = require(path.join(__dirname, '..'))
+
+const role = process.argv[2]
+const WAIT_MS = 10000 // no message takes this long: a longer wait is a failure
+const now = process.hrtime.bigint
+const sleeper = new Int32Array(new SharedArrayBuffer(4))
+
+/* The parent went away (Ctrl-C, crash): nothing left to do. */
+process.on('disconnect', () => process.exit(0))
+
+function reply (message) {
+  return new Promise((resolve) => process.send(message, resolve))
+}
+
+function fail (error) {
+  process.send({ error: error && error.stack ? error.stack : String(error) }, () => process.exit(1))
+}
+
+/** Sleeps between messages, so that every message finds its reader asleep. */
+function gap ([min, max]) {
+  const us = min + Math.random() * (max - min)
+  if (us > 0) Atomics.wait(sleeper, 0, 0, us / 1000)
+}
+
+/*
+ * Frames on a socket: u32 length, then the payload. onFrame(payload) gets a
+ * Buffer holding the whole payload: the chunk itself when one chunk carried
+ * it, else a copy assembled in a Buffer allocated once.
+ */
+function framer (capacity, onFrame) {
+  const whole = Buffer.allocUnsafe(capacity)
+  let need = -1 // payload bytes of the frame being assembled; -1: reading the length
+  let have = 0
+  let head = Buffer.alloc(0)
+  return function onData (chunk) {
+    let at = 0
+    while (at < chunk.length) {
+      if (need < 0) {
+        if (head.length + chunk.length - at < 4) {
+          head = Buffer.concat([head, chunk.subarray(at)])
+          return
+        }
+        const take = 4 - head.length
+        const lenBytes = Buffer.concat([head, chunk.subarray(at, at + take)])
+        head = Buffer.alloc(0)
+        at += take
+        need = lenBytes.readUInt32LE(0)
+        if (need > capacity) throw new Error(`frame of ${need} bytes exceeds ${capacity}`)
+        have = 0
+        if (chunk.length - at >= need) { // the whole payload in this chunk
+          const payload = chunk.subarray(at, at + need)
+          at += need
+          need = -1
+          onFrame(payload)
+          continue
+        }
+      }
+      const take = Math.min(need - have, chunk.length - at)
+      chunk.copy(whole, have, at, at + take)
+      have += take
+      at += take
+      if (have === need) {
+        need = -1
+        onFrame(whole.subarray(0, have))
+      }
+    }
+  }
+}
+
+// ==== Reader ====
+
+function reader () {
+  let table
+  let buffer
+  let batch = null // { n, latencies, early, seq }
+  const sockets = new Set()
+
+  function record (payload, t1) {
+    const seq = payload.readUInt32LE(8)
+    if (payload.readUInt32LE(payload.length - 4) !== seq) throw new Error(`torn payload at message ${seq}`)
+    if (seq !== batch.seq) throw new Error(`message ${seq} arrived, ${batch.seq} expected`)
+    batch.seq++
+    batch.latencies.push(Number(t1 - payload.readBigInt64LE(0)))
+    return seq
+  }
+
+  async function finish () {
+    const { latencies, early } = batch
+    batch = null
+    await reply({ ok: true, latencies, early })
+  }
+
+  async function readAsync (section, ack, n) {
+    const ackBuf = Buffer.alloc(8)
+    let version = section.version
+    for (let i = 0; i < n; i++) {
+      if (section.version !== version) batch.early++ // published before we waited
+      const next = await section.wait(version, { timeout: WAIT_MS })
+      if (next === version) throw new Error(`no message within ${WAIT_MS} ms (wait)`)
+      version = next
+      const { length } = section.readInto(buffer)
+      const t1 = now()
+      ackBuf.writeUInt32LE(record(buffer.subarray(0, length), t1), 0)
+      ack.publish(ackBuf)
+    }
+    await finish()
+  }
+
+  async function readSync (section, ack, n) {
+    const ackBuf = Buffer.alloc(8)
+    let version = section.version
+    for (let i = 0; i < n; i++) {
+      if (section.version !== version) batch.early++
+      const next = section.waitSync(version, WAIT_MS)
+      if (next === version) throw new Error(`no message within ${WAIT_MS} ms (waitSync)`)
+      version = next
+      const { length } = section.readInto(buffer)
+      const t1 = now()
+      ackBuf.writeUInt32LE(record(buffer.subarray(0, length), t1), 0)
+      ack.publish(ackBuf)
+    }
+    await finish()
+  }
+
+  function onConnection (socket, capacity) {
+    socket.setNoDelay(true)
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    const onData = framer(capacity, (payload) => {
+      const t1 = now()
+      if (!batch || batch.mode !== 'socket') throw new Error('a socket message outside a socket batch')
+      const seq = record(payload, t1)
+      const ackBuf = Buffer.allocUnsafe(4)
+      ackBuf.writeUInt32LE(seq, 0)
+      socket.write(ackBuf)
+      if (batch.latencies.length === batch.n) finish().catch(fail)
+    })
+    socket.on('data', (chunk) => {
+      try {
+        onData(chunk)
+      } catch (error) {
+        fail(error)
+      }
+    })
+  }
+
+  process.on('message', async (msg) => {
+    try {
+      if (msg.cmd === 'setup') {
+        table = sections.attach(msg.key)
+        for (const name of msg.ackSections) table.section(name).claim()
+        buffer = Buffer.alloc(msg.capacity)
+        const unix = net.createServer((s) => onConnection(s, msg.capacity))
+        const tcp = net.createServer((s) => onConnection(s, msg.capacity))
+        await new Promise((resolve, reject) => unix.once('error', reject).listen(msg.unixPath, resolve))
+        await new Promise((resolve, reject) => tcp.once('error', reject).listen(0, '127.0.0.1', resolve))
+        await reply({ ok: true, tcpPort: tcp.address().port, pid: process.pid })
+      } else if (msg.cmd === 'expect') {
+        batch = { mode: msg.mode, n: msg.n, latencies: [], early: 0, seq: 0 }
+        await reply({ ok: true, armed: true })
+        if (msg.mode === 'wait') await readAsync(table.section(msg.section), table.section(msg.ack), msg.n)
+        else if (msg.mode === 'waitSync') await readSync(table.section(msg.section), table.section(msg.ack), msg.n)
+        else if (msg.mode !== 'socket') throw new Error(`unknown mode ${msg.mode}`)
+      } else if (msg.cmd === 'quit') {
+        for (const s of sockets) s.destroy()
+        process.exit(0)
+      }
+    } catch (error) {
+      fail(error)
+    }
+  })
+}
+
+// ==== Writer ====
+
+function writer () {
+  let section, ack, payload, frame
+  const sockets = {}
+  let ackWaiter = null // resolves with the u32 acknowledged on a socket
+
+  function connect (options) {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(options, () => resolve(socket))
+      socket.once('error', reject)
+      socket.setNoDelay(true)
+      let pending = Buffer.alloc(0)
+      socket.on('data', (chunk) => {
+        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk
+        while (pending.length >= 4) {
+          const seq = pending.readUInt32LE(0)
+          pending = pending.subarray(4)
+          const w = ackWaiter
+          ackWaiter = null
+          if (w) w(seq)
+        }
+      })
+    })
+  }
+
+  /** Writes the sequence number at both ends of the payload (the timestamp comes last). */
+  function stamp (buf, at, size, seq) {
+    buf.writeUInt32LE(seq, at + 8)
+    buf.writeUInt32LE(seq, at + size - 4)
+  }
+
+  async function send ({ transport, sync, n, gapUs }) {
+    const size = payload.length
+    if (transport === 'shm') {
+      let ackVersion = ack.version
+      for (let seq = 0; seq < n; seq++) {
+        stamp(payload, 0, size, seq)
+        gap(gapUs)
+        payload.writeBigInt64LE(now(), 0)
+        section.publish(payload)
+        const next = sync ? ack.waitSync(ackVersion, WAIT_MS) : await ack.wait(ackVersion, { timeout: WAIT_MS })
+        if (next === ackVersion) throw new Error(`no acknowledgement within ${WAIT_MS} ms`)
+        ackVersion = next
+      }
+    } else {
+      const socket = sockets[transport]
+      for (let seq = 0; seq < n; seq++) {
+        stamp(frame, 4, size, seq)
+        gap(gapUs)
+        const acked = new Promise((resolve) => { ackWaiter = resolve })
+        frame.writeBigInt64LE(now(), 4)
+        socket.write(frame)
+        const got = await acked
+        if (got !== seq) throw new Error(`acknowledgement ${got} for message ${seq}`)
+      }
+    }
+  }
+
+  process.on('message', async (msg) => {
+    try {
+      if (msg.cmd === 'setup') {
+        const table = sections.attach(msg.key)
+        section = table.section(msg.section)
+        ack = table.section(msg.ack)
+        section.claim()
+        payload = Buffer.alloc(msg.size, 0x6b)
+        frame = Buffer.alloc(4 + msg.size, 0x6b)
+        frame.writeUInt32LE(msg.size, 0)
+        sockets.unix = await connect({ path: msg.unixPath })
+        sockets.tcp = await connect({ host: '127.0.0.1', port: msg.tcpPort })
+        await reply({ ok: true, pid: process.pid })
+      } else if (msg.cmd === 'send') {
+        await send(msg)
+        await reply({ ok: true, done: true })
+      } else if (msg.cmd === 'quit') {
+        for (const s of Object.values(sockets)) s.destroy()
+        process.exit(0)
+      }
+    } catch (error) {
+      fail(error)
+    }
+  })
+}
+
+if (role === 'reader') reader()
+else if (role === 'writer') writer()
+else {
+  process.stderr.write('usage: node bench/handoff-node.js reader|writer (forked by bench/handoff.js)\n')
+  process.exit(2)
+}
