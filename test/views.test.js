@@ -141,6 +141,19 @@ t.test('a closed Segment\'s view is detached once collected; the segment is not 
   t.equal(seg.read(0, 21).toString(), 'written after close()', 'with what the view wrote')
 })
 
+t.test('a deleted segment\'s last view, once collected, takes the segment with it', async (t) => {
+  const key = keyFor(7)
+  shm.open(key, 'n', 0o600, 64).close()
+  const run = spawnSync(process.execPath, ['--expose-gc', GC, 'deleted', String(key)], { encoding: 'utf8' })
+  t.equal(run.status, 0, 'the child exits with 0', { stderr: run.stderr })
+  const result = JSON.parse(run.stdout)
+  t.match(result, { before: 0, afterClose: 1, closed: true, viewAfterGc: 'written after close()' },
+    'after delete() and close() the view keeps the memory, also through gc() while referenced')
+  t.match(result, { held: 1, after: 0, size: null }, 'collected, it detaches the last attachment: delete() takes effect')
+  t.ok(result.rounds >= 1, `after ${result.rounds} gc() rounds`)
+  t.equal(segmentByKey(key), undefined, 'the key is free')
+})
+
 t.test('a process may exit with views of closed and deleted segments alive', async (t) => {
   const key = keyFor(6)
   const code = `
