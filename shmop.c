@@ -121,15 +121,19 @@ const char *shmop_strerror(int status) {
 
 /* ==== Copying ==== */
 
-/* Below every rep-movsb threshold glibc picks (2048 bytes and up). */
-#define SHMOP_COPY_PIECE 2048
+/*
+ * Pieces stay below every rep-movsb threshold glibc picks (2048 bytes and up).
+ * The size is read through a volatile: with a constant, compilers inline each
+ * piece as their own "rep movsq", which is just as slow at these distances.
+ */
+static volatile size_t shmop__copy_piece = 2048;
 
 void shmop_copy(void *dst, const void *src, size_t length) {
   unsigned char *d = (unsigned char *)dst;
   const unsigned char *s = (const unsigned char *)src;
   size_t distance = ((uintptr_t)d - (uintptr_t)s) & 4095;
-  size_t head;
-  if (length <= SHMOP_COPY_PIECE || distance == 0 || distance >= 64) {
+  size_t piece = shmop__copy_piece, head;
+  if (length <= piece || distance == 0 || distance >= 64) {
     memcpy(d, s, length);
     return;
   }
@@ -137,9 +141,9 @@ void shmop_copy(void *dst, const void *src, size_t length) {
   head = (64 - ((uintptr_t)d & 63)) & 63;
   memcpy(d, s, head);
   d += head, s += head, length -= head;
-  while (length > SHMOP_COPY_PIECE) {
-    memcpy(d, s, SHMOP_COPY_PIECE);
-    d += SHMOP_COPY_PIECE, s += SHMOP_COPY_PIECE, length -= SHMOP_COPY_PIECE;
+  while (length > piece) {
+    memcpy(d, s, piece);
+    d += piece, s += piece, length -= piece;
   }
   memcpy(d, s, length);
 }
