@@ -126,3 +126,19 @@ t.test('garbage collection detaches nothing that is open; a closed handle goes w
   t.equal(segmentByKey(key).nattch, nattch, 'the mapping goes with the last view')
   t.equal(sysvMappings(), maps, 'leaving no mapping behind')
 })
+
+// The issue: "Never delete or detach anything implicitly: not at exit, not on
+// GC." That holds for the modern API's Segment objects as well as for handles.
+t.test('a Segment (index.js) collected while open is neither detached nor deleted', async (t) => {
+  const { open } = require('..')
+  const key = keyFor(4)
+  const kept = keep(t, key, 64)
+  const nattch = segmentByKey(key).nattch
+  let segment = open(key, 'w')
+  segment.write('kept', 0)
+  t.equal(segmentByKey(key).nattch, nattch + 1, 'the Segment is attached')
+  segment = null
+  await collect()
+  t.equal(segmentByKey(key).nattch, nattch + 1, 'collecting it leaves it attached')
+  t.equal(shm.readSHM(kept, 0, 4).toString(), 'kept', 'and its segment and data in place')
+})
