@@ -59,11 +59,8 @@ std::string Utf8(Local<Value> value) {
   return *text ? std::string(*text, text.length()) : std::string();
 }
 
-std::string NumberText(double value) {
-  char text[32];
-  snprintf(text, sizeof text, "%.17g", value);
-  return text;
-}
+// A number as JavaScript prints it (NaN, Infinity, 1e+300).
+std::string NumberText(double value) { return Utf8(Nan::New(value)); }
 
 // How Node's errors describe a received value ("Received type string ('x')").
 std::string Received(Local<Value> value) {
@@ -135,7 +132,11 @@ const char *ErrnoName(int err) {
 #ifdef EOVERFLOW
     case EOVERFLOW: return "EOVERFLOW";
 #endif
+#ifndef _WIN32
+    default: return uv_err_name(-err);  // libuv's codes are -errno on POSIX
+#else
     default: return "EUNKNOWN";
+#endif
   }
 }
 
@@ -192,13 +193,21 @@ Local<Value> LastFailureError(const LastFailure &failure) {
 // Reads an integer argument in [min, max]; throws and returns false otherwise.
 bool IntegerArg(Local<Value> value, const char *name, double min, double max, const char *why,
                 double *out) {
-  if (!value->IsNumber()) {
+  double number;
+  if (value->IsInt32()) {  // the usual case, and no fraction to check
+    number = value.As<v8::Int32>()->Value();
+  } else if (value->IsNumber()) {
+    number = value.As<v8::Number>()->Value();
+    // Below 2^63 an integer survives the round trip through int64_t; the
+    // comparison also fails for NaN and the infinities.
+    bool integer = std::fabs(number) < 9.2e18 &&
+                   static_cast<double>(static_cast<int64_t>(number)) == number;
+    if (!integer && !(std::isfinite(number) && std::fabs(number) >= 9.2e18)) {
+      ThrowOutOfRange(name, "an integer", NumberText(number));
+      return false;
+    }
+  } else {
     ThrowArgType(name, "of type number", value);
-    return false;
-  }
-  double number = value.As<v8::Number>()->Value();
-  if (!std::isfinite(number) || std::trunc(number) != number) {
-    ThrowOutOfRange(name, "an integer", NumberText(number));
     return false;
   }
   if (number < min || number > max) {
@@ -253,6 +262,38 @@ Bytes ViewBytes(Local<Value> view) {
           node::Buffer::Length(view)};
 }
 
+// ==== Live views (viewSHM) ====
+
+// A view can come back as the data of a write, or the target of a read, on its
+// own segment, through the same mapping or another one of the same segment
+// (one page at two addresses): memcpy() would then mix old and new bytes. So a
+// copy whose user-side buffer lies in any live view goes through a buffer in
+// between. Calls skip the lock while there are no views.
+struct ViewRange {
+  const unsigned char *addr;
+  uint64_t size;
+};
+std::mutex views_mutex;
+std::vector<ViewRange> views;  // guarded by views_mutex
+std::atomic<size_t> view_count{0};
+
+bool InAView(const unsigned char *bytes, uint64_t length) {
+  if (length == 0 || view_count.load(std::memory_order_acquire) == 0) return false;
+  std::lock_guard<std::mutex> lock(views_mutex);
+  for (const ViewRange &view : views) {
+    if (bytes < view.addr + view.size && view.addr < bytes + length) return true;
+  }
+  return false;
+}
+
+// The bytes to write, copied aside when they lie in a view (see InAView).
+const unsigned char *Unaliased(const unsigned char *bytes, uint64_t length,
+                               std::vector<unsigned char> *aside) {
+  if (!InAView(bytes, length)) return bytes;
+  aside->assign(bytes, bytes + length);
+  return aside->data();
+}
+
 // Reads data to write: a string (its UTF-8 bytes go to *text) or a view.
 bool DataArg(Local<Value> data, std::string *text, Bytes *bytes) {
   if (data->IsArrayBufferView()) {
@@ -290,6 +331,13 @@ NAN_METHOD(OpenSHM) {
     return ThrowCoded(kRangeError, "ERR_INVALID_ARG_VALUE",
                       "The \"flags\" argument must be one of 'a', 'c', 'w' or 'n'. " +
                           Received(info[1]));
+  }
+  if (rc == SHMOP_EUNSAFE) {
+    return ThrowCoded(kRangeError, "ERR_INVALID_ARG_VALUE",
+                      "The \"mode\" argument must not combine SHM_HUGETLB (0o4000) with "
+                      "SHM_NORESERVE (0o10000): such a segment takes its huge pages at first "
+                      "touch and crashes the process when none is free. Received " +
+                          NumberText(mode));
   }
   if (rc == SHMOP_ESIZE) {
     return ThrowOutOfRange("size", ">= 1 when creating ('c', 'n', or IPC_CREAT in \"mode\")",
@@ -330,11 +378,12 @@ NAN_METHOD(WriteSHM) {
       !IntegerArg(info[3], "data_len", 0, length, "the data's length", &length)) {
     return;
   }
-  Attached seg(handle);
-  if (!seg) return ThrowBadHandle(handle);
-  uint64_t written = 0;
-  int rc = shmop_write(seg.get(), bytes.data, static_cast<uint64_t>(length),
-                       Unsigned(offset), &written);
+  std::vector<unsigned char> aside;
+  const unsigned char *data = Unaliased(bytes.data, static_cast<uint64_t>(length), &aside);
+  uint64_t written = 0, size = 0;
+  int rc = shmop_table_write(static_cast<int64_t>(handle), data, static_cast<uint64_t>(length),
+                             Unsigned(offset), &written, &size);
+  if (rc == SHMOP_EBADHANDLE) return ThrowBadHandle(handle);
   if (rc == SHMOP_EREADONLY) {
     return ThrowCoded(kError, "ERR_SHM_READ_ONLY",
                       "Handle " + NumberText(handle) +
@@ -342,16 +391,15 @@ NAN_METHOD(WriteSHM) {
                           "with 'w' or 'c' to write");
   }
   if (rc == SHMOP_EOFFSET) {
-    return ThrowOutOfRange("offset", Between(0, static_cast<double>(seg->size), "the segment size"),
+    return ThrowOutOfRange("offset", Between(0, static_cast<double>(size), "the segment size"),
                            NumberText(offset));
   }
   info.GetReturnValue().Set(static_cast<double>(written));
 }
 
-// Reads start and length for a read, as shmop_read checks them.
-bool ReadSpan(const shmop_t *seg, double start, double count, uint64_t *length) {
-  int rc = shmop_read_span(seg, Unsigned(start), Unsigned(count), length);
-  double size = static_cast<double>(seg->size);
+// Throws for a read span shmop.c refused (rc), worded with the segment's size.
+bool SpanOk(int rc, uint64_t segment_size, double start, double count) {
+  double size = static_cast<double>(segment_size);
   if (rc == SHMOP_EOFFSET) {
     ThrowOutOfRange("start", Between(0, size, "the segment size"), NumberText(start));
     return false;
@@ -374,7 +422,8 @@ NAN_METHOD(ReadLength) {
   Attached seg(handle);
   if (!seg) return ThrowBadHandle(handle);
   uint64_t length;
-  if (!ReadSpan(seg.get(), start, count, &length)) return;
+  int rc = shmop_read_span(seg.get(), Unsigned(start), Unsigned(count), &length);
+  if (!SpanOk(rc, seg->size, start, count)) return;
   if (length > node::Buffer::kMaxLength) {
     return ThrowCoded(kRangeError, "ERR_BUFFER_TOO_LARGE",
                       "Cannot read " + NumberText(static_cast<double>(length)) +
@@ -401,12 +450,16 @@ NAN_METHOD(ReadIntoSHM) {
                   "the room in \"target\" after \"targetOffset\"", &length)) {
     return;
   }
-  Attached seg(handle);
-  if (!seg) return ThrowBadHandle(handle);
-  uint64_t span;
-  if (!ReadSpan(seg.get(), start, length, &span)) return;
-  shmop_read(seg.get(), static_cast<uint64_t>(start), static_cast<uint64_t>(length),
-             const_cast<unsigned char *>(room.data) + static_cast<size_t>(target_offset));
+  unsigned char *into = const_cast<unsigned char *>(room.data) + static_cast<size_t>(target_offset);
+  std::vector<unsigned char> aside;
+  bool aliased = InAView(into, static_cast<uint64_t>(length));  // see InAView
+  if (aliased) aside.resize(static_cast<size_t>(length));
+  uint64_t size = 0;
+  int rc = shmop_table_read(static_cast<int64_t>(handle), static_cast<uint64_t>(start),
+                            static_cast<uint64_t>(length), aliased ? aside.data() : into, &size);
+  if (rc == SHMOP_EBADHANDLE) return ThrowBadHandle(handle);
+  if (!SpanOk(rc, size, start, length)) return;
+  if (aliased) memcpy(into, aside.data(), aside.size());
   info.GetReturnValue().Set(length);
 }
 
@@ -462,7 +515,19 @@ NAN_METHOD(InfoSHM) {
 }
 
 // Gives back the reference a view held, once V8 has collected the view.
-void ReleaseView(char *, void *seg) { shmop_table_release(static_cast<shmop_t *>(seg)); }
+void ReleaseView(char *data, void *seg) {
+  {
+    std::lock_guard<std::mutex> lock(views_mutex);
+    for (auto it = views.begin(); it != views.end(); ++it) {
+      if (it->addr == reinterpret_cast<unsigned char *>(data)) {
+        views.erase(it);
+        view_count.fetch_sub(1, std::memory_order_release);
+        break;
+      }
+    }
+  }
+  shmop_table_release(static_cast<shmop_t *>(seg));
+}
 
 /**
  * viewSHM(handle) -> a Buffer over the segment's memory (no copy). The view
@@ -487,6 +552,11 @@ NAN_METHOD(ViewSHM) {
                       "A segment of " + NumberText(size) + " bytes is larger than a Buffer can be (" +
                           NumberText(static_cast<double>(node::Buffer::kMaxLength)) +
                           " bytes); use read() or readInto() on parts of it");
+  }
+  {
+    std::lock_guard<std::mutex> lock(views_mutex);
+    views.push_back({seg->addr, seg->size});
+    view_count.fetch_add(1, std::memory_order_release);
   }
   Local<Object> view;
   // On failure Node calls ReleaseView itself.
@@ -678,9 +748,14 @@ NAN_METHOD(SectionRead) {
     return ThrowArgType("out", "a Float64Array of 4", info[3]);
   }
   Bytes room = ViewBytes(info[2]);
+  unsigned char *into = const_cast<unsigned char *>(room.data);
+  std::vector<unsigned char> aside;
+  bool aliased = InAView(into, room.length);  // see InAView
+  if (aliased) aside.resize(room.length);
   shmsect_snapshot_t snap;
-  int rc = shmsect_read(call.sect(), const_cast<unsigned char *>(room.data), room.length, &snap);
+  int rc = shmsect_read(call.sect(), aliased ? aside.data() : into, room.length, &snap);
   if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt();
+  if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
   double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
                    static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
   Local<v8::Float64Array> array = info[3].As<v8::Float64Array>();
@@ -698,8 +773,10 @@ NAN_METHOD(SectionPublish) {
   if (call.seg()->readonly) {
     return ThrowCoded(kError, "ERR_SHM_READ_ONLY", "A table attached read-only cannot publish");
   }
+  std::vector<unsigned char> aside;
+  const unsigned char *data = Unaliased(bytes.data, bytes.length, &aside);
   uint64_t version = 0;
-  int rc = shmsect_publish(call.sect(), shmsect_self(), bytes.data, bytes.length, &version);
+  int rc = shmsect_publish(call.sect(), shmsect_self(), data, bytes.length, &version);
   if (rc == SHMSECT_ENOTWRITER) {
     return ThrowCoded(kError, "ERR_SHM_NOT_WRITER",
                       "This process does not hold the section's claim; claim() it before publishing");
@@ -735,6 +812,9 @@ NAN_METHOD(SectionRelease) {
   if (!call.ok()) return;
   double lock;
   if (!IntegerArg(info[2], "lock", -1, 2147483647.0, nullptr, &lock)) return;
+  if (call.seg()->readonly) {
+    return ThrowCoded(kError, "ERR_SHM_READ_ONLY", "A table attached read-only cannot release a claim");
+  }
   int rc = shmsect_release(call.sect(), shmsect_self(), static_cast<int>(lock));
   if (rc < 0 && rc != SHMSECT_ENOTWRITER) {
     return Nan::ThrowError(OsError(rc, "semop", "unable to take the claim lock", nullptr));
@@ -952,6 +1032,7 @@ NAN_METHOD(SectionLockOpen) {
   int32_t key;
   double mode;
   if (!KeyArg(info[0], &key)) return;
+  if (key == 0) return ThrowOutOfRange("key", "not 0 (IPC_PRIVATE): a claim lock is found by its key", "0");
   if (!IntegerArg(info[1], "mode", 0, 0777, nullptr, &mode)) return;
   int lock = -1;
   int rc = shmsect_lock_open(key, static_cast<int>(mode), &lock);
@@ -968,12 +1049,26 @@ NAN_METHOD(SectionLockRemove) {
 }
 
 // readSHM allocates its Buffer in JavaScript: Buffer.allocUnsafe() takes small
-// Buffers from Node's pool, which is several times cheaper than making one here.
+// Buffers from Node's pool, several times cheaper than making one here. A
+// handle's size never changes and handles are never reused, so a size learnt
+// once lets the usual read be checked here and done in one native call;
+// anything else goes through readLength, which checks and words errors as
+// every other call does. readInto checks the handle and the span again.
 const char kReadSHMSource[] =
-    "(function (readLength, readInto, Buffer) {\n"
+    "(function (readLength, readInto, sizeOf, Buffer, maxLength) {\n"
     "  'use strict';\n"
+    "  const sizes = new Map();\n"
     "  return function readSHM(handle, start, length) {\n"
-    "    const n = readLength(handle, start, length);\n"
+    "    const size = sizes.get(handle);\n"
+    "    let n = size - start;\n"
+    "    if (Number.isInteger(start) && Number.isInteger(length) && start >= 0 && length >= 0 &&\n"
+    "        n >= 0 && length <= n && (n = length || n) <= maxLength) {\n"
+    "      // checked here\n"
+    "    } else {\n"
+    "      n = readLength(handle, start, length);\n"
+    "      if (sizes.size >= 4096) sizes.clear();\n"
+    "      sizes.set(handle, sizeOf(handle));\n"
+    "    }\n"
     "    let copy;\n"
     "    try {\n"
     "      copy = Buffer.allocUnsafe(n);\n"
@@ -1028,9 +1123,11 @@ NAN_MODULE_INIT(Init) {
   Local<Value> buffer =
       Nan::Get(Nan::GetCurrentContext()->Global(), Nan::New("Buffer").ToLocalChecked())
           .ToLocalChecked();
-  Local<Value> args[] = {NewFunction(ReadLength, "readLength"), read_into, buffer};
+  Local<Value> args[] = {NewFunction(ReadLength, "readLength"), read_into,
+                         NewFunction(SizeSHM, "sizeSHM"), buffer,
+                         Nan::New(static_cast<double>(node::Buffer::kMaxLength))};
   Local<Value> read_shm =
-      Nan::Call(factory, Nan::GetCurrentContext()->Global(), 3, args).ToLocalChecked();
+      Nan::Call(factory, Nan::GetCurrentContext()->Global(), 5, args).ToLocalChecked();
   Nan::Set(target, Nan::New("readSHM").ToLocalChecked(), read_shm);
 }
 

@@ -115,6 +115,7 @@ const char *shmop_strerror(int status) {
   case SHMOP_ECOUNT: return "count goes past the end of the segment";
   case SHMOP_EREADONLY: return "read-only segment cannot be written";
   case SHMOP_EBADHANDLE: return "no open segment has this handle";
+  case SHMOP_EUNSAFE: return "SHM_HUGETLB with SHM_NORESERVE can crash the process (SIGBUS)";
   default: return status < 0 && status > -4096 ? strerror(-status) : "unknown status";
   }
 }
@@ -258,6 +259,38 @@ int shmop_table_close(int64_t handle) {
   return 0;
 }
 
+/* The entry for a handle, locked (the caller unlocks), or NULL unlocked. */
+static shmop_t *table_lock_entry(int64_t handle) {
+  shmop_entry_t **link;
+  shmop__lock();
+  link = table_find(handle);
+  if (!link) shmop__unlock();
+  return link ? &(*link)->seg : NULL;
+}
+
+int shmop_table_read(int64_t handle, uint64_t start, uint64_t length, void *dst, uint64_t *size) {
+  int locked = length <= SHMOP_LOCKED_COPY, rc;
+  shmop_t *seg = locked ? table_lock_entry(handle) : shmop_table_acquire(handle);
+  if (!seg) return SHMOP_EBADHANDLE;
+  *size = seg->size;
+  rc = shmop_read(seg, start, length, dst);
+  if (locked) shmop__unlock();
+  else shmop_table_release(seg);
+  return rc;
+}
+
+int shmop_table_write(int64_t handle, const void *src, uint64_t length, uint64_t offset,
+                      uint64_t *written, uint64_t *size) {
+  int locked = length <= SHMOP_LOCKED_COPY, rc;
+  shmop_t *seg = locked ? table_lock_entry(handle) : shmop_table_acquire(handle);
+  if (!seg) return SHMOP_EBADHANDLE;
+  *size = seg->size;
+  rc = shmop_write(seg, src, length, offset, written);
+  if (locked) shmop__unlock();
+  else shmop_table_release(seg);
+  return rc;
+}
+
 size_t shmop_table_count(void) {
   size_t count;
   shmop__lock();
@@ -323,6 +356,11 @@ static int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly,
   struct shmid_ds ds;
   void *addr;
   int id, created, rc;
+#if defined(SHM_HUGETLB) && defined(SHM_NORESERVE)
+  /* Huge pages taken at first touch rather than at shmget: when none is free
+     then, the process dies of SIGBUS. PHP passes these bits on; we refuse. */
+  if ((flags & SHM_HUGETLB) && (flags & SHM_NORESERVE)) return SHMOP_EUNSAFE;
+#endif
   *failed_call = "shmget";
   id = shmop__get(key, (size_t)size, flags, &created);
   if (id < 0) return id;

@@ -33,7 +33,8 @@ enum {
   SHMOP_EOFFSET = -10003,   /* start or offset outside 0..size */
   SHMOP_ECOUNT = -10004,    /* count goes past the end of the segment */
   SHMOP_EREADONLY = -10005, /* write through a segment opened with "a" */
-  SHMOP_EBADHANDLE = -10006 /* no open segment has this handle */
+  SHMOP_EBADHANDLE = -10006, /* no open segment has this handle */
+  SHMOP_EUNSAFE = -10007     /* perms hold SHM_HUGETLB with SHM_NORESERVE (see shmop_open) */
 };
 
 /* ==== One attached segment ==== */
@@ -59,7 +60,11 @@ typedef struct shmop_s {
  * same: 010000 there is SHM_NORESERVE, 02000 IPC_EXCL). size is used only by
  * 'c' and 'n' and must then be >= 1; seg->size is the size the system reports.
  *
- * Returns 0 and fills *seg; SHMOP_EMODE or SHMOP_ESIZE for misuse; or -errno,
+ * One difference from PHP: perms holding both SHM_HUGETLB and SHM_NORESERVE
+ * (Linux) are refused with SHMOP_EUNSAFE, because such a segment takes its
+ * huge pages at first touch and kills the process with SIGBUS when none is free.
+ *
+ * Returns 0 and fills *seg; SHMOP_EMODE, SHMOP_ESIZE or SHMOP_EUNSAFE for misuse; or -errno,
  * with *failed_call set to the call that failed ("shmget", "shmctl" or
  * "shmat"; PHP's warnings name the same three stages).
  *
@@ -185,6 +190,17 @@ void shmop_table_release(shmop_t *seg);
  * Returns 0 or SHMOP_EBADHANDLE.
  */
 int shmop_table_close(int64_t handle);
+
+/*
+ * shmop_read and shmop_write on a handle, in one step: a copy of at most
+ * SHMOP_LOCKED_COPY bytes is made holding the table's lock (cheaper than a
+ * reference), a longer one under a reference. *size gets the segment's size.
+ * Return as shmop_read/shmop_write do, or SHMOP_EBADHANDLE.
+ */
+#define SHMOP_LOCKED_COPY 256
+int shmop_table_read(int64_t handle, uint64_t start, uint64_t length, void *dst, uint64_t *size);
+int shmop_table_write(int64_t handle, const void *src, uint64_t length, uint64_t offset,
+                      uint64_t *written, uint64_t *size);
 
 /* Number of handles open in the process (for tests and diagnostics). */
 size_t shmop_table_count(void);

@@ -7,6 +7,15 @@ const { explained, systemError, codedError, hex } = require('./errors')
 
 const kConstruct = Symbol('Segment constructor')
 
+/** A view's length; 0 when its buffer is detached (a DataView's getter throws then). */
+function byteLength (view) {
+  try {
+    return view.byteLength
+  } catch {
+    return 0
+  }
+}
+
 // A Segment garbage-collected while open is detached (never deleted).
 const detachOnCollect = new FinalizationRegistry((handle) => binding.closeSHM(handle))
 
@@ -57,7 +66,7 @@ class Segment {
     const handle = this.#open()
     if (length === undefined) {
       // Nothing is coerced: a bad target, targetOffset or start is reported by the addon.
-      const room = ArrayBuffer.isView(target) && typeof targetOffset === 'number' ? target.byteLength - targetOffset : 0
+      const room = ArrayBuffer.isView(target) && typeof targetOffset === 'number' ? byteLength(target) - targetOffset : 0
       const left = typeof start === 'number' ? this.size - start : 0
       length = Math.max(0, Math.min(room, left)) || 0
     }

@@ -127,9 +127,11 @@ t.test('garbage collection detaches nothing that is open; a closed handle goes w
   t.equal(sysvMappings(), maps, 'leaving no mapping behind')
 })
 
-// The issue: "Never delete or detach anything implicitly: not at exit, not on
-// GC." That holds for the modern API's Segment objects as well as for handles.
-t.test('a Segment (index.js) collected while open is neither detached nor deleted', async (t) => {
+// Raw handles are never detached on GC (above). The modern API's Segment
+// objects are: issue 3 says "A Segment that is garbage-collected without
+// close() is detached, never deleted" (a handle is a number anyone may still
+// use; a Segment nobody can reach any more can only leak its mapping).
+t.test('a Segment (index.js) collected while open is detached, never deleted', async (t) => {
   const { open } = require('..')
   const key = keyFor(4)
   const kept = keep(t, key, 64)
@@ -138,7 +140,7 @@ t.test('a Segment (index.js) collected while open is neither detached nor delete
   segment.write('kept', 0)
   t.equal(segmentByKey(key).nattch, nattch + 1, 'the Segment is attached')
   segment = null
-  await collect()
-  t.equal(segmentByKey(key).nattch, nattch + 1, 'collecting it leaves it attached')
-  t.equal(shm.readSHM(kept, 0, 4).toString(), 'kept', 'and its segment and data in place')
+  for (let i = 0; i < 50 && segmentByKey(key).nattch !== nattch; i++) await collect()
+  t.equal(segmentByKey(key).nattch, nattch, 'collecting it detaches it')
+  t.equal(shm.readSHM(kept, 0, 4).toString(), 'kept', 'and leaves its segment and data in place')
 })

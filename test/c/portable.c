@@ -418,7 +418,8 @@ static void test_strerror(void) {
                {SHMOP_EOFFSET, "SHMOP_EOFFSET", "offset"},
                {SHMOP_ECOUNT, "SHMOP_ECOUNT", "count"},
                {SHMOP_EREADONLY, "SHMOP_EREADONLY", "read-only"},
-               {SHMOP_EBADHANDLE, "SHMOP_EBADHANDLE", "handle"}};
+               {SHMOP_EBADHANDLE, "SHMOP_EBADHANDLE", "handle"},
+               {SHMOP_EUNSAFE, "SHMOP_EUNSAFE", "SIGBUS"}};
   static const int errnos[] = {ENOENT, EEXIST, EINVAL, EACCES, EPERM, ENOMEM, ENOSPC, EIDRM};
   const size_t ncodes = sizeof codes / sizeof codes[0];
   const char *unknown = shmop_strerror(1), *success = shmop_strerror(0), *text;
@@ -445,7 +446,7 @@ static void test_strerror(void) {
   is_str(shmop_strerror(42), unknown, "42: the same");
   is_str(shmop_strerror(INT32_MAX), unknown, "INT32_MAX: the same");
   is_str(shmop_strerror(-10000), unknown, "-10000, next to the misuse codes but not one: the same");
-  is_str(shmop_strerror(-10007), unknown, "-10007: the same");
+  is_str(shmop_strerror(-10008), unknown, "-10008, past the last misuse code: the same");
   is_str(shmop_strerror(-1000000), unknown, "-1000000, no errno: the same");
   is_str(shmop_strerror(INT32_MIN), unknown, "INT32_MIN: the same (and no overflow negating it)");
 }
@@ -565,6 +566,46 @@ static void test_table_references(void) {
   is_int(probe_nattch(base.id), 2, "after one release, the other reference keeps it");
   if (second) shmop_table_release(second);
   is_int(probe_nattch(base.id), 1, "the last release detaches it");
+  shmop_delete(&base);
+  shmop_close(&base);
+  drop(key);
+}
+
+static void test_table_read_write(void) {
+  int32_t key = test_key(15);
+  shmop_t base, seg;
+  int64_t handle;
+  uint64_t written = 0, size = 0;
+  unsigned char big[SHMOP_LOCKED_COPY + 100], back[SHMOP_LOCKED_COPY + 100], ro_buf[8];
+  size_t n = sizeof big;
+
+  tap_group("handle table: read and write in one step (locked short copies, referenced long ones)");
+  if (create(&base, key, 4096) != 0) return;
+  if (shmop_open(&seg, key, 'w', 0, 0, &ignored_call) != 0 || shmop_table_add(&seg, &handle) != 0) {
+    ok(0, "open and add a mapping");
+    shmop_delete(&base);
+    shmop_close(&base);
+    return;
+  }
+  is_int(shmop_table_write(handle, "short", 5, 10, &written, &size), 0, "a short write: 0");
+  ok(written == 5 && size == 4096 && memcmp(base.addr + 10, "short", 5) == 0, "... 5 bytes, size 4096");
+  fill(big, n, 7);
+  is_int(shmop_table_write(handle, big, n, 100, &written, &size), 0, "a write longer than SHMOP_LOCKED_COPY: 0");
+  ok(written == n && memcmp(base.addr + 100, big, n) == 0, "... all of it landed");
+  is_int(shmop_table_write(handle, "tail", 4, 4094, &written, &size), 0, "a write cut at the end: 0");
+  is_u64(written, 2, "... 2 bytes written");
+  is_int(shmop_table_write(handle, "x", 1, 4097, &written, &size), SHMOP_EOFFSET, "past the end: SHMOP_EOFFSET");
+  is_int(shmop_table_read(handle, 10, 5, ro_buf, &size), 0, "a short read: 0");
+  ok(memcmp(ro_buf, "short", 4) == 0, "... the bytes written");
+  is_int(shmop_table_read(handle, 100, n, back, &size), 0, "a long read: 0");
+  ok(memcmp(back, big, n) == 0, "... the bytes written");
+  is_int(shmop_table_read(handle, 4097, 0, back, &size), SHMOP_EOFFSET, "start past the end: SHMOP_EOFFSET");
+  is_int(shmop_table_read(handle, 4000, n, back, &size), SHMOP_ECOUNT, "a long read past the end: SHMOP_ECOUNT");
+  is_int(shmop_table_close(handle), 0, "close the handle");
+  is_int(shmop_table_read(handle, 0, 1, back, &size), SHMOP_EBADHANDLE, "a short read of a closed handle: SHMOP_EBADHANDLE");
+  is_int(shmop_table_read(handle, 0, n, back, &size), SHMOP_EBADHANDLE, "a long one: SHMOP_EBADHANDLE");
+  is_int(shmop_table_write(handle, "x", 1, 0, &written, &size), SHMOP_EBADHANDLE, "a short write: SHMOP_EBADHANDLE");
+  is_int(shmop_table_write(handle, big, n, 0, &written, &size), SHMOP_EBADHANDLE, "a long one: SHMOP_EBADHANDLE");
   shmop_delete(&base);
   shmop_close(&base);
   drop(key);
@@ -808,6 +849,7 @@ int main(void) {
   test_table_first_use(); /* first to use the table */
   test_table_handles_unique();
   test_table_references();
+  test_table_read_write();
   test_table_growth();
   test_table_threads_read_close();
   test_table_threads_add_close();

@@ -151,6 +151,18 @@ static void test_close_detach(void) {
   drop(key);
 }
 
+static void test_hugetlb_noreserve(void) {
+  int32_t key = test_key(5);
+  shmop_t seg;
+  const char *call = unset;
+  tap_group("SHM_HUGETLB with SHM_NORESERVE (SIGBUS at first touch when no huge page is free)");
+  is_int(shmop_open(&seg, key, 'c', 0600 | SHM_HUGETLB | SHM_NORESERVE, 4096, &call), SHMOP_EUNSAFE,
+         "'c' with perms|SHM_HUGETLB|SHM_NORESERVE: SHMOP_EUNSAFE");
+  is_int(shmop_open(&seg, key, 'n', -1, 4096, &call), SHMOP_EUNSAFE, "'n' with perms -1 (every bit): SHMOP_EUNSAFE");
+  ok(probe_key(key) < 0, "... and no segment was made");
+  drop(key);
+}
+
 static void test_huge(void) {
   const uint64_t four = UINT64_C(1) << 32, size = four + 4097;
   int32_t key = test_key(4);
@@ -479,6 +491,7 @@ int main(void) {
   test_ipc_private();
   test_delete_frees_key();
   test_close_detach();
+  test_hugetlb_noreserve();
   test_huge();
   test_failure_stages();
   test_shmget_loop();
