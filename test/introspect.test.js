@@ -196,10 +196,15 @@ t.test('ftok() of a path that cannot be stat\'ed: an Error with code, errno, sys
   t.equal(php(['-r', 'echo @ftok($argv[1], "a");', missing]).stdout, '-1', 'where PHP returns -1')
 })
 
-t.test('ftok() of a path through a file names the failure', {
-  todo: 'shm.cc ErrnoName() has no ENOTDIR (nor ELOOP, ENAMETOOLONG): the code is EUNKNOWN (see the report)'
-}, async (t) => {
-  t.throws(() => shm.ftok(path.join(__filename, 'x'), 'a'), { code: 'ENOTDIR', errno: -20, syscall: 'ftok' })
+t.test('ftok() of a path through a file names the failure', async (t) => {
+  const through = path.join(__filename, 'x')
+  t.throws(() => shm.ftok(through, 'a'), {
+    code: 'ENOTDIR',
+    errno: -20,
+    syscall: 'ftok',
+    path: through,
+    message: `ENOTDIR: ftok() failed for '${through}': ftok: Not a directory`
+  })
 })
 
 t.test('ftok() misuse', async (t) => {
