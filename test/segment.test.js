@@ -153,6 +153,13 @@ t.test('readInto() copies into the target and returns the bytes copied', async (
   t.throws(() => seg.readInto(small, 0, 11), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }, 'start past the end')
   t.throws(() => seg.readInto(small, 0, 0, 5), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }, 'more than fits')
   t.equal(small.toString(), '8342', 'a refused call copies nothing')
+  const gone = new ArrayBuffer(8)
+  const detached = [new DataView(gone), new Uint8Array(gone)]
+  structuredClone(gone, { transfer: [gone] })
+  for (const target of detached) {
+    t.equal(seg.readInto(target), 0, `a ${target.constructor.name} whose buffer was transferred has no room`)
+    t.throws(() => seg.readInto(target, 0, 0, 1), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }, 'not even for one byte')
+  }
 })
 
 t.test('write() writes at offset, cut at the end', async (t) => {
