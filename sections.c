@@ -23,7 +23,13 @@
  * sysvsem drives its own (semget, semop with SEM_UNDO, semctl). Process
  * identity: getpid, kill(pid, 0), /proc/<pid>/stat (start time, Linux).
  *
- * Divisions: atomics and time; the protocol; the POSIX primitives.
+ * Windows: waiters always poll (no futex across processes) and there is no
+ * claim lock (PHP has no sysvsem there): a claim is the compare-exchange of
+ * the claim word alone. Identity and liveness: the process id and creation
+ * time (OpenProcess, GetExitCodeProcess, GetProcessTimes).
+ *
+ * Divisions: atomics (GCC/Clang, MSVC); the protocol; the POSIX primitives;
+ * the Windows primitives.
  */
 #if !defined(_WIN32)
 #define _XOPEN_SOURCE 700
@@ -37,6 +43,16 @@
 #include <string.h>
 
 #include "shmop.h"
+
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h> /* MemoryBarrier for the MSVC atomics; the Windows primitives */
+#endif
+#if defined(_MSC_VER)
+#include <intrin.h>
+#endif
 
 /* Control block offsets. */
 #define CTRL_COMMIT 0
@@ -65,7 +81,15 @@ static void sect__unlock(int lock);
 static int sect__running(uint32_t pid, uint32_t start);
 static uint64_t sect__identity(void);
 
-/* ==== Atomics (GCC and Clang builtins) ==== */
+/* ==== Atomics ==== */
+
+/*
+ * Every control-block word another process may touch at the same time is
+ * accessed through these, with C11's meanings (docs/sections.md, section 3):
+ * acquire loads and release stores; relaxed loads and stores (one untorn
+ * access, no ordering); the two fences of the seqlock; a compare-exchange.
+ * The payload itself is copied plainly: the seqlock decides if a copy counts.
+ */
 
 static uint64_t *u64_at(const shmsect_t *s, uint64_t offset) {
   return (uint64_t *)(void *)(s->base + s->control + offset);
@@ -73,10 +97,103 @@ static uint64_t *u64_at(const shmsect_t *s, uint64_t offset) {
 static uint32_t *u32_at(const shmsect_t *s, uint64_t offset) {
   return (uint32_t *)(void *)(s->base + s->control + offset);
 }
+
+#if defined(_MSC_VER)
+/*
+ * MSVC. Relaxed: the compiler makes exactly one access for each volatile one,
+ * and an aligned 4- or 8-byte access is one untorn instruction on x64 and
+ * ARM64. On x86 only the 4-byte one is (MSVC may split a volatile 8-byte
+ * access into two 4-byte ones), so there 8-byte loads and stores are lock
+ * cmpxchg8b (below).
+ *
+ * Order. x86 and x64 are TSO: the processor keeps loads in order with later
+ * loads and stores, and stores in order with earlier loads and stores. That
+ * is all that acquire, release and the two fences ask (only seq_cst would
+ * need more, store-to-load order, and nothing here asks for it), so there
+ * order() only stops the compiler (_ReadWriteBarrier, which holds whether
+ * volatile means /volatile:ms or /volatile:iso). ARM64 reorders all of them:
+ * order() is a barrier instruction there (MemoryBarrier: dmb). ARM64EC
+ * defines _M_X64 but runs on ARM64. _InterlockedCompareExchange64 is a full
+ * barrier on every target, more than acq_rel.
+ */
+#if (defined(_M_IX86) || defined(_M_X64)) && !defined(_M_ARM64EC)
+static void order(void) { _ReadWriteBarrier(); }
+#else
+static void order(void) { MemoryBarrier(); }
+#endif
+
+#if defined(_M_IX86)
+/* Exchanging 0 for 0 never changes the word and returns it whole. lock
+   cmpxchg8b writes even so: fine, Windows segments are always mapped
+   read-write (shmop.c). */
+static uint64_t relaxed_load64(const uint64_t *p) {
+  return (uint64_t)_InterlockedCompareExchange64((volatile long long *)p, 0, 0);
+}
+static void relaxed_store64(uint64_t *p, uint64_t v) {
+  long long seen = (long long)relaxed_load64(p), was;
+  for (;;) {
+    was = _InterlockedCompareExchange64((volatile long long *)p, (long long)v, seen);
+    if (was == seen) return;
+    seen = was;
+  }
+}
+#else
+static uint64_t relaxed_load64(const uint64_t *p) { return *(const volatile uint64_t *)p; }
+static void relaxed_store64(uint64_t *p, uint64_t v) { *(volatile uint64_t *)p = v; }
+#endif
+
+static uint32_t relaxed_load32(const uint32_t *p) { return *(const volatile uint32_t *)p; }
+static void relaxed_store32(uint32_t *p, uint32_t v) { *(volatile uint32_t *)p = v; }
+
+/* Acquire: nothing after the load moves before it. Release: nothing before
+   the store moves after it. */
+static uint64_t load64(const uint64_t *p) {
+  uint64_t v = relaxed_load64(p);
+  order();
+  return v;
+}
+static uint32_t load32(const uint32_t *p) {
+  uint32_t v = relaxed_load32(p);
+  order();
+  return v;
+}
+static void store64(uint64_t *p, uint64_t v) {
+  order();
+  relaxed_store64(p, v);
+}
+static void store32(uint32_t *p, uint32_t v) {
+  order();
+  relaxed_store32(p, v);
+}
+/* The reader's fence keeps its copy's loads before the seq it loads next;
+   the writer's keeps the odd seq before the payload's stores. */
+static void fence_acquire(void) { order(); }
+static void fence_release(void) { order(); }
+
+/* Replaces *p by desired if it holds expected; returns whether it did. */
+static int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
+  return (uint64_t)_InterlockedCompareExchange64((volatile long long *)p, (long long)desired,
+                                                 (long long)expected) == expected;
+}
+
+#else
+/* GCC and Clang, mingw-w64 included: the C11 orders as builtins. */
+static uint64_t relaxed_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static uint32_t relaxed_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static void relaxed_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static void relaxed_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static uint64_t load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static uint32_t load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static void store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static void store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static void fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+static void fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+
+/* Replaces *p by desired if it holds expected; returns whether it did. */
+static int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
+  return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+#endif
 
 /* ==== The protocol ==== */
 
@@ -115,14 +232,14 @@ int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_
     if (commit >> 1 == 0) return 0; /* nothing published yet */
     seq = load32(u32_at(s, slot + SLOT_SEQ));
     if (seq & 1) continue; /* the writer has lapped us: read the new commit */
-    out->version = __atomic_load_n(u64_at(s, slot + SLOT_VERSION), __ATOMIC_RELAXED);
-    out->length = __atomic_load_n(u64_at(s, slot + SLOT_LENGTH), __ATOMIC_RELAXED);
-    out->published_us = __atomic_load_n(u64_at(s, slot + SLOT_PUBLISHED), __ATOMIC_RELAXED);
-    out->writer_pid = __atomic_load_n(u32_at(s, slot + SLOT_PID), __ATOMIC_RELAXED);
+    out->version = relaxed_load64(u64_at(s, slot + SLOT_VERSION));
+    out->length = relaxed_load64(u64_at(s, slot + SLOT_LENGTH));
+    out->published_us = relaxed_load64(u64_at(s, slot + SLOT_PUBLISHED));
+    out->writer_pid = relaxed_load32(u32_at(s, slot + SLOT_PID));
     if (out->version != commit >> 1 || out->length > s->capacity) continue;
     if (out->length <= room) shmop_copy(dst, s->base + s->data[commit & 1], (size_t)out->length);
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    seq_after = __atomic_load_n(u32_at(s, slot + SLOT_SEQ), __ATOMIC_RELAXED);
+    fence_acquire();
+    seq_after = relaxed_load32(u32_at(s, slot + SLOT_SEQ));
     if (seq_after != seq) continue;
     return out->length <= room ? 0 : SHMSECT_ETOOSMALL;
   }
@@ -139,15 +256,15 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
   which = (int)((commit & 1) ^ 1); /* the slot readers are not reading */
   slot = CTRL_SLOT(which);
   /* An odd seq is a writer that died mid-publish: carry on from it. */
-  seq = __atomic_load_n(u32_at(s, slot + SLOT_SEQ), __ATOMIC_RELAXED) | 1;
-  __atomic_store_n(u32_at(s, slot + SLOT_SEQ), seq, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_RELEASE);
+  seq = relaxed_load32(u32_at(s, slot + SLOT_SEQ)) | 1;
+  relaxed_store32(u32_at(s, slot + SLOT_SEQ), seq);
+  fence_release();
   shmop_copy(s->base + s->data[which], src, (size_t)length);
   *version = (commit >> 1) + 1;
-  __atomic_store_n(u64_at(s, slot + SLOT_VERSION), *version, __ATOMIC_RELAXED);
-  __atomic_store_n(u64_at(s, slot + SLOT_LENGTH), length, __ATOMIC_RELAXED);
-  __atomic_store_n(u64_at(s, slot + SLOT_PUBLISHED), sect__epoch_us(), __ATOMIC_RELAXED);
-  __atomic_store_n(u32_at(s, slot + SLOT_PID), (uint32_t)(self >> 32), __ATOMIC_RELAXED);
+  relaxed_store64(u64_at(s, slot + SLOT_VERSION), *version);
+  relaxed_store64(u64_at(s, slot + SLOT_LENGTH), length);
+  relaxed_store64(u64_at(s, slot + SLOT_PUBLISHED), sect__epoch_us());
+  relaxed_store32(u32_at(s, slot + SLOT_PID), (uint32_t)(self >> 32));
   store32(u32_at(s, slot + SLOT_SEQ), seq + 1);
   store64(u64_at(s, CTRL_COMMIT), *version * 2 + (uint64_t)which);
   /* Always wake: sleepers may have attached read-only, so they cannot count
@@ -200,7 +317,7 @@ int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64
       break;
     }
     /* Free, or held by a process that is gone: take it. */
-    if (__atomic_compare_exchange_n(word, &current, self, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (cas64(word, current, self)) {
       store32(u32_at(s, CTRL_FLAGS), wakes ? FLAG_WAKES : 0);
       break;
     }
@@ -211,14 +328,10 @@ int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64
 }
 
 int shmsect_release(const shmsect_t *s, uint64_t self, int lock) {
-  uint64_t expected = self;
   int rc = sect__lock(lock);
   if (rc != 0) return rc;
   store32(u32_at(s, CTRL_FLAGS), 0);
-  if (!__atomic_compare_exchange_n(u64_at(s, CTRL_CLAIM), &expected, 0, 0, __ATOMIC_ACQ_REL,
-                                   __ATOMIC_ACQUIRE)) {
-    rc = SHMSECT_ENOTWRITER;
-  }
+  if (!cas64(u64_at(s, CTRL_CLAIM), self, 0)) rc = SHMSECT_ENOTWRITER;
   sect__unlock(lock);
   shmsect_wake(s);
   return rc;
@@ -370,3 +483,119 @@ static void sect__unlock(int lock) {
 }
 
 #endif /* POSIX primitives */
+
+/* ==== Windows primitives ==== */
+#if defined(_WIN32)
+
+/*
+ * No futex across processes: WaitOnAddress wakes only the threads of its own
+ * process. So waiters poll, every sleep capped at SHMSECT_POLL_MAX_MS whatever
+ * the claimant's flags say, and a wake does nothing; a cancelled wait (shm.cc)
+ * is noticed at its next poll.
+ *
+ * Sleep() rounds up to the system timer tick (15.6 ms unless some code in the
+ * process raised the resolution), which would make the first 0.1 ms poll, and
+ * the 10 ms bound, 16 ms. A high-resolution waitable timer (Windows 10 1803
+ * and later) sleeps for the time asked; where it cannot be made, Sleep().
+ */
+#ifndef CREATE_WAITABLE_TIMER_HIGH_RESOLUTION
+#define CREATE_WAITABLE_TIMER_HIGH_RESOLUTION 0x00000002
+#endif
+
+static uint64_t sect__now_ns(void) {
+  LARGE_INTEGER count, hz;
+  QueryPerformanceCounter(&count);
+  QueryPerformanceFrequency(&hz);
+  /* In two parts: count * 1e9 overflows after 15 minutes of a 10 MHz counter. */
+  return (uint64_t)(count.QuadPart / hz.QuadPart) * 1000000000u +
+         (uint64_t)(count.QuadPart % hz.QuadPart) * 1000000000u / (uint64_t)hz.QuadPart;
+}
+
+static uint64_t sect__epoch_us(void) {
+  FILETIME now;
+  ULARGE_INTEGER ticks;
+  GetSystemTimePreciseAsFileTime(&now);
+  ticks.LowPart = now.dwLowDateTime;
+  ticks.HighPart = now.dwHighDateTime;
+  /* 100 ns ticks since 1601-01-01; 11644473600 s from there to 1970-01-01. */
+  return (ticks.QuadPart - 116444736000000000u) / 10u;
+}
+
+static void sect__yield(void) { SwitchToThread(); }
+
+static void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns) {
+  HANDLE timer;
+  LARGE_INTEGER due;
+  (void)word, (void)expected;
+  if (ns > 1000000u * SHMSECT_POLL_MAX_MS) ns = 1000000u * SHMSECT_POLL_MAX_MS;
+  timer = CreateWaitableTimerExW(NULL, NULL, CREATE_WAITABLE_TIMER_HIGH_RESOLUTION,
+                                 TIMER_MODIFY_STATE | SYNCHRONIZE);
+  due.QuadPart = -(LONGLONG)(ns / 100u); /* negative: relative, in 100 ns units */
+  if (timer && SetWaitableTimer(timer, &due, 0, NULL, NULL, FALSE)) {
+    WaitForSingleObject(timer, INFINITE);
+  } else {
+    Sleep((DWORD)((ns + 999999u) / 1000000u));
+  }
+  if (timer) CloseHandle(timer);
+}
+
+static void sect__wake(uint32_t *word) { (void)word; }
+
+/* The low 32 bits of a process's creation time (100 ns units), 0 if unknown. */
+static uint32_t sect__created(HANDLE process) {
+  FILETIME created, exited, kernel, user;
+  if (!GetProcessTimes(process, &created, &exited, &kernel, &user)) return 0;
+  return created.dwLowDateTime;
+}
+
+static int sect__running(uint32_t pid, uint32_t start) {
+  HANDLE process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)pid);
+  DWORD code;
+  uint32_t now;
+  /* Denied: it exists (as kill's EPERM says on POSIX). Anything else: no such pid. */
+  if (!process) return GetLastError() == ERROR_ACCESS_DENIED;
+  /* A process object outlives its process while handles to it are open, so
+     ask whether it has exited. (One that exits with code 259, STILL_ACTIVE,
+     looks alive until its object goes.) */
+  if (!GetExitCodeProcess(process, &code)) code = STILL_ACTIVE; /* cannot tell */
+  now = sect__created(process);
+  CloseHandle(process);
+  if (code != STILL_ACTIVE) return 0;
+  /* A different creation time is another process that reuses the pid. */
+  return start == 0 || now == 0 || now == start;
+}
+
+static uint64_t sect__identity(void) {
+  static uint64_t identity; /* no fork on Windows: it never changes */
+  uint64_t id = relaxed_load64(&identity);
+  if (id == 0) { /* threads that race here all store the same value */
+    id = ((uint64_t)GetCurrentProcessId() << 32) | sect__created(GetCurrentProcess());
+    relaxed_store64(&identity, id);
+  }
+  return id;
+}
+
+/*
+ * No claim lock: PHP has no sysvsem on Windows, so there is nothing both
+ * could share (PHP's helper refuses to claim there). The lock is -1, and a
+ * claim or release is the compare-exchange of the claim word alone.
+ */
+int shmsect_lock_open(int32_t key, int perms, int *lock) {
+  (void)key, (void)perms;
+  *lock = -1;
+  return 0;
+}
+
+int shmsect_lock_remove(int32_t key) {
+  (void)key;
+  return 0;
+}
+
+static int sect__lock(int lock) {
+  (void)lock;
+  return 0;
+}
+
+static void sect__unlock(int lock) { (void)lock; }
+
+#endif /* Windows primitives */

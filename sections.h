@@ -75,8 +75,9 @@ int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_
 
 /*
  * This process's identity in a claim word: pid << 32 | low 32 bits of its
- * start time (clock ticks since boot on Linux, 0 where unknown), so that a
- * reused pid is not mistaken for a dead claimant.
+ * start time (clock ticks since boot on Linux; on Windows its creation time,
+ * in 100 ns units; 0 where unknown), so that a process that reuses a dead
+ * claimant's pid is not mistaken for it.
  */
 uint64_t shmsect_self(void);
 
@@ -86,7 +87,8 @@ int shmsect_alive(uint64_t claim);
 /*
  * Claims the section for this process (identity `self`). A claim held by a
  * dead process is taken over. `wakes` records that this writer wakes waiters
- * after each publish. `lock` is the claim lock (shmsect_lock_open), or -1.
+ * after each publish. `lock` is the claim lock (shmsect_lock_open), or -1
+ * (always on Windows: there the claim is the compare-exchange alone).
  * Returns 0, SHMSECT_EBUSY (*holder: the live claimant's word), or -errno.
  */
 int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64_t *holder);
@@ -111,12 +113,15 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
  * Blocks until the version differs from `since`, timeout_ms passes (-1: no
  * limit) or *cancel becomes non-zero. Linux sleeps on a futex that writers
  * wake; a writer that does not wake (see shmsect_claim) is noticed within
- * SHMSECT_POLL_MAX_MS. Returns 0 with the version then in *version.
+ * SHMSECT_POLL_MAX_MS. Other systems, Windows included, always poll, at
+ * least every SHMSECT_POLL_MAX_MS. Returns 0 with the version then in *version.
  */
 int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
                  const volatile int *cancel, uint64_t *version);
 
-/* Wakes every thread waiting on the section (to make a cancelled wait return). */
+/* Wakes every thread waiting on the section (to make a cancelled wait return).
+   Where waiters poll (not Linux), there is nothing to wake: a cancelled wait
+   returns at its next poll. */
 void shmsect_wake(const shmsect_t *s);
 
 #define SHMSECT_POLL_MAX_MS 10
@@ -128,6 +133,9 @@ void shmsect_wake(const shmsect_t *s);
  * sem_get($key, 1)/sem_acquire/sem_release drive theirs, so that PHP and
  * Node claimants exclude each other. SEM_UNDO frees it if its holder dies.
  * open returns 0 and the set's id; remove deletes the set.
+ *
+ * Windows has none (PHP has no sysvsem there): open returns 0 with *lock =
+ * -1, and remove returns 0.
  */
 int shmsect_lock_open(int32_t key, int perms, int *lock);
 int shmsect_lock_remove(int32_t key);
