@@ -330,8 +330,13 @@ int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64
 int shmsect_release(const shmsect_t *s, uint64_t self, int lock) {
   int rc = sect__lock(lock);
   if (rc != 0) return rc;
-  store32(u32_at(s, CTRL_FLAGS), 0);
-  if (!cas64(u64_at(s, CTRL_CLAIM), self, 0)) rc = SHMSECT_ENOTWRITER;
+  /* Only the holder's release may touch the flags, which are the holder's. */
+  if (load64(u64_at(s, CTRL_CLAIM)) != self) {
+    rc = SHMSECT_ENOTWRITER;
+  } else {
+    store32(u32_at(s, CTRL_FLAGS), 0);
+    if (!cas64(u64_at(s, CTRL_CLAIM), self, 0)) rc = SHMSECT_ENOTWRITER;
+  }
   sect__unlock(lock);
   shmsect_wake(s);
   return rc;
@@ -419,6 +424,8 @@ static uint32_t sect__start_ticks(uint32_t pid) {
 
 static int sect__running(uint32_t pid, uint32_t start) {
   uint32_t now;
+  /* kill() reads 0 and negative pids as process groups: no process has them. */
+  if (pid == 0 || pid > INT_MAX) return 0;
   if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0;
   now = sect__start_ticks(pid);
   /* A different start time is another process that reuses the pid. */

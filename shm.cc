@@ -637,19 +637,23 @@ NAN_METHOD(FtokSHM) {
   if (!info[0]->IsString()) return ThrowArgType("path", "of type string", info[0]);
   if (!info[1]->IsString()) return ThrowArgType("projectId", "of type string", info[1]);
   std::string path = Utf8(info[0]);
-  std::string project = Utf8(info[1]);
+  // PHP's project id is one byte; in JavaScript, one character U+0000..U+00FF.
+  Local<v8::String> project = info[1].As<v8::String>();
+  uint16_t unit = 0xffff;
+  if (project->Length() == 1) project->Write(v8::Isolate::GetCurrent(), &unit, 0, 1);
   if (path.empty() || path.find('\0') != std::string::npos) {
     return ThrowCoded(kRangeError, "ERR_INVALID_ARG_VALUE",
                       "The \"path\" argument must be a non-empty string without NUL bytes. " +
                           Received(info[0]));
   }
-  if (project.size() != 1) {
+  if (unit > 0xff) {
     return ThrowCoded(kRangeError, "ERR_INVALID_ARG_VALUE",
-                      "The \"projectId\" argument must be a single character (one byte). " +
+                      "The \"projectId\" argument must be a single character from '\\u0000' to "
+                      "'\\u00ff' (one byte, as PHP's). " +
                           Received(info[1]));
   }
   int32_t key;
-  int rc = shmop_ftok(path.c_str(), static_cast<unsigned char>(project[0]), &key);
+  int rc = shmop_ftok(path.c_str(), static_cast<unsigned char>(unit), &key);
   if (rc != 0) {
     Local<Value> error = OsError(rc, "ftok", "ftok() failed for '" + path + "'", nullptr);
     Nan::Set(error.As<Object>(), Nan::New("path").ToLocalChecked(), info[0]);
