@@ -17,10 +17,36 @@ class ShmError extends Error {
 }
 
 /*
+ * Where each system keeps its System V limits, so that an error caused by one
+ * names it. macOS's defaults are small (README, "Platform notes").
+ */
+const LIMITS = {
+  linux: {
+    shmmax: 'kernel.shmmax',
+    shmall: 'kernel.shmall',
+    shmmni: 'kernel.shmmni',
+    shmseg: 'SHMSEG',
+    raise: 'sysctl -w kernel.<name>=<value>'
+  },
+  darwin: {
+    shmmax: 'kern.sysv.shmmax, 4 MiB by default on macOS',
+    shmall: 'kern.sysv.shmall, 1024 pages by default on macOS',
+    shmmni: 'kern.sysv.shmmni, 32 by default on macOS',
+    shmseg: 'kern.sysv.shmseg, 8 by default on macOS',
+    raise: 'sudo sysctl -w kern.sysv.<name>=<value>'
+  }
+}
+
+/** The limit names for a platform (Linux's where the system is not known). */
+function limitNames (platform = process.platform) {
+  return LIMITS[platform] ?? LIMITS.linux
+}
+
+/*
  * What a failure means, by code and by the call that failed. `context` is
  * what the caller was doing: { key, flags, mode, size, existingSize }.
  */
-function explain (code, syscall, { key, flags, size, existingSize }) {
+function explain (code, syscall, { key, flags, size, existingSize }, limits = limitNames()) {
   const seg = `segment with key ${hex(key)}`
   switch (code) {
     case 'ENOENT':
@@ -35,7 +61,8 @@ function explain (code, syscall, { key, flags, size, existingSize }) {
         return `the ${seg} has ${existingSize} bytes, fewer than the ${size} asked for; ` +
           `ask for at most ${existingSize}, or delete it first (segments cannot grow)`
       }
-      return `the system refused a segment of ${size} bytes (outside kernel.shmmin..kernel.shmmax?)`
+      return `the system refused a segment of ${size} bytes: more than ${limits.shmmax} allows? ` +
+        `(raise it with ${limits.raise})`
     case 'EACCES':
       if (syscall === 'shmget') {
         return `permission denied on the ${seg}: the mode asks for permissions it does not grant; ` +
@@ -49,11 +76,12 @@ function explain (code, syscall, { key, flags, size, existingSize }) {
       }
       return `only the owner or creator of the ${seg} (or root) can delete it`
     case 'ENOMEM':
-      return `not enough memory for a segment of ${size} bytes (kernel.shmall, or the memory overcommit policy)`
+      return `not enough memory for a segment of ${size} bytes (${limits.shmall}, or the memory overcommit policy)`
     case 'ENOSPC':
-      return 'the system limit on segments (kernel.shmmni) or on shared memory in all (kernel.shmall) is reached'
+      return `the system limit on segments (${limits.shmmni}) or on shared memory in all (${limits.shmall}) ` +
+        `is reached (raise it with ${limits.raise})`
     case 'EMFILE':
-      return 'this process has attached as many segments as the system allows (SHMSEG)'
+      return `this process has attached as many segments as ${limits.shmseg} allows (raise it with ${limits.raise})`
     case 'EIDRM':
       return `the ${seg} was deleted but is still open somewhere; its key is free once every process has closed it`
     default:
@@ -62,10 +90,10 @@ function explain (code, syscall, { key, flags, size, existingSize }) {
 }
 
 /** A ShmError from the addon's report of an operating-system failure. */
-function systemError (raw, context) {
+function systemError (raw, context, limits) {
   // The addon's message ends with "<syscall>: <strerror>".
   const detail = raw.message.slice(raw.message.lastIndexOf(`${raw.syscall}: `))
-  const message = `${raw.code}: ${explain(raw.code, raw.syscall, context)} (${detail})`
+  const message = `${raw.code}: ${explain(raw.code, raw.syscall, context, limits)} (${detail})`
   return new ShmError(message, { code: raw.code, errno: raw.errno, syscall: raw.syscall, key: context.key, cause: raw })
 }
 
@@ -86,4 +114,4 @@ function codedError (Type, code, message) {
   return error
 }
 
-module.exports = { ShmError, systemError, explained, codedError, hex }
+module.exports = { ShmError, systemError, explained, codedError, hex, limitNames }

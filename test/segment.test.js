@@ -361,8 +361,8 @@ t.test('ShmError: what failed, what it means, what to do', async (t) => {
       code: 'EINVAL',
       syscall: 'shmget',
       key: limitKey,
-      message: 'EINVAL: the system refused a segment of 4097 bytes (outside kernel.shmmin..kernel.shmmax?) ' +
-        '(shmget: Invalid argument)'
+      message: 'EINVAL: the system refused a segment of 4097 bytes: more than kernel.shmmax allows? ' +
+        '(raise it with sysctl -w kernel.<name>=<value>) (shmget: Invalid argument)'
     }
     t.same(result.tooLargeN.error, tooLarge, "'n' beyond kernel.shmmax")
     t.same(result.tooLargeC.error, tooLarge, "'c' beyond kernel.shmmax, with no segment to compare")
@@ -373,7 +373,7 @@ t.test('ShmError: what failed, what it means, what to do', async (t) => {
       syscall: 'shmget',
       key: limitKey + 1,
       message: 'ENOSPC: the system limit on segments (kernel.shmmni) or on shared memory in all (kernel.shmall) ' +
-        'is reached (shmget: No space left on device)'
+        'is reached (raise it with sysctl -w kernel.<name>=<value>) (shmget: No space left on device)'
     }, 'a second one does not')
     t.same(result.listEmpty, [], 'list() of a namespace without segments is empty')
     t.same(result.listOne, [{ key: limitKey, size: 4096 }], 'list() sees the one segment of that namespace')
