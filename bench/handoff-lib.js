@@ -75,6 +75,14 @@ function removeTable (key) {
   } catch {}
 }
 
+/** Kills proc on cleanup (if it is still running then). */
+function track (proc) {
+  hook()
+  children.add(proc)
+  proc.once('exit', () => children.delete(proc))
+  return proc
+}
+
 /** A temporary directory for sockets, removed on cleanup. */
 function tempDir () {
   hook()
@@ -213,5 +221,5 @@ function quantile (sorted, q) {
 function median (xs) { return quantile([...xs].sort((a, b) => a - b), 0.5) }
 
 module.exports = {
-  KEY_BASE, createTable, removeTable, tempDir, removeDir, cleanup, nodeChild, phpChild, phpProblem, quantile, median
+  KEY_BASE, createTable, removeTable, track, tempDir, removeDir, cleanup, nodeChild, phpChild, phpProblem, quantile, median
 }

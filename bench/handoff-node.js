@@ -20,7 +20,9 @@
  *           expect { mode: 'wait'|'waitSync'|'socket', section, ack, n }
  *             -> { armed } at once, then { latencies, early } after n messages
  *   writer: setup { key, section, ack, size, unixPath, tcpPort }
- *           send { transport: 'shm'|'unix'|'tcp', sync, n, gapUs: [min, max] } -> { done }
+ *           send { transport: 'shm'|'unix'|'tcp', n, gapUs: [min, max] } -> { done }
+ * The writer waits for each acknowledgement the cheapest way its transport
+ * offers: ack.waitSync() for a section, the event loop for a socket.
  */
 const net = require('node:net')
 const path = require('node:path')
@@ -230,7 +232,7 @@ function writer () {
     buf.writeUInt32LE(seq, at + size - 4)
   }
 
-  async function send ({ transport, sync, n, gapUs }) {
+  async function send ({ transport, n, gapUs }) {
     const size = payload.length
     if (transport === 'shm') {
       let ackVersion = ack.version
@@ -239,7 +241,10 @@ function writer () {
         gap(gapUs)
         payload.writeBigInt64LE(now(), 0)
         section.publish(payload)
-        const next = sync ? ack.waitSync(ackVersion, WAIT_MS) : await ack.wait(ackVersion, { timeout: WAIT_MS })
+        // The cheapest wait: blocks at once (ack.wait() would first start a
+        // thread, and on a busy machine, where writer and reader often share
+        // a core, the reader would wait for that too).
+        const next = ack.waitSync(ackVersion, WAIT_MS)
         if (next === ackVersion) throw new Error(`no acknowledgement within ${WAIT_MS} ms`)
         ackVersion = next
       }

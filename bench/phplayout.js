@@ -1,0 +1,183 @@
+'use strict'
+/*
+ * phplayout: PHP's copies of a whole 100 KB payload at the sections' layout
+ * (data areas at 24 mod 64, docs/sections.md 1.4) and at every offset 0..64
+ * of a plain segment, timed inside PHP with hrtime (bench/phplayout.php).
+ *
+ * shmop_read copies into a fresh string and shmop_write from one; PHP's large
+ * strings keep their bytes 24 bytes into a page (phplayout.php checks that
+ * through FFI), so the copy distance (dst - src) mod 4096 is 24 - offset for a
+ * read and offset - 24 for a write. glibc's memcpy (rep movsb from 2 KB up)
+ * is 14-27x slower at distances 1..63 on some CPUs (AMD Zen): reads at
+ * offsets 0..23 and writes at 25..63 (mod 64) would hit that. At 24 both
+ * distances are multiples of 64.
+ *
+ * Rounds visit every offset once, in a rotated order; per offset the median
+ * over rounds. Then the chosen offset (24) and the sweep's best and worst
+ * are timed again, interleaved, in a second PHP run (the verdict uses it).
+ */
+const path = require('node:path')
+const { spawn } = require('node:child_process')
+const { createTable, removeTable, track, phpProblem, median } = require('./handoff-lib')
+
+const SCRIPT = path.join(__dirname, 'phplayout.php')
+const SIZE = 100 * 1024
+const CHOSEN = 24
+const OFFSETS = Array.from({ length: 65 }, (_, i) => i)
+const TARGET = 1.3 // chosen ÷ best offset, as the offset group holds Node's copies
+// Deliberately bad offsets: distance 8 for a read (24 - 16), 16 for a write (40 - 24).
+const BAD = { shmop_read: 16, shmop_write: 40 }
+
+const legend = []
+const LEGEND = [
+  'Timed inside PHP (~1 ms of calls per sample, by the run\'s clock), rounds visiting every case once in a rotated order; per case the median over rounds. ' +
+    'shmop_read at offset o copies at distance (24 − o) mod 4096, shmop_write at (o − 24) mod 4096 (PHP strings of this size start 24 bytes into a page).',
+  '"confirmed": the chosen offset against the sweep\'s best and worst, timed again interleaved in a second PHP run (rounds of --samples runs each, ratio of their medians); the verdict is the median over rounds of chosen ÷ best (≤ 1.3×, as the offset group holds Node\'s copies).'
+]
+
+function runPhp (input) {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn('php', [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] }))
+    let out = ''
+    let err = ''
+    child.stdout.setEncoding('utf8').on('data', (c) => { out += c })
+    child.stderr.setEncoding('utf8').on('data', (c) => { err += c })
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      if (code !== 0) return reject(new Error(`phplayout.php exited with ${signal || code}: ${err.trim()}`))
+      try { resolve(JSON.parse(out)) } catch { reject(new Error(`phplayout.php: not JSON: ${out.slice(0, 200)}`)) }
+    })
+    child.stdin.end(JSON.stringify(input))
+  })
+}
+
+const us = (ns) => (Number.isFinite(ns) ? `${(ns / 1000).toFixed(2)} µs` : '–')
+const x = (r) => `${r.toFixed(2)}×`
+
+/** Per case { median, rounds } on the run's clock. */
+function onClock (run, clock) {
+  const cases = {}
+  for (const [name, c] of Object.entries(run.cases)) cases[name] = c[clock]
+  return { ...run, cases }
+}
+
+function analyse (sweep, confirm, op, samples) {
+  const at = (o) => sweep.cases[`${op}@${o}`].median
+  const others = OFFSETS.filter((o) => o % 64 !== CHOSEN)
+  const best = others.reduce((b, o) => (at(o) < at(b) ? o : b), others[0])
+  const worst = others.reduce((w, o) => (at(o) > at(w) ? o : w), others[0])
+  // The offsets where a Zen-style trap would bite: distance 1..63.
+  const dist = (o) => (op === 'shmop_read' ? (CHOSEN - o + 4096) % 4096 : (o - CHOSEN + 4096) % 4096)
+  const trapZone = others.filter((o) => dist(o) >= 1 && dist(o) <= 63)
+  const safeZone = others.filter((o) => !(dist(o) >= 1 && dist(o) <= 63))
+  // Confirmation rounds: the median of each group of `samples` runs.
+  const c = (name) => {
+    const runs = confirm.cases[name].rounds
+    const groups = []
+    for (let i = 0; i + samples <= runs.length; i += samples) groups.push(median(runs.slice(i, i + samples)))
+    return groups
+  }
+  const chosenR = c(`${op}@${CHOSEN}`)
+  const ratiosTo = (o) => c(`${op}@${o}`).map((v, i) => chosenR[i] / v)
+  const ratioTo = (o) => median(ratiosTo(o))
+  return {
+    op,
+    chosen: at(CHOSEN),
+    bad: { offset: BAD[op], distance: dist(BAD[op]), ns: at(BAD[op]) },
+    section: sweep.cases[`${op}@section`].median,
+    best: { offset: best, ns: at(best) },
+    worst: { offset: worst, ns: at(worst) },
+    trapZone: { offsets: `${trapZone[0]}–${trapZone[trapZone.length - 1]}`, median: median(trapZone.map(at)), max: Math.max(...trapZone.map(at)) },
+    safeZone: { median: median(safeZone.map(at)) },
+    confirmed: {
+      chosenOverBest: ratioTo(best),
+      chosenOverBestMin: Math.min(...ratiosTo(best)),
+      chosenOverBestMax: Math.max(...ratiosTo(best)),
+      worstOverChosen: 1 / ratioTo(worst),
+      badOverChosen: 1 / ratioTo(BAD[op]),
+      rounds: chosenR.length
+    },
+    perOffset: OFFSETS.map((o) => ({ offset: o, distance: dist(o), ns: at(o) }))
+  }
+}
+
+function layoutTable (sweep, rows) {
+  const head = ['PHP call (100 KB)', 'at 24 mod 64', 'in a table (offset ' + sweep.dataOffset + ')', 'at a bad offset', 'confirmed: bad ÷ 24', 'best other offset', 'worst other offset',
+    'offsets at distance 1–63: median (max)', 'other offsets: median', 'confirmed: 24 ÷ best', 'confirmed: worst ÷ 24']
+  const body = [
+    ['`Section::read()` (whole API)', '–', us(sweep.cases['Section::read'].median), '–', '–', '–', '–', '–', '–', '–', '–'],
+    ['`Section::publish()` (whole API)', '–', us(sweep.cases['Section::publish'].median), '–', '–', '–', '–', '–', '–', '–', '–'],
+    ...rows.map((r) => [
+      `\`${r.op}\` (distance ${r.op === 'shmop_read' ? '24 − o' : 'o − 24'})`,
+      us(r.chosen), us(r.section),
+      `${us(r.bad.ns)} (o = ${r.bad.offset}, distance ${r.bad.distance})`,
+      x(r.confirmed.badOverChosen),
+      `${us(r.best.ns)} (o = ${r.best.offset})`, `${us(r.worst.ns)} (o = ${r.worst.offset})`,
+      `${us(r.trapZone.median)} (${us(r.trapZone.max)}), o = ${r.trapZone.offsets}`,
+      us(r.safeZone.median),
+      x(r.confirmed.chosenOverBest), x(r.confirmed.worstOverChosen)
+    ])
+  ]
+  const widths = head.map((h, i) => Math.max(3, h.length, ...body.map((r) => r[i].length)))
+  const line = (r) => `| ${r.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`
+  const rule = `| ${widths.map((w, i) => (i ? '-'.repeat(w - 1) + ':' : '-'.repeat(w))).join(' | ')} |`
+  return [line(head), rule, ...body.map(line)].join('\n')
+}
+
+module.exports = {
+  name: 'phplayout',
+  title: 'PHP copies of a 100 KB payload: the sections\' layout (24 mod 64) against every other offset',
+  legend,
+  cases () {
+    legend.length = 0
+    legend.push(...LEGEND)
+    return [{
+      kind: 'custom',
+      name: 'phplayout.100KB',
+      async run ({ opts, progress }) {
+        const { problem } = phpProblem()
+        if (problem) return { skipped: problem }
+        const { key, table } = createTable([{ name: 'data', size: SIZE }])
+        table.close()
+        try {
+          const rounds = opts.rounds * 3
+          progress(`phplayout.100KB: sweeping offsets 0..64 (${rounds} rounds)`)
+          const clock = opts.clock === 'wall' ? 'wall' : 'cpu'
+          const sweep = onClock(await runPhp({ key, size: SIZE, offsets: OFFSETS, rounds, sampleMs: 1 }), clock)
+          const pick = (op) => {
+            const others = OFFSETS.filter((o) => o % 64 !== CHOSEN)
+            const at = (o) => sweep.cases[`${op}@${o}`].median
+            return [others.reduce((b, o) => (at(o) < at(b) ? o : b), others[0]), others.reduce((w, o) => (at(o) > at(w) ? o : w), others[0])]
+          }
+          const again = [...new Set([CHOSEN, ...Object.values(BAD), ...pick('shmop_read'), ...pick('shmop_write')])]
+          progress(`phplayout.100KB: confirming offsets ${again.join(', ')}`)
+          const confirm = onClock(await runPhp({ key, size: SIZE, offsets: again, rounds: opts.rounds * opts.samples, sampleMs: 1 }), clock)
+          const rows = ['shmop_read', 'shmop_write'].map((op) => analyse(sweep, confirm, op, opts.samples))
+          legend.unshift(`Clock: ${clock === 'cpu' ? 'CPU time of the PHP process (getrusage user + system; --clock wall: hrtime)' : 'hrtime (wall clock)'}. PHP ${sweep.php}; the section's data area at offset ${sweep.dataOffset} (${sweep.dataOffset % 64} mod 64); ` +
+            (sweep.strings && sweep.strings.payloadString !== undefined
+              ? `PHP strings of 100 KB start at page offset ${sweep.strings.payloadString} (payload), ${sweep.strings.shmopReadString} (shmop_read's result), ${sweep.strings.sectionReadString} (Section::read's), seen through FFI:\n\n${layoutTable(sweep, rows)}\n`
+              : `string page offsets not checked (no FFI):\n\n${layoutTable(sweep, rows)}\n`))
+          const results = rows.map((r) => ({
+            kind: 'pair',
+            name: `phplayout.${r.op}.100KB at 24 ÷ best offset`,
+            bytes: SIZE,
+            candidate: `${r.op} of 100 KB at offset 24 (mod 64)`,
+            floor: `${r.op} of 100 KB at the best other offset (${r.best.offset})`,
+            ns: r.chosen,
+            floorNs: r.best.ns,
+            ratio: r.confirmed.chosenOverBest,
+            ratioMin: r.confirmed.chosenOverBestMin,
+            ratioMax: r.confirmed.chosenOverBestMax,
+            target: TARGET,
+            verdict: r.confirmed.chosenOverBest <= TARGET ? 'PASS' : 'MISS',
+            clock
+          }))
+          results.push({ kind: 'phplayout', name: 'phplayout.100KB', clock, php: sweep.php, dataOffset: sweep.dataOffset, strings: sweep.strings, section: { read: sweep.cases['Section::read'].median, publish: sweep.cases['Section::publish'].median }, rows })
+          return { results }
+        } finally {
+          removeTable(key)
+        }
+      }
+    }]
+  }
+}
