@@ -17,7 +17,8 @@ const ENTRY_SIZE = 64
 const NAME_SIZE = 32
 const CONTROL_SIZE = 192
 const MAX_SECTIONS = 65536
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a name's leading U+FEFF is part of it, as PHP and the creator see it.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 const align64 = (n) => Math.ceil(n / 64) * 64
 // Data areas start 24 bytes past a 64-byte boundary: where PHP's strings keep
@@ -171,8 +172,12 @@ class SectionTable {
   /** Releases the claims held through this table, cancels its waits, and detaches. */
   close () {
     if (this.#segment.closed) return
-    for (const section of this.#sections.values()) section.detach()
-    this.#segment.close()
+    try {
+      for (const section of this.#sections.values()) section.detach()
+      for (const section of this.#sections.values()) section.release()
+    } finally {
+      this.#segment.close() // also when a release fails (the table was removed: its claim lock is gone)
+    }
   }
 
   [Symbol.dispose] () { this.close() }
@@ -216,7 +221,8 @@ class Section {
     const handle = this.#open()
     let data = Buffer.alloc(0)
     while (!binding.sectionRead(handle, this.#where, data, this.#out)) data = Buffer.allocUnsafe(this.#out[1])
-    return { version: this.#out[0], data }
+    // A later version may be shorter than the one the buffer was sized for.
+    return { version: this.#out[0], data: data.subarray(0, this.#out[1]) }
   }
 
   /** Copies the last complete payload into buffer; returns { version, length }. */
@@ -232,6 +238,8 @@ class Section {
   claim () {
     if (this.#claimed) return
     const handle = this.#open()
+    // Before lock(): a read-only table must not create the claim lock (as this user) on its way to failing.
+    if (this.#table.readOnly) throw codedError(Error, 'ERR_SHM_READ_ONLY', 'A table attached read-only cannot claim a section')
     const holder = binding.sectionClaim(handle, this.#where, this.#table.lock(), true)
     if (holder !== 0) {
       throw codedError(Error, 'ERR_SHM_SECTION_BUSY',
@@ -263,7 +271,7 @@ class Section {
    * Waits on another thread: the event loop stays free.
    */
   wait (sinceVersion, { timeout, signal } = {}) {
-    signal?.throwIfAborted()
+    if (signal?.aborted) return Promise.reject(signal.reason) // a rejection, as for a later abort
     const handle = this.#open()
     const now = binding.sectionVersion(handle, this.#where)
     if (now !== sinceVersion) return Promise.resolve(now)
@@ -302,9 +310,8 @@ class Section {
     }
   }
 
-  /** On table close: give up the claim and end pending waits. */
+  /** On table close: ends pending waits (before any release, which may fail). */
   detach () {
-    this.release()
     for (const id of this.#waits) binding.sectionWaitCancel(id)
   }
 }
@@ -319,7 +326,8 @@ function create (key, { mode = 0o644, sections } = {}) {
   }
   const seen = new Set()
   for (const { name, size } of sections) {
-    if (typeof name !== 'string' || !name || Buffer.byteLength(name) > NAME_SIZE || name.includes('\0') || seen.has(name)) {
+    // A lone surrogate would be written as U+FFFD: the table would not hold the name given.
+    if (typeof name !== 'string' || !name || Buffer.byteLength(name) > NAME_SIZE || name.includes('\0') || seen.has(name) || Buffer.from(name).toString() !== name) {
       throw codedError(RangeError, 'ERR_INVALID_ARG_VALUE',
         `Section names must be distinct strings of 1 to ${NAME_SIZE} UTF-8 bytes without NUL; got ${JSON.stringify(name)}`)
     }

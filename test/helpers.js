@@ -64,6 +64,34 @@ function cleanupAfter (t) {
   process.once('exit', removeOurSegments)
 }
 
+/** Rows of /proc/sysvipc/sem (semaphore sets), with numbers as numbers. */
+function semaphores () {
+  const [head, ...rows] = fs.readFileSync('/proc/sysvipc/sem', 'utf8').trim().split('\n')
+  const names = head.trim().split(/\s+/)
+  return rows.map((row) => {
+    const cells = row.trim().split(/\s+/)
+    return Object.fromEntries(names.map((name, i) => [name, name === 'perms' ? parseInt(cells[i], 8) : Number(cells[i])]))
+  })
+}
+
+/** The kernel's row for the semaphore set with this key (a section table's claim lock), or undefined. */
+const semaphoreByKey = (key) => semaphores().find((s) => s.key === (key | 0))
+
+/** Removes every semaphore set that carries one of this process's keys (ipcrm -s). */
+function removeOurSemaphores () {
+  for (const sem of semaphores()) {
+    if (sem.key !== 0 && isOurKey(sem.key)) spawnSync('ipcrm', ['-s', String(sem.semid)], { stdio: 'ignore' })
+  }
+}
+
+/** cleanupAfter(t), and also the semaphore sets with this file's keys (section tables' claim locks). */
+function cleanupTablesAfter (t) {
+  cleanupAfter(t)
+  removeOurSemaphores()
+  t.teardown(removeOurSemaphores)
+  process.once('exit', removeOurSemaphores)
+}
+
 /** Runs PHP code (php -r) or a script file; returns { status, stdout, stderr }. */
 function php (args, options = {}) {
   const result = spawnSync('php', args, { encoding: 'utf8', ...options })
@@ -145,6 +173,9 @@ module.exports = {
   sysvMappings,
   removeId,
   cleanupAfter,
+  semaphores,
+  semaphoreByKey,
+  cleanupTablesAfter,
   php,
   requirePHP,
   unprivileged,

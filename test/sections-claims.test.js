@@ -1,0 +1,275 @@
+'use strict'
+/*
+ * Guarantee 3, one writer per section: claim() while another live process
+ * holds the section fails with ERR_SHM_SECTION_BUSY naming that process (Node
+ * against Node, Node against PHP, PHP against Node); a dead process's claim
+ * is taken over, and so is a claim whose pid now belongs to a process with
+ * another start time (pid reuse); releases, read-only tables, two objects in
+ * one process, and close().
+ */
+const t = require('tap')
+const path = require('node:path')
+const shm = require('..')
+const { keyFor, cleanupTablesAfter, requirePHP, semaphoreByKey } = require('./helpers')
+const { peer, startTicks, claimWord } = require('./fixtures/sections-common')
+
+cleanupTablesAfter(t)
+requirePHP()
+
+const FIXTURES = path.join(__dirname, 'fixtures')
+const NAMES = ['a', 'b', 'c']
+
+function table (t, key, options = {}) {
+  const created = shm.sections.create(key, { mode: 0o600, sections: NAMES.map((name) => ({ name, size: 100 })), ...options })
+  t.teardown(() => { created.close(); shm.sections.remove(key) })
+  return created
+}
+
+const nodePeer = (t) => peer(t, process.execPath, [path.join(FIXTURES, 'sections-peer.js')])
+const phpPeer = (t, ...flags) => peer(t, 'php', [...flags, path.join(FIXTURES, 'sections-peer.php')])
+
+async function attached (t, make, key, readOnly = false) {
+  const p = make(t)
+  await p.call('attach', { key, readOnly })
+  return p
+}
+
+/** Writes a claim word into a section's control block, as a damaged or stale segment would hold it. */
+function forge (key, section, pid, start) {
+  const raw = shm.open(key, 'w')
+  raw.write(claimWord(pid, start), section.offsets.control + 8)
+  raw.close()
+}
+
+const busy = (pid) => ({ code: 'ERR_SHM_SECTION_BUSY', message: new RegExp(`process ${pid}\\b.*alive`) })
+
+t.test('busy across processes, naming the holder: Node vs Node, Node vs PHP, PHP vs Node', async (t) => {
+  const key = keyFor(1)
+  const mine = table(t, key)
+  const node = await attached(t, nodePeer, key)
+  const php = await attached(t, phpPeer, key)
+
+  await node.call('claim', { name: 'a' })
+  t.throws(() => mine.section('a').claim(), busy(node.pid), 'Node, while another Node process holds it')
+  await t.rejects(php.call('claim', { name: 'a' }), busy(node.pid), 'PHP, while a Node process holds it')
+  t.same(mine.section('a').info().writer, { pid: node.pid, alive: true, self: false }, 'info() names the holder')
+
+  await php.call('claim', { name: 'b' })
+  t.throws(() => mine.section('b').claim(), busy(php.pid), 'Node, while a PHP process holds it')
+  await t.rejects(node.call('claim', { name: 'b' }), busy(php.pid), 'another Node process, while PHP holds it')
+
+  mine.section('c').claim()
+  await t.rejects(node.call('claim', { name: 'c' }), busy(process.pid), 'Node, while this process holds it')
+  await t.rejects(php.call('claim', { name: 'c' }), busy(process.pid), 'PHP, while this process holds it')
+  t.equal(semaphoreByKey(key).perms & 0o777, 0o600, 'the claim lock has the table\'s mode')
+
+  // Each holder can publish; the others can not.
+  t.equal(await node.call('publish', { name: 'a', hex: '6e6f6465' }), 1, 'the Node holder publishes')
+  t.equal(await php.call('publish', { name: 'b', hex: '706870' }), 1, 'the PHP holder publishes')
+  await t.rejects(php.call('publish', { name: 'a', hex: '00' }), { code: 'ERR_SHM_NOT_WRITER' }, 'PHP cannot publish to a section it does not hold')
+  t.throws(() => mine.section('b').publish('x'), { code: 'ERR_SHM_NOT_WRITER' }, 'nor can Node')
+  t.same(mine.section('a').read(), { version: 1, data: Buffer.from('node') })
+  t.same(mine.section('b').read(), { version: 1, data: Buffer.from('php') })
+})
+
+t.test('the claim of a dead process is taken over, in either language', async (t) => {
+  const key = keyFor(2)
+  const mine = table(t, key)
+  const deadNode = await attached(t, nodePeer, key)
+  const deadPHP = await attached(t, phpPeer, key)
+  await deadNode.call('claim', { name: 'a' })
+  await deadPHP.call('claim', { name: 'b' })
+  await deadNode.call('claim', { name: 'c' })
+  deadNode.child.kill('SIGKILL')
+  deadPHP.child.kill('SIGKILL')
+  await Promise.all([deadNode.exited, deadPHP.exited])
+
+  t.same(mine.section('a').info().writer, { pid: deadNode.pid, alive: false, self: false }, 'the claim word outlives its process')
+  mine.section('a').claim()
+  t.equal(mine.section('a').publish('taken over'), 1, 'Node takes a dead Node process\'s claim over')
+  mine.section('b').claim()
+  t.equal(mine.section('b').publish('taken over'), 1, 'Node takes a dead PHP process\'s claim over')
+  const php = await attached(t, phpPeer, key)
+  await php.call('claim', { name: 'c' })
+  t.equal(await php.call('publish', { name: 'c', hex: '6f6b' }), 1, 'PHP takes a dead Node process\'s claim over')
+  t.same(mine.section('c').info().writer, { pid: php.pid, alive: true, self: false })
+})
+
+t.test('a reused pid: the same pid with another start time is a dead claimant', async (t) => {
+  const key = keyFor(3)
+  const mine = table(t, key)
+  const php = await attached(t, phpPeer, key)
+  const a = mine.section('a')
+  const init = startTicks(1)
+
+  forge(key, a, 1, (init + 1) >>> 0)
+  t.same(a.info().writer, { pid: 1, alive: false, self: false }, 'pid 1 with another start time is not alive')
+  a.claim()
+  t.equal(a.publish('mine'), 1, 'so Node takes its claim over')
+  a.release()
+
+  forge(key, a, 1, (init + 7) >>> 0)
+  await php.call('claim', { name: 'a' })
+  t.equal(await php.call('publish', { name: 'a', hex: '00' }), 2, 'and so does PHP')
+  await php.call('release', { name: 'a' })
+
+  forge(key, a, 1, init)
+  t.same(a.info().writer, { pid: 1, alive: true, self: false }, 'pid 1 with its own start time is alive')
+  t.throws(() => a.claim(), busy(1), 'Node: busy')
+  await t.rejects(php.call('claim', { name: 'a' }), busy(1), 'PHP: busy')
+
+  forge(key, a, 1, 0)
+  t.throws(() => a.claim(), busy(1), 'a start time of 0 (unknown) leaves the pid alone to decide: busy')
+  await t.rejects(php.call('claim', { name: 'a' }), busy(1), 'in PHP too')
+
+  // This process's own pid: with another start time it is someone else, gone.
+  forge(key, a, process.pid, (startTicks(process.pid) + 1) >>> 0)
+  t.same(a.info().writer, { pid: process.pid, alive: false, self: false }, 'this pid with another start time')
+  a.claim()
+  t.ok(a.claimed, 'is taken over')
+  t.equal(a.publish('again'), 3)
+})
+
+t.test('release, then another process claims', async (t) => {
+  const key = keyFor(4)
+  const mine = table(t, key)
+  const node = await attached(t, nodePeer, key)
+  const php = await attached(t, phpPeer, key)
+  const a = mine.section('a')
+  a.claim()
+  a.claim() // already ours: nothing happens
+  t.ok(a.claimed, 'claimed')
+  a.release()
+  a.release() // not ours: nothing happens
+  t.notOk(a.claimed, 'released')
+  t.equal(a.info().writer, null, 'the claim word is clear')
+  await node.call('claim', { name: 'a' })
+  await node.call('release', { name: 'a' })
+  await php.call('claim', { name: 'a' })
+  t.same(a.info().writer, { pid: php.pid, alive: true, self: false }, 'PHP holds it')
+  await php.call('release', { name: 'a' })
+  t.equal(a.info().writer, null, 'PHP released it')
+  a.claim()
+  t.equal(a.publish('back'), 1, 'and this process claims it again')
+})
+
+t.test('publish needs the claim', async (t) => {
+  const key = keyFor(5)
+  const mine = table(t, key)
+  const php = await attached(t, phpPeer, key)
+  const a = mine.section('a')
+  t.throws(() => a.publish('x'), { code: 'ERR_SHM_NOT_WRITER', message: /Claim section 'a' before publishing/ }, 'Node, never claimed')
+  a.claim()
+  a.release()
+  t.throws(() => a.publish('x'), { code: 'ERR_SHM_NOT_WRITER' }, 'Node, after release')
+  await t.rejects(php.call('publish', { name: 'a', hex: '00' }), { code: 'ERR_SHM_NOT_WRITER' }, 'PHP, never claimed')
+  t.equal(a.version, 0, 'nothing was published')
+
+  // The claim word changed under a claimant (here: forged): the addon checks the word itself.
+  a.claim()
+  forge(key, a, 1, startTicks(1))
+  t.ok(a.claimed, 'this object still believes it holds the section')
+  t.throws(() => a.publish('x'), { code: 'ERR_SHM_NOT_WRITER', message: /does not hold the section's claim/ }, 'but publish checks the claim word')
+  t.equal(a.version, 0, 'and publishes nothing')
+})
+
+t.test('a read-only table cannot claim', async (t) => {
+  const key = keyFor(6)
+  table(t, key)
+  const reader = shm.sections.attach(key, { readOnly: true })
+  t.teardown(() => reader.close())
+  t.equal(reader.readOnly, true)
+  t.throws(() => reader.section('a').claim(), { code: 'ERR_SHM_READ_ONLY', message: 'A table attached read-only cannot claim a section' }, 'Node')
+  t.equal(semaphoreByKey(key), undefined, 'and made no claim lock on its way')
+  t.throws(() => reader.section('a').publish('x'), { code: 'ERR_SHM_NOT_WRITER' }, 'nor publish')
+  const php = await attached(t, phpPeer, key, true)
+  await t.rejects(php.call('claim', { name: 'a' }), { code: 'ERR_SHM_READ_ONLY' }, 'PHP')
+  t.equal(reader.section('a').info().writer, null, 'no claim was taken')
+})
+
+t.test('two objects in one process: the second is busy', async (t) => {
+  const key = keyFor(7)
+  const first = table(t, key)
+  const second = shm.sections.attach(key)
+  t.teardown(() => second.close())
+  first.section('a').claim()
+  t.throws(() => second.section('a').claim(), {
+    code: 'ERR_SHM_SECTION_BUSY',
+    message: `Section 'a' of table 0x${(key >>> 0).toString(16)} is claimed by process ${process.pid}, which is alive (this process, through another object)`
+  })
+  t.notOk(second.section('a').claimed)
+  t.throws(() => second.section('a').publish('x'), { code: 'ERR_SHM_NOT_WRITER' }, 'and cannot publish')
+  t.same(first.section('a').info().writer, { pid: process.pid, alive: true, self: true })
+  first.section('a').release()
+  second.section('a').claim()
+  t.equal(second.section('a').publish('second'), 1, 'after the first releases, the second claims')
+})
+
+t.test('table.close() releases the claims taken through it', async (t) => {
+  const key = keyFor(8)
+  table(t, key)
+  const writer = shm.sections.attach(key)
+  writer.section('a').claim()
+  writer.section('b').claim()
+  const node = await attached(t, nodePeer, key)
+  await t.rejects(node.call('claim', { name: 'a' }), busy(process.pid), 'held before close()')
+  writer.close()
+  t.ok(writer.closed)
+  t.notOk(writer.section('a').claimed, 'the objects no longer hold them')
+  await node.call('claim', { name: 'a' })
+  const php = await attached(t, phpPeer, key)
+  await php.call('claim', { name: 'b' })
+  t.pass('after close(), a Node and a PHP process claim them')
+  writer.close() // again: nothing happens
+})
+
+t.test('PHP close() releases its claims too', async (t) => {
+  const key = keyFor(9)
+  const mine = table(t, key)
+  const php = await attached(t, phpPeer, key)
+  await php.call('claim', { name: 'a' })
+  await php.call('close')
+  mine.section('a').claim()
+  t.ok(mine.section('a').claimed, 'Node claims what PHP released')
+})
+
+// Known bugs in sections.c (reported with patches): their assertions run and
+// show as "not ok # TODO" until the fix; then drop the todo.
+const PID_BUG = 'sections.c: sect__running() calls kill() with pid 0 or a negative pid_t, which address process groups and succeed'
+const RELEASE_BUG = 'sections.c: shmsect_release() clears flags before checking that the claim is its own'
+
+t.test('claim words that name no process: pid 0, pid >= 2^31', async (t) => {
+  const key = keyFor(10)
+  const mine = table(t, key)
+  const a = mine.section('a')
+  for (const [pid, start] of [[0, 5], [0xffffffff, 5], [0x80000001, 5]]) {
+    forge(key, a, pid, start)
+    const todo = pid === 0x80000001 ? false : PID_BUG // kill(-2147483647, 0) fails with ESRCH
+    t.equal(a.info().writer.alive, false, `pid ${pid} is no live process`, { todo })
+    try {
+      a.claim()
+      t.equal(a.info().writer?.self, true, `claim() over pid ${pid} took the claim word`, { todo })
+      a.release()
+    } catch (error) {
+      t.fail(`claim() over pid ${pid}: ${error.message}`, { todo })
+    }
+  }
+})
+
+t.test('release() by a process that does not hold the claim leaves the holder\'s flags', async (t) => {
+  const key = keyFor(11)
+  const mine = table(t, key)
+  const a = mine.section('a')
+  const php = await attached(t, phpPeer, key)
+  a.claim()
+  // The claim changes hands behind this object's back (as after a pid-reuse takeover):
+  forge(key, a, 1, (startTicks(1) + 1) >>> 0)
+  await php.call('claim', { name: 'a' })
+  const raw = shm.open(key, 'a')
+  t.teardown(() => raw.close())
+  const flags = () => raw.read(a.offsets.control + 20, 4).readUInt32LE()
+  t.equal(flags(), 1, 'PHP with FFI wakes waiters: flags bit 0')
+  a.release() // this object still believed it held the section
+  t.same(a.info().writer, { pid: php.pid, alive: true, self: false }, 'the claim stays PHP\'s')
+  t.equal(flags(), 1, 'a release by a non-holder leaves the holder\'s flags', { todo: RELEASE_BUG })
+})
