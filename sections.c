@@ -279,6 +279,8 @@ int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
                  const volatile int *cancel, uint64_t *version) {
   uint64_t start = sect__now_ns();
   uint64_t poll = 100000; /* 0.1 ms, doubling up to SHMSECT_POLL_MAX_MS */
+  /* A timeout too long to count in nanoseconds is no limit (and no overflow). */
+  if (timeout_ms > INT64_MAX / 1000000) timeout_ms = -1;
   for (;;) {
     uint64_t commit = load64(u64_at(s, CTRL_COMMIT)), slice, waited;
     int wakes;

@@ -233,25 +233,19 @@ t.test('PHP close() releases its claims too', async (t) => {
   t.ok(mine.section('a').claimed, 'Node claims what PHP released')
 })
 
-// Known bugs in sections.c (reported with patches): their assertions run and
-// show as "not ok # TODO" until the fix; then drop the todo.
-const PID_BUG = 'sections.c: sect__running() calls kill() with pid 0 or a negative pid_t, which address process groups and succeed'
-const RELEASE_BUG = 'sections.c: shmsect_release() clears flags before checking that the claim is its own'
-
 t.test('claim words that name no process: pid 0, pid >= 2^31', async (t) => {
   const key = keyFor(10)
   const mine = table(t, key)
   const a = mine.section('a')
   for (const [pid, start] of [[0, 5], [0xffffffff, 5], [0x80000001, 5]]) {
     forge(key, a, pid, start)
-    const todo = pid === 0x80000001 ? false : PID_BUG // kill(-2147483647, 0) fails with ESRCH
-    t.equal(a.info().writer.alive, false, `pid ${pid} is no live process`, { todo })
+    t.equal(a.info().writer.alive, false, `pid ${pid} is no live process`)
     try {
       a.claim()
-      t.equal(a.info().writer?.self, true, `claim() over pid ${pid} took the claim word`, { todo })
+      t.equal(a.info().writer?.self, true, `claim() over pid ${pid} took the claim word`)
       a.release()
     } catch (error) {
-      t.fail(`claim() over pid ${pid}: ${error.message}`, { todo })
+      t.fail(`claim() over pid ${pid}: ${error.message}`)
     }
   }
 })
@@ -271,5 +265,5 @@ t.test('release() by a process that does not hold the claim leaves the holder\'s
   t.equal(flags(), 1, 'PHP with FFI wakes waiters: flags bit 0')
   a.release() // this object still believed it held the section
   t.same(a.info().writer, { pid: php.pid, alive: true, self: false }, 'the claim stays PHP\'s')
-  t.equal(flags(), 1, 'a release by a non-holder leaves the holder\'s flags', { todo: RELEASE_BUG })
+  t.equal(flags(), 1, 'a release by a non-holder leaves the holder\'s flags')
 })

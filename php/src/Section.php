@@ -35,6 +35,7 @@ final class Section
     /** The committed version (0 before the first publish). */
     public function version(): int
     {
+        $this->open();
         return $this->u64($this->control) >> 1;
     }
 
@@ -44,6 +45,7 @@ final class Section
      */
     public function read(): array
     {
+        $this->open();
         $last = -1;
         $tries = 0;
         while (true) {
@@ -78,6 +80,7 @@ final class Section
     /** Becomes the section's single writer, or throws ERR_SHM_SECTION_BUSY. */
     public function claim(): void
     {
+        $this->open();
         if ($this->claimed) {
             return;
         }
@@ -128,6 +131,7 @@ final class Section
     /** Publishes $data as the next version and returns that version. */
     public function publish(string $data): int
     {
+        $this->open();
         if (!$this->claimed || $this->u64($this->control + self::CLAIM) !== Process::identity()) {
             throw new SectionsException('ERR_SHM_NOT_WRITER', "claim section '{$this->name}' before publishing to it");
         }
@@ -158,6 +162,7 @@ final class Section
      */
     public function wait(int $sinceVersion, float $timeout = -1): int
     {
+        $this->open();
         $deadline = $timeout < 0 ? INF : microtime(true) + $timeout;
         $pause = self::POLL_MIN_US;
         while (($version = $this->version()) === $sinceVersion && microtime(true) < $deadline) {
@@ -170,6 +175,7 @@ final class Section
     /** What a table listing shows. */
     public function info(): array
     {
+        $this->open();
         $claim = $this->u64($this->control + self::CLAIM);
         $commit = $this->u64($this->control);
         $slot = $this->control + 64 + 64 * ($commit & 1);
@@ -184,6 +190,14 @@ final class Section
             'writer' => $claim === 0 ? null : ['pid' => $claim >> 32, 'alive' => Process::alive($claim)],
             'publishedAt' => $published['published'] ? $published['published'] / 1e6 : null,
         ];
+    }
+
+    /** ERR_SHM_CLOSED once the table is closed. */
+    private function open(): void
+    {
+        if ($this->table->isClosed()) {
+            throw new SectionsException('ERR_SHM_CLOSED', sprintf('the section table 0x%08x is closed', $this->table->key & 0xffffffff));
+        }
     }
 
     private function wake(): void

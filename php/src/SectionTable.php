@@ -89,6 +89,8 @@ final class SectionTable
             $section->release();
         }
         $this->closed = true;
+        $this->waker = null; // detaches the waker's attachment
+        $this->wakerOpened = true;
     }
 
     public function isClosed(): bool

@@ -16,8 +16,16 @@ final class Waker
     private const SYS_FUTEX = ['x86_64' => 202, 'amd64' => 202, 'i386' => 240, 'i686' => 240];
     private const SHM_RDONLY = 010000;
 
-    private function __construct(private \FFI $libc, private \FFI\CData $base, private int $syscall)
+    private static ?\FFI $libc = null; // one binding of libc for the process
+
+    private function __construct(private \FFI\CData $base, private int $syscall)
     {
+    }
+
+    /** Detaches the second attachment with the waker. */
+    public function __destruct()
+    {
+        self::$libc->shmdt($this->base);
     }
 
     /** A waker for the segment with this key, or null when FFI cannot be used. */
@@ -29,15 +37,16 @@ final class Waker
             return null;
         }
         try {
-            $libc = \FFI::cdef('int shmget(int key, size_t size, int flags);'
+            self::$libc ??= \FFI::cdef('int shmget(int key, size_t size, int flags);'
                 . 'void *shmat(int id, const void *address, int flags);'
+                . 'int shmdt(const void *address);'
                 . 'long syscall(long number, ...);', 'libc.so.6');
-            $id = $libc->shmget($key, 0, 0);
-            $base = $id < 0 ? null : \FFI::cast('char *', $libc->shmat($id, null, self::SHM_RDONLY));
+            $id = self::$libc->shmget($key, 0, 0);
+            $base = $id < 0 ? null : \FFI::cast('char *', self::$libc->shmat($id, null, self::SHM_RDONLY));
             if ($base === null || \FFI::cast('intptr_t', $base)->cdata === -1) {
                 return null;
             }
-            return new self($libc, $base, $syscall);
+            return new self($base, $syscall);
         } catch (\FFI\Exception) {
             return null;
         }
@@ -46,6 +55,6 @@ final class Waker
     /** Wakes every thread asleep on the commit word of the section at $control. */
     public function wake(int $control): void
     {
-        $this->libc->syscall($this->syscall, $this->base + $control, self::FUTEX_WAKE, 0x7fffffff, null, null, 0);
+        self::$libc->syscall($this->syscall, $this->base + $control, self::FUTEX_WAKE, 0x7fffffff, null, null, 0);
     }
 }
