@@ -15,11 +15,13 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -867,84 +869,132 @@ NAN_METHOD(SectionWaitSync) {
   info.GetReturnValue().Set(static_cast<double>(version));
 }
 
-// ---- Asynchronous waits: one thread per pending wait, blocked in shmsect_wait,
-// reporting to its JavaScript thread through that thread's uv_async_t.
+// ---- Asynchronous waits. Each pending wait runs shmsect_wait on a helper
+// thread, which reports to its JavaScript thread through that thread's
+// uv_async_t. Helper threads are kept and reused: starting one per wait cost
+// more than the rest of a wake-up.
 
 struct PendingWait {
-  shmop_t *seg;  // a reference: the mapping stays while the thread reads it
+  shmop_t *seg;  // a reference: the mapping stays while a helper reads it
   shmsect_t sect;
   uint64_t since;
   int64_t timeout_ms;
   volatile int cancel;
   uint64_t version;
-  std::atomic<bool> done;
-  uv_thread_t thread;
   double id;
   Nan::Callback *callback;
   Nan::AsyncResource *resource;
+};
+
+struct WaitRoom;
+
+// A helper thread: runs one wait at a time, then waits for the next.
+struct Helper {
+  WaitRoom *room;
+  uv_thread_t thread;
+  std::condition_variable work;
+  PendingWait *job = nullptr;  // guarded by room->mutex
+  bool quit = false;           // guarded by room->mutex
 };
 
 // One per JavaScript thread (main or worker) that waits.
 struct WaitRoom {
   uv_async_t async;
   std::mutex mutex;
-  std::vector<PendingWait *> waits;
+  std::vector<PendingWait *> running;   // guarded by mutex
+  std::vector<PendingWait *> finished;  // guarded by mutex; reported by WaitsFinished
+  std::vector<Helper *> idle;           // guarded by mutex
+  std::vector<Helper *> helpers;        // guarded by mutex: all alive
+  std::vector<Helper *> leaving;        // guarded by mutex: ended, to be joined
   double last_id = 0;
 };
 
 thread_local WaitRoom *wait_room = nullptr;
 
-// Joins a finished (or cancelled) wait's thread and frees what it held.
-void FinishWait(PendingWait *wait) {
-  uv_thread_join(&wait->thread);
+const size_t kIdleHelpers = 16;  // more idle helpers than this exit
+
+void FreeWait(PendingWait *wait) {
   shmop_table_release(wait->seg);
+  delete wait->callback;
+  delete wait->resource;
+  delete wait;
+}
+
+void HelperMain(void *arg) {
+  Helper *helper = static_cast<Helper *>(arg);
+  WaitRoom *room = helper->room;
+  std::unique_lock<std::mutex> lock(room->mutex);
+  for (;;) {
+    helper->work.wait(lock, [helper] { return helper->job || helper->quit; });
+    if (!helper->job) return;  // quit
+    PendingWait *wait = helper->job;
+    lock.unlock();
+    shmsect_wait(&wait->sect, wait->since, wait->timeout_ms, &wait->cancel, &wait->version);
+    lock.lock();
+    helper->job = nullptr;
+    auto &running = room->running;
+    running.erase(std::find(running.begin(), running.end(), wait));
+    room->finished.push_back(wait);
+    if (!helper->quit && room->idle.size() >= kIdleHelpers) {  // enough kept: this one leaves
+      auto &helpers = room->helpers;
+      helpers.erase(std::find(helpers.begin(), helpers.end(), helper));
+      room->leaving.push_back(helper);
+      helper->quit = true;
+    }
+    uv_async_send(&room->async);
+    if (helper->quit) return;
+    room->idle.push_back(helper);
+  }
 }
 
 // On the JavaScript thread: hands every finished wait its version.
 void WaitsFinished(uv_async_t *async) {
   WaitRoom *room = static_cast<WaitRoom *>(async->data);
   std::vector<PendingWait *> finished;
+  std::vector<Helper *> leaving;
   {
     std::lock_guard<std::mutex> lock(room->mutex);
-    auto &waits = room->waits;
-    for (auto it = waits.begin(); it != waits.end();) {
-      if ((*it)->done.load(std::memory_order_acquire)) {
-        finished.push_back(*it);
-        it = waits.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (waits.empty()) uv_unref(reinterpret_cast<uv_handle_t *>(&room->async));
+    finished.swap(room->finished);
+    leaving.swap(room->leaving);
+    if (room->running.empty()) uv_unref(reinterpret_cast<uv_handle_t *>(&room->async));
+  }
+  for (Helper *helper : leaving) {
+    uv_thread_join(&helper->thread);
+    delete helper;
   }
   Nan::HandleScope scope;
   for (PendingWait *wait : finished) {
-    FinishWait(wait);
     Local<Value> argv[] = {Nan::New(static_cast<double>(wait->version))};
     wait->callback->Call(1, argv, wait->resource);
-    delete wait->callback;
-    delete wait->resource;
-    delete wait;
+    FreeWait(wait);
   }
 }
 
 // The thread's JavaScript environment is going away (a worker ends): stop
-// every wait, then close the handle.
+// every wait and helper, then close the handle.
 void CloseWaitRoom(void *arg) {
   WaitRoom *room = static_cast<WaitRoom *>(arg);
-  std::vector<PendingWait *> waits;
+  std::vector<Helper *> helpers;
   {
     std::lock_guard<std::mutex> lock(room->mutex);
-    waits.swap(room->waits);
+    for (PendingWait *wait : room->running) {
+      wait->cancel = 1;
+      shmsect_wake(&wait->sect);
+    }
+    for (Helper *helper : room->helpers) {
+      helper->quit = true;
+      helper->work.notify_one();
+    }
+    helpers.swap(room->helpers);
+    helpers.insert(helpers.end(), room->leaving.begin(), room->leaving.end());
+    room->leaving.clear();
   }
-  for (PendingWait *wait : waits) {
-    wait->cancel = 1;
-    shmsect_wake(&wait->sect);
-    FinishWait(wait);
-    delete wait->callback;
-    delete wait->resource;
-    delete wait;
+  for (Helper *helper : helpers) {
+    uv_thread_join(&helper->thread);
+    delete helper;
   }
+  for (PendingWait *wait : room->finished) FreeWait(wait);
+  room->finished.clear();
   uv_close(reinterpret_cast<uv_handle_t *>(&room->async),
            [](uv_handle_t *handle) { delete static_cast<WaitRoom *>(handle->data); });
   if (wait_room == room) wait_room = nullptr;
@@ -961,21 +1011,6 @@ WaitRoom *ThisThreadsWaitRoom() {
   return wait_room;
 }
 
-struct WaitStart {
-  PendingWait *wait;
-  WaitRoom *room;
-};
-
-void WaitThreadMain(void *arg) {
-  WaitStart *start = static_cast<WaitStart *>(arg);
-  PendingWait *wait = start->wait;
-  WaitRoom *room = start->room;
-  delete start;
-  shmsect_wait(&wait->sect, wait->since, wait->timeout_ms, &wait->cancel, &wait->version);
-  wait->done.store(true, std::memory_order_release);
-  uv_async_send(&room->async);
-}
-
 /**
  * sectionWait(handle, section, since, timeoutMs, callback) -> an id for
  * sectionWaitCancel; callback(version) runs when the version differs from
@@ -990,29 +1025,30 @@ NAN_METHOD(SectionWait) {
   if (!TimeoutArg(info[3], &timeout_ms)) return;
   if (!info[4]->IsFunction()) return ThrowArgType("callback", "of type function", info[4]);
   WaitRoom *room = ThisThreadsWaitRoom();
-  PendingWait *wait = new PendingWait();
-  wait->sect = *call.sect();
-  wait->since = static_cast<uint64_t>(since);
-  wait->timeout_ms = timeout_ms;
-  wait->cancel = 0;
-  wait->version = 0;
-  wait->done.store(false);
-  wait->callback = new Nan::Callback(info[4].As<v8::Function>());
-  wait->resource = new Nan::AsyncResource("nodejs-shm:wait");
-  wait->seg = call.Take();
-  uv_thread_options_t options;
-  options.flags = UV_THREAD_HAS_STACK_SIZE;
-  options.stack_size = 256 * 1024;
   std::lock_guard<std::mutex> lock(room->mutex);
-  wait->id = ++room->last_id;
-  if (uv_thread_create_ex(&wait->thread, &options, WaitThreadMain, new WaitStart{wait, room}) != 0) {
-    shmop_table_release(wait->seg);
-    delete wait->callback;
-    delete wait->resource;
-    delete wait;
-    return ThrowCoded(kError, "ERR_SHM_WAIT_FAILED", "Could not start a thread to wait on");
+  Helper *helper;
+  if (!room->idle.empty()) {
+    helper = room->idle.back();
+    room->idle.pop_back();
+  } else {
+    helper = new Helper();
+    helper->room = room;
+    uv_thread_options_t options;
+    options.flags = UV_THREAD_HAS_STACK_SIZE;
+    options.stack_size = 256 * 1024;
+    if (uv_thread_create_ex(&helper->thread, &options, HelperMain, helper) != 0) {
+      delete helper;
+      return ThrowCoded(kError, "ERR_SHM_WAIT_FAILED", "Could not start a thread to wait on");
+    }
+    room->helpers.push_back(helper);
   }
-  room->waits.push_back(wait);
+  PendingWait *wait = new PendingWait{call.Take(), *call.sect(), static_cast<uint64_t>(since),
+                                      timeout_ms, 0, 0, ++room->last_id,
+                                      new Nan::Callback(info[4].As<v8::Function>()),
+                                      new Nan::AsyncResource("nodejs-shm:wait")};
+  room->running.push_back(wait);
+  helper->job = wait;
+  helper->work.notify_one();
   uv_ref(reinterpret_cast<uv_handle_t *>(&room->async));
   info.GetReturnValue().Set(wait->id);
 }
@@ -1023,7 +1059,7 @@ NAN_METHOD(SectionWaitCancel) {
   if (!IntegerArg(info[0], "id", 0, kMaxSafeInteger, nullptr, &id)) return;
   if (!wait_room) return;
   std::lock_guard<std::mutex> lock(wait_room->mutex);
-  for (PendingWait *wait : wait_room->waits) {
+  for (PendingWait *wait : wait_room->running) {
     if (wait->id == id) {
       wait->cancel = 1;
       shmsect_wake(&wait->sect);
