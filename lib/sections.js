@@ -321,6 +321,10 @@ class Section {
  * writes the table and returns it attached read-write.
  */
 function create (key, { mode = 0o644, sections } = {}) {
+  if (key === 0) {
+    throw codedError(RangeError, 'ERR_OUT_OF_RANGE',
+      'The value of "key" is out of range. It must not be 0 (IPC_PRIVATE): no other process could attach the table')
+  }
   if (!Array.isArray(sections) || sections.length === 0 || sections.length > MAX_SECTIONS) {
     throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "sections" option must be an array of 1 to ${MAX_SECTIONS} { name, size } objects`)
   }

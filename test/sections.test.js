@@ -12,7 +12,7 @@ const path = require('node:path')
 const shm = require('..')
 const binding = require('../lib/binding')
 const crc32 = require('../lib/crc32')
-const { keyFor, segmentByKey, semaphoreByKey, cleanupTablesAfter, asNobody } = require('./helpers')
+const { keyFor, segments, segmentByKey, semaphoreByKey, cleanupTablesAfter, asNobody } = require('./helpers')
 const { peer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
@@ -201,6 +201,11 @@ t.test('create on an existing key; attach to none; the default mode', async (t) 
   plain.close()
   t.throws(() => shm.sections.attach(keyFor(6)), { name: 'ShmError', code: 'ENOENT' })
   t.throws(() => shm.sections.remove(keyFor(6)), { name: 'ShmError', code: 'ENOENT' })
+  const privateSegments = segments().filter((seg) => seg.key === 0).length
+  t.throws(() => shm.sections.create(0, { sections: [{ name: 'a', size: 10 }] }),
+    { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /must not be 0 \(IPC_PRIVATE\)/ }, 'key 0 makes no table')
+  t.equal(segments().filter((seg) => seg.key === 0).length, privateSegments, '... nor a private segment')
+  t.throws(() => shm.sections.attach(0), { name: 'ShmError', code: 'EINVAL', message: /IPC_PRIVATE/ })
 })
 
 t.test('close(), [Symbol.dispose], and a closed table', async (t) => {
