@@ -61,8 +61,10 @@ std::string Utf8(Local<Value> value) {
   return *text ? std::string(*text, text.length()) : std::string();
 }
 
-// A number as JavaScript prints it (NaN, Infinity, 1e+300).
-std::string NumberText(double value) { return Utf8(Nan::New(value)); }
+// A number as JavaScript prints it (NaN, Infinity, 1e+300), -0 included.
+std::string NumberText(double value) {
+  return value == 0 && std::signbit(value) ? "-0" : Utf8(Nan::New(value));
+}
 
 // How Node's errors describe a received value ("Received type string ('x')").
 std::string Received(Local<Value> value) {
@@ -1100,9 +1102,11 @@ const char kReadSHMSource[] =
     "  const sizes = new Map();\n"
     "  return function readSHM(handle, start, length) {\n"
     "    const size = sizes.get(handle);\n"
-    "    let n = size - start;\n"
-    "    if (Number.isInteger(start) && Number.isInteger(length) && start >= 0 && length >= 0 &&\n"
-    "        n >= 0 && length <= n && (n = length || n) <= maxLength) {\n"
+    "    let n;\n"
+    "    // typeof first: arithmetic on an object would run its valueOf.\n"
+    "    if (typeof start === 'number' && typeof length === 'number' && size !== undefined &&\n"
+    "        Number.isInteger(start) && Number.isInteger(length) && start >= 0 && length >= 0 &&\n"
+    "        start <= size && length <= size - start && (n = length || size - start) <= maxLength) {\n"
     "      // checked here\n"
     "    } else {\n"
     "      n = readLength(handle, start, length);\n"
