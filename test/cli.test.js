@@ -152,8 +152,8 @@ t.test('KEY forms: decimal, hex, negative, PATH:CHAR', async (t) => {
   ok(t, ['rm', `${file}:Z`])
   t.equal(segmentByKey(ftokKey), undefined, 'rm PATH:CHAR')
   fails(t, ['stat', `${dir}/missing:Z`], 1, `ENOENT: ftok() failed for '${dir}/missing': ftok: No such file or directory`)
-  fails(t, ['stat', `${file}:€`], 1, 'ERR_INVALID_ARG_VALUE: The "projectId" argument must be a single character (one byte). ' +
-    "Received type string ('€')")
+  fails(t, ['stat', `${file}:€`], 1, 'ERR_INVALID_ARG_VALUE: The "projectId" argument must be a single character from ' +
+    "'\\u0000' to '\\u00ff' (one byte, as PHP's). Received type string ('€')")
 })
 
 t.test('stat KEY [--json]', async (t) => {
