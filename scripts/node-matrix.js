@@ -439,8 +439,10 @@ function report (rows) {
 
   // Each failure, with the versions it happened on.
   const tested = rows.filter((r) => r.tests).map((r) => r.version)
+  // Grouped by name, less a random seed that the name may show ("(seed 1234)").
   const where = new Map()
-  for (const r of rows) for (const f of r.failures) where.set(f, [...(where.get(f) || []), r.version])
+  const group = (failure) => failure.replace(/ ?\(seed[ =:]*\d+\)/gi, ' (seed ...)')
+  for (const r of rows) for (const f of r.failures) where.set(group(f), [...(where.get(group(f)) || []), r.version])
   if (where.size) {
     console.log('\nFailures (see the logs in ' + LOGS + '):')
     for (const [failure, versions] of where) {
