@@ -275,31 +275,47 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
 
 void shmsect_wake(const shmsect_t *s) { sect__wake(u32_at(s, CTRL_COMMIT)); }
 
+void shmsect_wait_start(shmsect_wait_t *w, uint64_t since, int64_t timeout_ms) {
+  w->since = since;
+  w->started_ns = sect__now_ns();
+  /* A timeout too long to count in nanoseconds is no limit (and no overflow). */
+  w->timeout_ms = timeout_ms > INT64_MAX / 1000000 ? -1 : timeout_ms;
+  w->poll_ns = 100000; /* 0.1 ms, doubling up to SHMSECT_POLL_MAX_MS */
+}
+
+int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint64_t *version,
+                      uint32_t *expected, uint64_t *slice_ns) {
+  uint64_t commit = load64(u64_at(s, CTRL_COMMIT)), waited, limit;
+  int wakes;
+  *version = commit >> 1;
+  if (*version != w->since || cancelled) return 1;
+  waited = sect__now_ns() - w->started_ns;
+  limit = w->timeout_ms < 0 ? UINT64_MAX : (uint64_t)w->timeout_ms * 1000000u;
+  if (waited >= limit) return 1;
+  /* A claimant that wakes us lets us sleep; else poll. Either way look up
+     at least once a second, in case the claim changes hands. */
+  wakes = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0;
+  *slice_ns = wakes ? 1000000000u : w->poll_ns;
+  if (w->poll_ns < (uint64_t)SHMSECT_POLL_MAX_MS * 1000000u) w->poll_ns *= 2;
+  if (*slice_ns > limit - waited) *slice_ns = limit - waited;
+  /* The sleeper must sleep only while the word still holds what we saw. */
+  *expected = (uint32_t)commit;
+  return 0;
+}
+
 int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
                  const volatile int *cancel, uint64_t *version) {
-  uint64_t start = sect__now_ns();
-  uint64_t poll = 100000; /* 0.1 ms, doubling up to SHMSECT_POLL_MAX_MS */
-  /* A timeout too long to count in nanoseconds is no limit (and no overflow). */
-  if (timeout_ms > INT64_MAX / 1000000) timeout_ms = -1;
-  for (;;) {
-    uint64_t commit = load64(u64_at(s, CTRL_COMMIT)), slice, waited;
-    int wakes;
-    *version = commit >> 1;
-    if (*version != since || (cancel && *cancel)) return 0;
-    waited = sect__now_ns() - start;
-    if (timeout_ms >= 0 && waited >= (uint64_t)timeout_ms * 1000000u) return 0;
-    /* A claimant that wakes us lets us sleep; else poll. Either way look up
-       at least once a second, in case the claim changes hands. */
-    wakes = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0;
-    slice = wakes ? 1000000000u : poll;
-    if (poll < (uint64_t)SHMSECT_POLL_MAX_MS * 1000000u) poll *= 2;
-    if (timeout_ms >= 0 && slice > (uint64_t)timeout_ms * 1000000u - waited) {
-      slice = (uint64_t)timeout_ms * 1000000u - waited;
-    }
-    /* The kernel sleeps only if the word still holds what we saw. */
-    sect__sleep_on(u32_at(s, CTRL_COMMIT), (uint32_t)commit, slice);
+  shmsect_wait_t w;
+  uint32_t expected;
+  uint64_t slice;
+  shmsect_wait_start(&w, since, timeout_ms);
+  while (!shmsect_wait_step(s, &w, cancel && *cancel, version, &expected, &slice)) {
+    sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
   }
+  return 0;
 }
+
+uint32_t *shmsect_futex_word(const shmsect_t *s) { return u32_at(s, CTRL_COMMIT); }
 
 uint64_t shmsect_self(void) { return sect__identity(); }
 
@@ -405,6 +421,150 @@ static uint32_t sect__start_ticks(uint32_t pid) {
   if (p) ticks = strtoull(p + 1, NULL, 10);
   return (uint32_t)ticks;
 }
+
+/* ---- Futex sleeps through io_uring, for an event loop (Linux 6.7+) ---- */
+
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51 /* Linux 6.7; newer than some system headers */
+#endif
+#define SECT_FUTEX2_SIZE_U32 0x02 /* futex2 flags: a 32-bit word, shared */
+#define SECT_RING_ENTRIES 256
+#define SECT_RING_IGNORE UINT64_MAX /* the user_data of the linked timeouts */
+
+struct shmsect_ring_s {
+  int fd;
+  unsigned *sq_head, *sq_tail, *sq_mask, *sq_array, *sq_flags;
+  unsigned *cq_head, *cq_tail, *cq_mask;
+  struct io_uring_sqe *sqes;
+  struct io_uring_cqe *cqes;
+  void *sq_map, *cq_map, *sqe_map;
+  size_t sq_size, cq_size, sqe_size;
+};
+
+static int sect__ring_enter(int fd, unsigned submit, unsigned flags) {
+  int rc;
+  do rc = (int)syscall(__NR_io_uring_enter, fd, submit, 0, flags, NULL, 0);
+  while (rc < 0 && errno == EINTR);
+  return rc < 0 ? -errno : rc;
+}
+
+/* Whether the kernel knows IORING_OP_FUTEX_WAIT (probe, as liburing does). */
+static int sect__ring_has_futex(int fd) {
+  size_t size = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
+  struct io_uring_probe *probe = (struct io_uring_probe *)calloc(1, size);
+  int ok;
+  if (!probe) return 0;
+  ok = syscall(__NR_io_uring_register, fd, IORING_REGISTER_PROBE, probe, 256) == 0 &&
+       probe->last_op >= IORING_OP_FUTEX_WAIT &&
+       (probe->ops[IORING_OP_FUTEX_WAIT].flags & IO_URING_OP_SUPPORTED);
+  free(probe);
+  return ok;
+}
+
+void shmsect_ring_close(shmsect_ring_t *r) {
+  if (r->sqe_map) munmap(r->sqe_map, r->sqe_size);
+  if (r->cq_map && r->cq_map != r->sq_map) munmap(r->cq_map, r->cq_size);
+  if (r->sq_map) munmap(r->sq_map, r->sq_size);
+  close(r->fd); /* the kernel ends the sleeps still pending */
+  free(r);
+}
+
+static void *sect__ring_map(int fd, size_t size, off_t what) {
+  void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, what);
+  return map == MAP_FAILED ? NULL : map;
+}
+
+int shmsect_ring_open(shmsect_ring_t **ring) {
+  struct io_uring_params p;
+  shmsect_ring_t *r;
+  int fd;
+  memset(&p, 0, sizeof p);
+  fd = (int)syscall(__NR_io_uring_setup, SECT_RING_ENTRIES, &p);
+  if (fd < 0) return -errno; /* no io_uring, or disabled (kernel.io_uring_disabled, seccomp) */
+  if (!sect__ring_has_futex(fd)) {
+    close(fd);
+    return -ENOSYS;
+  }
+  r = (shmsect_ring_t *)calloc(1, sizeof *r);
+  if (!r) {
+    close(fd);
+    return -ENOMEM;
+  }
+  r->fd = fd;
+  r->sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+  r->cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+  if ((p.features & IORING_FEAT_SINGLE_MMAP) && r->cq_size > r->sq_size) r->sq_size = r->cq_size;
+  r->sq_map = sect__ring_map(fd, r->sq_size, IORING_OFF_SQ_RING);
+  r->cq_map = (p.features & IORING_FEAT_SINGLE_MMAP) ? r->sq_map
+                                                      : sect__ring_map(fd, r->cq_size, IORING_OFF_CQ_RING);
+  r->sqe_size = p.sq_entries * sizeof(struct io_uring_sqe);
+  r->sqe_map = sect__ring_map(fd, r->sqe_size, IORING_OFF_SQES);
+  if (!r->sq_map || !r->cq_map || !r->sqe_map) {
+    int rc = -errno;
+    shmsect_ring_close(r);
+    return rc;
+  }
+  r->sq_head = (unsigned *)((char *)r->sq_map + p.sq_off.head);
+  r->sq_tail = (unsigned *)((char *)r->sq_map + p.sq_off.tail);
+  r->sq_mask = (unsigned *)((char *)r->sq_map + p.sq_off.ring_mask);
+  r->sq_array = (unsigned *)((char *)r->sq_map + p.sq_off.array);
+  r->sq_flags = (unsigned *)((char *)r->sq_map + p.sq_off.flags);
+  r->cq_head = (unsigned *)((char *)r->cq_map + p.cq_off.head);
+  r->cq_tail = (unsigned *)((char *)r->cq_map + p.cq_off.tail);
+  r->cq_mask = (unsigned *)((char *)r->cq_map + p.cq_off.ring_mask);
+  r->cqes = (struct io_uring_cqe *)((char *)r->cq_map + p.cq_off.cqes);
+  r->sqes = (struct io_uring_sqe *)r->sqe_map;
+  *ring = r;
+  return 0;
+}
+
+int shmsect_ring_fd(const shmsect_ring_t *r) { return r->fd; }
+
+int shmsect_ring_sleep(shmsect_ring_t *r, uint32_t *word, uint32_t expected, uint64_t ns,
+                       uint64_t tag) {
+  struct __kernel_timespec ts;
+  unsigned tail = *r->sq_tail, mask = *r->sq_mask, i;
+  struct io_uring_sqe *wait = &r->sqes[tail & mask], *timeout = &r->sqes[(tail + 1) & mask];
+  int rc;
+  memset(wait, 0, sizeof *wait);
+  wait->opcode = IORING_OP_FUTEX_WAIT;
+  wait->flags = IOSQE_IO_LINK; /* ended by the timeout below, if no wake comes first */
+  wait->fd = SECT_FUTEX2_SIZE_U32;
+  wait->addr = (uint64_t)(uintptr_t)word;
+  wait->addr2 = expected;
+  wait->addr3 = FUTEX_BITSET_MATCH_ANY;
+  wait->user_data = tag;
+  memset(timeout, 0, sizeof *timeout);
+  ts.tv_sec = (long long)(ns / 1000000000u);
+  ts.tv_nsec = (long long)(ns % 1000000000u);
+  timeout->opcode = IORING_OP_LINK_TIMEOUT;
+  timeout->addr = (uint64_t)(uintptr_t)&ts; /* read while io_uring_enter submits it */
+  timeout->len = 1;
+  timeout->user_data = SECT_RING_IGNORE;
+  for (i = 0; i < 2; i++) r->sq_array[(tail + i) & mask] = (tail + i) & mask;
+  __atomic_store_n(r->sq_tail, tail + 2, __ATOMIC_RELEASE);
+  rc = sect__ring_enter(r->fd, 2, 0);
+  return rc < 0 ? rc : 0;
+}
+
+int shmsect_ring_reap(shmsect_ring_t *r, uint64_t *tags, int room) {
+  unsigned head = *r->cq_head, tail, mask = *r->cq_mask;
+  int n = 0;
+  /* Completions the ring had no room for wait in the kernel: fetch them. */
+  if (__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_CQ_OVERFLOW) {
+    sect__ring_enter(r->fd, 0, IORING_ENTER_GETEVENTS);
+  }
+  tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+  for (; head != tail && n < room; head++) {
+    uint64_t tag = r->cqes[head & mask].user_data;
+    if (tag != SECT_RING_IGNORE) tags[n++] = tag;
+  }
+  __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+  return n;
+}
 #else
 /* No futex: sleepers poll (shmsect_wait never relies on a wake here). */
 static void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns) {
@@ -423,6 +583,8 @@ static uint32_t sect__start_ticks(uint32_t pid) {
   return 0; /* unknown: liveness falls back to the pid alone */
 }
 #endif
+
+
 
 static int sect__running(uint32_t pid, uint32_t start) {
   uint32_t now;
@@ -608,3 +770,23 @@ static int sect__lock(int lock) {
 static void sect__unlock(int lock) { (void)lock; }
 
 #endif /* Windows primitives */
+
+/* ==== Elsewhere ==== */
+#if !defined(__linux__)
+/* No io_uring: event loops wait on threads (shmsect_wait). Only open is ever called. */
+int shmsect_ring_open(shmsect_ring_t **ring) {
+  (void)ring;
+  return -ENOSYS;
+}
+int shmsect_ring_fd(const shmsect_ring_t *ring) { return (void)ring, -1; }
+int shmsect_ring_sleep(shmsect_ring_t *ring, uint32_t *word, uint32_t expected, uint64_t ns,
+                       uint64_t tag) {
+  (void)ring, (void)word, (void)expected, (void)ns, (void)tag;
+  return -ENOSYS;
+}
+int shmsect_ring_reap(shmsect_ring_t *ring, uint64_t *tags, int room) {
+  (void)ring, (void)tags, (void)room;
+  return 0;
+}
+void shmsect_ring_close(shmsect_ring_t *ring) { (void)ring; }
+#endif /* no io_uring */
