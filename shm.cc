@@ -642,9 +642,15 @@ NAN_METHOD(FtokSHM) {
   if (!info[1]->IsString()) return ThrowArgType("projectId", "of type string", info[1]);
   std::string path = Utf8(info[0]);
   // PHP's project id is one byte; in JavaScript, one character U+0000..U+00FF.
+  // Its UTF-16 code unit comes through Nan::DecodeWrite (UCS-2, little-endian in
+  // Node): v8::String::Write is gone in V8 14 (Node 26), and its successor
+  // WriteV2 is missing before V8 13 (Node 24).
   Local<v8::String> project = info[1].As<v8::String>();
-  uint16_t unit = 0xffff;
-  if (project->Length() == 1) project->Write(v8::Isolate::GetCurrent(), &unit, 0, 1);
+  unsigned char ucs2[2] = {0xff, 0xff};
+  if (project->Length() == 1) {
+    Nan::DecodeWrite(reinterpret_cast<char *>(ucs2), sizeof ucs2, project, Nan::UCS2);
+  }
+  unsigned unit = ucs2[0] | (ucs2[1] << 8);
   if (path.empty() || path.find('\0') != std::string::npos) {
     return ThrowCoded(kRangeError, "ERR_INVALID_ARG_VALUE",
                       "The \"path\" argument must be a non-empty string without NUL bytes. " +

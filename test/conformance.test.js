@@ -84,6 +84,8 @@ const MAX_INT = { int: 'max' } // PHP_INT_MAX / Number.MAX_SAFE_INTEGER
 
 const GiB4 = 2 ** 32
 const TiB = 2 ** 40
+// Node 18 and 20 cap a Buffer at 4 GiB; from Node 22 on it may be 2^53 - 1 bytes.
+const BIG_BUFFERS = require('node:buffer').constants.MAX_LENGTH > GiB4
 const PATTERN = Array.from({ length: 100 }, (_, i) => String.fromCharCode(65 + (i % 26))).join('')
 
 // ==== The rows: php-shmop.md §2-§9, as the tests' own user (root in CI) ====
@@ -188,13 +190,17 @@ const ROOT_ROWS = [
   {
     ref: '§2.2, §2.3', name: 'SHM_NORESERVE (010000) in the permissions lets 1 TiB be created where plain \'c\' gets ENOMEM',
     needsOvercommitHeuristic: true,
-    why: 'PHP holds the read length in a C int, so read(0, 0) of 1 TiB returns ""; the addon keeps 64-bit lengths and refuses one Buffer that large (ERR_BUFFER_TOO_LARGE: read it in parts)',
+    why: 'PHP holds the read length in a C int, so read(0, 0) of 1 TiB returns ""; the addon keeps 64-bit lengths: ' +
+      'a Buffer cannot be that large (ERR_BUFFER_TOO_LARGE: read it in parts), or, from Node 22 on, where it could, ' +
+      'there is no memory for it (ERR_MEMORY_ALLOCATION_FAILED)',
     run: (K) => [
       [['open', null, K(), 'c', 0o600, TiB], fail('shmget', 'ENOMEM')],
       [['open', 'h', K(), 'c', 0o10600, TiB], ok(TiB)],
       [['kernel', K()], seg(0o600, TiB, 1)],
       [['read', H('h'), TiB - 3, 0], zeros(3)],
-      [['read', H('h'), 0, 0], differ(bytes(''), { throw: 'RangeError', about: 'ERR_BUFFER_TOO_LARGE' })],
+      [['read', H('h'), 0, 0], differ(bytes(''), BIG_BUFFERS
+        ? { throw: 'Error ERR_MEMORY_ALLOCATION_FAILED', about: `Cannot allocate ${TiB} bytes for the copy` }
+        : { throw: 'RangeError', about: 'ERR_BUFFER_TOO_LARGE' })],
       [['delete', H('h')], ok(true)]
     ]
   },
@@ -230,7 +236,8 @@ const ROOT_ROWS = [
   {
     ref: '§2.3, §3', name: 'a 4 GiB + 5 segment (SHM_NORESERVE): sizes, offsets and reads past 4 GiB',
     needsOvercommitHeuristic: true,
-    why: 'PHP truncates the read length to a C int, so read(0, 0) returns 5 bytes; the addon keeps 64-bit lengths and refuses one Buffer that large (ERR_BUFFER_TOO_LARGE)',
+    // From Node 22 on a Buffer holds 4 GiB + 5, and the whole read would copy it all: not done here.
+    why: BIG_BUFFERS ? undefined : 'PHP truncates the read length to a C int, so read(0, 0) returns 5 bytes; the addon keeps 64-bit lengths and refuses one Buffer that large (ERR_BUFFER_TOO_LARGE)',
     run: (K) => [
       [['open', 'h', K(), 'c', 0o10600, GiB4 + 5], ok(GiB4 + 5)],
       [['write', H('h'), 'hello', 0], ok(5)],
@@ -239,7 +246,7 @@ const ROOT_ROWS = [
       [['read', H('h'), GiB4, 0], bytes('tail!')],
       [['read', H('h'), GiB4 - 2, 7], bytes('\0\0tail!')],
       [['write', H('h'), 'overflow', GiB4 + 1], ok(4)],
-      [['read', H('h'), 0, 0], differ(bytes('hello'), { throw: 'RangeError', about: 'ERR_BUFFER_TOO_LARGE' })],
+      ...(BIG_BUFFERS ? [] : [[['read', H('h'), 0, 0], differ(bytes('hello'), { throw: 'RangeError', about: 'ERR_BUFFER_TOO_LARGE' })]]),
       [['size', H('h')], ok(GiB4 + 5)],
       [['delete', H('h')], ok(true)]
     ]

@@ -9,6 +9,7 @@ const t = require('tap')
 const { spawnSync } = require('node:child_process')
 const { randomInt } = require('node:crypto')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { shm, ROOT, keyFor, segments, segmentByKey, removeId, cleanupAfter } = require('./helpers')
 
@@ -33,8 +34,10 @@ function semaphoresByKey (key) {
 t.test(`thousands of random calls of every function, each as specified (seed ${SEED})`, (t) => {
   t.comment(`repeat this run with FUZZ_SEED=${SEED} npx tap test/fuzz.test.js`)
   const keys = [0, 1, 2, 3, 4, 5].map(keyFor)
-  // --trace: each call goes to stderr before it is made, so a crash names its call.
-  const args = ['--expose-gc', FUZZ, '--keys', keys.join(','), '--seed', String(SEED), '--calls', String(CALLS), '--trace']
+  // --trace: each call goes to a file before it is made, so a crash names its call.
+  const trace = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nodejs-shm-fuzz-')), 'calls')
+  t.teardown(() => fs.rmSync(path.dirname(trace), { recursive: true, force: true }))
+  const args = ['--expose-gc', FUZZ, '--keys', keys.join(','), '--seed', String(SEED), '--calls', String(CALLS), '--trace', trace]
   const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 })
   t.teardown(() => {
     // Whatever a crashed run left: its private segments and our claim locks.
@@ -43,7 +46,7 @@ t.test(`thousands of random calls of every function, each as specified (seed ${S
   })
   t.same({ status: run.status, signal: run.signal }, { status: 0, signal: null }, 'the fuzzing process never crashes', {
     seed: SEED,
-    lastCalls: run.stderr.trim().split('\n').slice(-3)
+    lastCalls: fs.readFileSync(trace, 'utf8').trim().split('\n').slice(-3)
   })
   const report = JSON.parse(run.stdout || 'null')
   if (!report) return t.end()
