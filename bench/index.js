@@ -19,7 +19,7 @@ const machine = require('./machine')
 const harness = require('./harness')
 const shm = require('./shm')
 
-const GROUPS = ['read', 'write', 'offset', 'copy', 'handoff', 'phplayout']
+const GROUPS = ['read', 'write', 'modern', 'offset', 'copy', 'handoff', 'phplayout']
 
 const USAGE = `Usage: npm run bench -- [filter ...] [options]
 
