@@ -849,18 +849,19 @@ NAN_METHOD(SectionClaimant) {
   info.GetReturnValue().Set(result);
 }
 
-bool TimeoutArg(Local<Value> value, int64_t *timeout_ms) {
-  double timeout;
-  if (value->IsUndefined()) {
+// Reads a wait's (sinceVersion, timeout) arguments at info[2] and info[3]; an
+// undefined or infinite timeout is no limit (-1).
+bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int64_t *timeout_ms) {
+  double number;
+  if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &number)) return false;
+  *since = static_cast<uint64_t>(number);
+  Local<Value> timeout = info[3];
+  if (timeout->IsUndefined() || (timeout->IsNumber() && timeout.As<v8::Number>()->Value() == INFINITY)) {
     *timeout_ms = -1;
     return true;
   }
-  if (value->IsNumber() && value.As<v8::Number>()->Value() == INFINITY) {
-    *timeout_ms = -1;
-    return true;
-  }
-  if (!IntegerArg(value, "timeout", 0, kMaxSafeInteger, nullptr, &timeout)) return false;
-  *timeout_ms = static_cast<int64_t>(timeout);
+  if (!IntegerArg(timeout, "timeout", 0, kMaxSafeInteger, nullptr, &number)) return false;
+  *timeout_ms = static_cast<int64_t>(number);
   return true;
 }
 
@@ -868,12 +869,10 @@ bool TimeoutArg(Local<Value> value, int64_t *timeout_ms) {
 NAN_METHOD(SectionWaitSync) {
   SectionCall call(info);
   if (!call.ok()) return;
-  double since;
+  uint64_t since, version = 0;
   int64_t timeout_ms;
-  if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &since)) return;
-  if (!TimeoutArg(info[3], &timeout_ms)) return;
-  uint64_t version = 0;
-  shmsect_wait(call.sect(), static_cast<uint64_t>(since), timeout_ms, nullptr, &version);
+  if (!WaitArgs(info, &since, &timeout_ms)) return;
+  shmsect_wait(call.sect(), since, timeout_ms, nullptr, &version);
   info.GetReturnValue().Set(static_cast<double>(version));
 }
 
@@ -1129,17 +1128,16 @@ WaitRoom *ThisThreadsWaitRoom() {
 NAN_METHOD(SectionWait) {
   SectionCall call(info);
   if (!call.ok()) return;
-  double since;
+  uint64_t since;
   int64_t timeout_ms;
-  if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &since)) return;
-  if (!TimeoutArg(info[3], &timeout_ms)) return;
+  if (!WaitArgs(info, &since, &timeout_ms)) return;
   if (!info[4]->IsFunction()) return ThrowArgType("callback", "of type function", info[4]);
   WaitRoom *room = ThisThreadsWaitRoom();
   std::lock_guard<std::mutex> lock(room->mutex);
   PendingWait *wait = new PendingWait{call.Take(), *call.sect(), {}, 0, 0, ++room->last_id,
                                       new Nan::Callback(info[4].As<v8::Function>()),
                                       new Nan::AsyncResource("nodejs-shm:wait")};
-  shmsect_wait_start(&wait->state, static_cast<uint64_t>(since), timeout_ms);
+  shmsect_wait_start(&wait->state, since, timeout_ms);
   room->running.push_back(wait);
   if (room->ring) {
     RingStep(room, wait);

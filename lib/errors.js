@@ -69,6 +69,9 @@ function explain (code, syscall, { key, flags, size, existingSize }, limits = li
           "attach with mode 0 (or 0o444 with 'a')"
       }
       if (syscall === 'shmat') return `permission denied attaching the ${seg} read-write; open it with 'a' to read it`
+      if (syscall === 'semget' || syscall === 'semop') {
+        return `permission denied on the claim lock of the ${seg}: claiming needs write permission on the table`
+      }
       return `permission denied reading the ${seg}`
     case 'EPERM':
       if (syscall === 'shmget') {

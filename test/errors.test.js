@@ -38,6 +38,9 @@ t.test('EIDRM (Windows: the key was deleted but is still open) and a code withou
   t.equal(eidrm.message, 'EIDRM: the segment with key 0x5e000001 was deleted but is still open somewhere; ' +
     'its key is free once every process has closed it (shmget: Identifier removed)')
   t.match(eidrm, { code: 'EIDRM', errno: -43, syscall: 'shmget', key: 0x5e000001 })
+  t.equal(systemError(raw('EACCES', -13, 'semget', 'Permission denied'), context).message,
+    'EACCES: permission denied on the claim lock of the segment with key 0x5e000001: claiming needs write ' +
+    'permission on the table (semget: Permission denied)')
   t.equal(systemError(raw('ENFILE', -23, 'shmat', 'Too many open files in system'), context).message,
     'ENFILE: the segment with key 0x5e000001 could not be used (shmat: Too many open files in system)')
 })
