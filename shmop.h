@@ -9,7 +9,7 @@
  *
  * Nothing here deletes or detaches anything implicitly: a segment goes away
  * only through shmop_delete(), a mapping only through shmop_close() (or
- * shmop_table_close() and the release of its last reference).
+ * shmop_table_close() and the release of its last reference, handles.h).
  *
  * Return values: 0 is success; a negative errno value (-ENOENT, -EACCES, ...)
  * is an operating-system failure; the SHMOP_E* codes below are misuse, which
@@ -39,7 +39,7 @@ enum {
 
 /* ==== One attached segment ==== */
 
-/* Fields starting with '_' are private to shmop.c. */
+/* Fields starting with '_' are private to shmop.c and its platform file. */
 typedef struct shmop_s {
   unsigned char *addr; /* first byte of the user's data */
   uint64_t size;       /* bytes of user data, as the system reports them */
@@ -68,9 +68,9 @@ typedef struct shmop_s {
  * with *failed_call set to the call that failed ("shmget", "shmctl" or
  * "shmat"; PHP's warnings name the same three stages).
  *
- * Windows: the segment is PHP's file-mapping emulation (shmop.c, "Windows
- * primitives"); perms is ignored except for its IPC_CREAT and IPC_EXCL bits,
- * seg->size is what PHP 8.2-8.5's shmop_size() reports (the size asked for plus
+ * Windows: the segment is PHP's file-mapping emulation (src/shmop-win.c);
+ * perms is ignored except for its IPC_CREAT and IPC_EXCL bits, seg->size is
+ * what PHP 8.2-8.5's shmop_size() reports (the size asked for plus
  * sizeof(void *)), and every failure is reported as "shmget".
  */
 int shmop_open(shmop_t *seg, int32_t key, char mode, int perms, int64_t size,
@@ -115,14 +115,6 @@ int shmop_read(const shmop_t *seg, uint64_t start, uint64_t length, void *dst);
 int shmop_write(const shmop_t *seg, const void *src, uint64_t length,
                 uint64_t offset, uint64_t *written);
 
-/*
- * memcpy() without the page-offset trap: on some x86 CPUs glibc's memcpy
- * runs 14-27x slower when the destination lies 1-63 bytes past the source
- * modulo 4096 (its "rep movsb" path). This copies such spans in pieces that
- * stay on glibc's vector path; every other span goes to memcpy() unchanged.
- */
-void shmop_copy(void *dst, const void *src, size_t length);
-
 /* ==== Introspection (no attach needed) ==== */
 
 /* What the system knows of a segment (IPC_STAT). On Windows, what PHP's
@@ -162,51 +154,15 @@ int shmop_ftok(const char *path, unsigned char project, int32_t *key);
 /* A static English description of any return value of this library. */
 const char *shmop_strerror(int status);
 
-/* ==== Handle table ==== */
-
-/*
- * A process-wide table of open segments for bindings that hand out integer
- * handles (PHP 5 did). It has no fixed size and is safe to use from several
- * threads: a segment stays mapped while any thread holds a reference, so a
- * read racing a close in another thread never touches unmapped memory.
- * Handles start at 1 and are never reused while the process lives.
- */
-
-/* Takes ownership of an open segment. Returns 0 and its new handle, or -ENOMEM. */
-int shmop_table_add(const shmop_t *seg, int64_t *handle);
-
-/*
- * Returns the open segment with this handle and takes a reference to it,
- * or NULL. Every non-NULL result must be given back with shmop_table_release().
- */
-shmop_t *shmop_table_acquire(int64_t handle);
-
-/* Gives back a reference; the last one detaches a closed segment. */
-void shmop_table_release(shmop_t *seg);
-
-/*
- * Closes a handle: it stops being found at once, and the segment is detached
- * when the last reference is released (at once, if no one holds one).
- * Returns 0 or SHMOP_EBADHANDLE.
- */
-int shmop_table_close(int64_t handle);
-
-/*
- * shmop_read and shmop_write on a handle, in one step: a copy of at most
- * SHMOP_LOCKED_COPY bytes is made holding the table's lock (cheaper than a
- * reference), a longer one under a reference. *size gets the segment's size.
- * Return as shmop_read/shmop_write do, or SHMOP_EBADHANDLE.
- */
-#define SHMOP_LOCKED_COPY 256
-int shmop_table_read(int64_t handle, uint64_t start, uint64_t length, void *dst, uint64_t *size);
-int shmop_table_write(int64_t handle, const void *src, uint64_t length, uint64_t offset,
-                      uint64_t *written, uint64_t *size);
-
-/* Number of handles open in the process (for tests and diagnostics). */
-size_t shmop_table_count(void);
-
 #ifdef __cplusplus
 }
 #endif
+
+/*
+ * The integer-handle table of the original six functions (src/handles.h) is
+ * a binding's need, not PHP's, and is declared there; it is included here so
+ * that glue written against this one header keeps building.
+ */
+#include "handles.h"
 
 #endif /* SHMOP_H */

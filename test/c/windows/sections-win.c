@@ -1,20 +1,20 @@
 /*
- * sections-win.c: the Windows branch of sections.c, run under Wine (or on
- * Windows). One section is laid out by hand (docs/sections.md, 1.4) in a
+ * sections-win.c: the section protocol with its Windows hooks
+ * (src/sections-win.c), run under Wine (or on Windows). One section is laid out by hand (docs/sections.md, 1.4) in a
  * segment made through shmop.c's Windows branch; then publish and read,
  * claims between this process, a second identity and child processes, waits
  * that time out, see another process's or thread's publish, or are
  * cancelled, and reads of damaged control blocks.
  *
- * sections.c is linked as the addon compiles it (build/sections.o) and used
- * through sections.h only; control words are checked and damaged through
+ * The section files are linked as the addon compiles them (build/src/) and
+ * used through sections.h only; control words are checked and damaged through
  * their bytes, at the offsets of docs/sections.md, 1.3.
  *
  * Run without arguments; the two-process tests start this program again as
  * "child <case> <key>" and read its exit status.
  */
 #include "../shmop-under-test.h"
-#include "../../../sections.h"
+#include "sections.h"
 #include "win.h"
 
 #include <stdio.h>
