@@ -35,7 +35,10 @@ int shmop_open(shmop_t *seg, int32_t key, char mode, int perms, int64_t size,
                const char **failed_call) {
   int flags = perms, readonly = 0;
   switch (mode) {
-  case 'a': readonly = 1; size = 0; break;
+  case 'a':
+    readonly = 1;
+    size = 0;
+    break;
   case 'w': size = 0; break;
   case 'c': flags |= SHMOP_IPC_CREAT; break;
   case 'n': flags |= SHMOP_IPC_CREAT | SHMOP_IPC_EXCL; break;
@@ -55,8 +58,7 @@ int shmop_close(shmop_t *seg) { return shmop__detach(seg); }
 
 int shmop_delete(shmop_t *seg) { return shmop__remove(seg); }
 
-int shmop_read_span(const shmop_t *seg, uint64_t start, uint64_t count,
-                    uint64_t *length) {
+int shmop_read_span(const shmop_t *seg, uint64_t start, uint64_t count, uint64_t *length) {
   if (start > seg->size) return SHMOP_EOFFSET;
   if (count > seg->size - start) return SHMOP_ECOUNT;
   *length = count ? count : seg->size - start;
@@ -71,8 +73,8 @@ int shmop_read(const shmop_t *seg, uint64_t start, uint64_t length, void *dst) {
   return 0;
 }
 
-int shmop_write(const shmop_t *seg, const void *src, uint64_t length,
-                uint64_t offset, uint64_t *written) {
+int shmop_write(const shmop_t *seg, const void *src, uint64_t length, uint64_t offset,
+                uint64_t *written) {
   uint64_t room;
   if (seg->readonly) return SHMOP_EREADONLY;
   if (offset > seg->size) return SHMOP_EOFFSET;

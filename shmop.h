@@ -28,11 +28,11 @@ extern "C" {
 /* ==== Status codes for misuse (all below any -errno value) ==== */
 
 enum {
-  SHMOP_EMODE = -10001,     /* access mode is not exactly one of a, c, w, n */
-  SHMOP_ESIZE = -10002,     /* size < 1 when the flags ask to create */
-  SHMOP_EOFFSET = -10003,   /* start or offset outside 0..size */
-  SHMOP_ECOUNT = -10004,    /* count goes past the end of the segment */
-  SHMOP_EREADONLY = -10005, /* write through a segment opened with "a" */
+  SHMOP_EMODE = -10001,      /* access mode is not exactly one of a, c, w, n */
+  SHMOP_ESIZE = -10002,      /* size < 1 when the flags ask to create */
+  SHMOP_EOFFSET = -10003,    /* start or offset outside 0..size */
+  SHMOP_ECOUNT = -10004,     /* count goes past the end of the segment */
+  SHMOP_EREADONLY = -10005,  /* write through a segment opened with "a" */
   SHMOP_EBADHANDLE = -10006, /* no open segment has this handle */
   SHMOP_EUNSAFE = -10007     /* perms hold SHM_HUGETLB with SHM_NORESERVE (see shmop_open) */
 };
@@ -49,7 +49,7 @@ typedef struct shmop_s {
   void *_view;         /* start of the mapping (Windows: its descriptor block) */
   void *_mapping;      /* Windows: the file-mapping HANDLE; unused elsewhere */
 #ifdef _WIN32
-  void *_info;         /* Windows, PHP <= 8.1 layout: the descriptor's HANDLE */
+  void *_info; /* Windows, PHP <= 8.1 layout: the descriptor's HANDLE */
 #endif
 } shmop_t;
 
@@ -97,8 +97,7 @@ int shmop_delete(shmop_t *seg);
  * in 0..size (start == size is legal), count 0 means "to the end".
  * Returns 0 and the number of bytes in *length, or SHMOP_EOFFSET/SHMOP_ECOUNT.
  */
-int shmop_read_span(const shmop_t *seg, uint64_t start, uint64_t count,
-                    uint64_t *length);
+int shmop_read_span(const shmop_t *seg, uint64_t start, uint64_t count, uint64_t *length);
 
 /*
  * Copies length bytes from start into dst, which has room for them; the span
@@ -112,24 +111,24 @@ int shmop_read(const shmop_t *seg, uint64_t start, uint64_t length, void *dst);
  * offset == size). Returns 0, SHMOP_EREADONLY (checked first, as PHP does) or
  * SHMOP_EOFFSET.
  */
-int shmop_write(const shmop_t *seg, const void *src, uint64_t length,
-                uint64_t offset, uint64_t *written);
+int shmop_write(const shmop_t *seg, const void *src, uint64_t length, uint64_t offset,
+                uint64_t *written);
 
 /* ==== Introspection (no attach needed) ==== */
 
 /* What the system knows of a segment (IPC_STAT). On Windows, what PHP's
    descriptor block holds: id is the key, mode and the owners are 0. */
 typedef struct shmop_stat_s {
-  int32_t key;          /* 0 once marked for deletion (Linux) or for IPC_PRIVATE */
-  int id;               /* the system's id (shmid) */
-  uint64_t size;        /* bytes */
-  unsigned mode;        /* permission bits, 0..0777 */
-  uint32_t uid, gid;    /* owner */
-  uint32_t cuid, cgid;  /* creator */
-  int64_t cpid, lpid;   /* creator, and last process to attach or detach */
-  uint64_t attachments; /* current number of attachments (nattch) */
+  int32_t key;                 /* 0 once marked for deletion (Linux) or for IPC_PRIVATE */
+  int id;                      /* the system's id (shmid) */
+  uint64_t size;               /* bytes */
+  unsigned mode;               /* permission bits, 0..0777 */
+  uint32_t uid, gid;           /* owner */
+  uint32_t cuid, cgid;         /* creator */
+  int64_t cpid, lpid;          /* creator, and last process to attach or detach */
+  uint64_t attachments;        /* current number of attachments (nattch) */
   int64_t atime, dtime, ctime; /* last attach, detach, change: Unix seconds, 0 = never */
-  int marked;           /* marked for deletion, destroyed at the last detach */
+  int marked;                  /* marked for deletion, destroyed at the last detach */
 } shmop_stat_t;
 
 /* Finds the id of the segment with this key (read permission not needed).

@@ -103,10 +103,18 @@ ATOMICS_INLINE int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
 
 #else
 /* GCC and Clang, mingw-w64 included: the C11 orders as builtins. */
-ATOMICS_INLINE uint64_t relaxed_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-ATOMICS_INLINE uint32_t relaxed_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-ATOMICS_INLINE void relaxed_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-ATOMICS_INLINE void relaxed_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+ATOMICS_INLINE uint64_t relaxed_load64(const uint64_t *p) {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+ATOMICS_INLINE uint32_t relaxed_load32(const uint32_t *p) {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+ATOMICS_INLINE void relaxed_store64(uint64_t *p, uint64_t v) {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+ATOMICS_INLINE void relaxed_store32(uint32_t *p, uint32_t v) {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
 ATOMICS_INLINE uint64_t load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 ATOMICS_INLINE uint32_t load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 ATOMICS_INLINE void store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }

@@ -90,8 +90,9 @@ int shmsect_ring_open(shmsect_ring_t **ring) {
   r->cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
   if ((p.features & IORING_FEAT_SINGLE_MMAP) && r->cq_size > r->sq_size) r->sq_size = r->cq_size;
   r->sq_map = ring__map(fd, r->sq_size, IORING_OFF_SQ_RING);
-  r->cq_map = (p.features & IORING_FEAT_SINGLE_MMAP) ? r->sq_map
-                                                      : ring__map(fd, r->cq_size, IORING_OFF_CQ_RING);
+  r->cq_map = (p.features & IORING_FEAT_SINGLE_MMAP)
+                  ? r->sq_map
+                  : ring__map(fd, r->cq_size, IORING_OFF_CQ_RING);
   r->sqe_size = p.sq_entries * sizeof(struct io_uring_sqe);
   r->sqe_map = ring__map(fd, r->sqe_size, IORING_OFF_SQES);
   if (!r->sq_map || !r->cq_map || !r->sqe_map) {

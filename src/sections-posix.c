@@ -105,4 +105,3 @@ void sect__unlock(int lock) {
   struct sembuf give = {0, 1, SEM_UNDO};
   if (lock >= 0) sect__semop(lock, &give, 1);
 }
-

@@ -126,4 +126,3 @@ int sect__lock(int lock) {
 }
 
 void sect__unlock(int lock) { (void)lock; }
-

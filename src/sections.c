@@ -68,7 +68,8 @@ int shmsect_check(const shmsect_t *s) {
   for (i = 0; i < 3; i++) {
     if (parts[i][0] > s->size || parts[i][1] > s->size - parts[i][0]) return SHMSECT_EBOUNDS;
     for (j = 0; j < i; j++) {
-      int apart = parts[i][0] >= parts[j][0] + parts[j][1] || parts[j][0] >= parts[i][0] + parts[i][1];
+      int apart =
+          parts[i][0] >= parts[j][0] + parts[j][1] || parts[j][0] >= parts[i][0] + parts[i][1];
       if (!apart) return SHMSECT_EBOUNDS;
     }
   }
@@ -171,8 +172,8 @@ int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint
   return 0;
 }
 
-int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
-                 const volatile int *cancel, uint64_t *version) {
+int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const volatile int *cancel,
+                 uint64_t *version) {
   shmsect_wait_t w;
   uint32_t expected;
   uint64_t slice;

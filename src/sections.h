@@ -116,8 +116,8 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
  * SHMSECT_POLL_MAX_MS. Other systems, Windows included, always poll, at
  * least every SHMSECT_POLL_MAX_MS. Returns 0 with the version then in *version.
  */
-int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
-                 const volatile int *cancel, uint64_t *version);
+int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const volatile int *cancel,
+                 uint64_t *version);
 
 /*
  * The same wait, one step at a time, for callers that sleep their own way (an

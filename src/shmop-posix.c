@@ -18,7 +18,6 @@
 #include "shmop-platform.h"
 #include "shmop.h"
 
-
 static int table_lock; /* a spin lock: held for a hash lookup at most */
 
 void shmop__lock(void) {
@@ -64,8 +63,8 @@ static int shmop__get(int32_t key, size_t size, int flags, int *created) {
   return id >= 0 ? id : -errno;
 }
 
-int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly,
-                       uint64_t size, const char **failed_call) {
+int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly, uint64_t size,
+                const char **failed_call) {
   struct shmid_ds ds;
   void *addr;
   int id, created, rc;
@@ -96,9 +95,7 @@ failed:
   return rc;
 }
 
-int shmop__detach(shmop_t *seg) {
-  return shmdt(seg->_view) == 0 ? 0 : -errno;
-}
+int shmop__detach(shmop_t *seg) { return shmdt(seg->_view) == 0 ? 0 : -errno; }
 
 int shmop__remove(shmop_t *seg) { return shmop_remove(seg->id); }
 
@@ -152,4 +149,3 @@ int shmop_ftok(const char *path, unsigned char project, int32_t *key) {
   *key = (int32_t)k;
   return 0;
 }
-

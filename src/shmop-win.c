@@ -59,7 +59,7 @@
  * use a 32-bit time_t (_USE_32BIT_TIME_T).
  */
 typedef struct {
-  LONG key;                              /* key_t; -1 once deleted */
+  LONG key;                             /* key_t; -1 once deleted */
   WORD uid, gid, cuid, cgid, mode, seq; /* always 0 */
   SIZE_T segsz;
 #if defined(_WIN64)
@@ -104,9 +104,7 @@ void shmop__lock(void) { AcquireSRWLockExclusive(&table_lock); }
 
 void shmop__unlock(void) { ReleaseSRWLockExclusive(&table_lock); }
 
-long shmop__add_refs(long *refs, long delta) {
-  return InterlockedExchangeAdd(refs, delta) + delta;
-}
+long shmop__add_refs(long *refs, long delta) { return InterlockedExchangeAdd(refs, delta) + delta; }
 
 /*
  * The one translation of Windows errors, into the errno values the POSIX
@@ -210,8 +208,8 @@ static int shmop__map(shmop_t *seg, int32_t key, int created, uint64_t *room) {
   }
 }
 
-int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly,
-                       uint64_t size, const char **failed_call) {
+int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly, uint64_t size,
+                const char **failed_call) {
   char name[48];
   shmop__desc_t *d;
   uint64_t room, total;
@@ -356,8 +354,9 @@ int shmop_ftok(const char *path, unsigned char project, int32_t *key) {
   if (_wstat(wide, &st) != 0) {
     rc = -errno;
   } else {
-    file = CreateFileW(wide, FILE_GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                       NULL, OPEN_EXISTING, 0, NULL);
+    file =
+        CreateFileW(wide, FILE_GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    NULL, OPEN_EXISTING, 0, NULL);
     if (file == INVALID_HANDLE_VALUE) {
       rc = shmop__last_errno();
     } else {
@@ -373,4 +372,3 @@ int shmop_ftok(const char *path, unsigned char project, int32_t *key) {
   free(wide);
   return rc;
 }
-

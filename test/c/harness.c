@@ -25,8 +25,7 @@ void tap_start(void) {
   keys_start();
 }
 
-static void tap_line(int pass, const char *file, int line, const char *fmt,
-                     va_list args) {
+static void tap_line(int pass, const char *file, int line, const char *fmt, va_list args) {
   tap_count++;
   if (!pass) tap_failed++;
   printf("%sok %d - ", pass ? "" : "not ", tap_count);
@@ -70,8 +69,7 @@ void tap_bail(const char *fmt, ...) {
   exit(2);
 }
 
-int is_int_at(long long got, long long want, const char *file, int line,
-              const char *fmt, ...) {
+int is_int_at(long long got, long long want, const char *file, int line, const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
   tap_line(got == want, file, line, fmt, args);
@@ -80,29 +78,25 @@ int is_int_at(long long got, long long want, const char *file, int line,
   return got == want;
 }
 
-int is_u64_at(uint64_t got, uint64_t want, const char *file, int line,
-              const char *fmt, ...) {
+int is_u64_at(uint64_t got, uint64_t want, const char *file, int line, const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
   tap_line(got == want, file, line, fmt, args);
   va_end(args);
   if (got != want) {
-    printf("#   got %llu, want %llu\n", (unsigned long long)got,
-           (unsigned long long)want);
+    printf("#   got %llu, want %llu\n", (unsigned long long)got, (unsigned long long)want);
   }
   return got == want;
 }
 
-int is_str_at(const char *got, const char *want, const char *file, int line,
-              const char *fmt, ...) {
+int is_str_at(const char *got, const char *want, const char *file, int line, const char *fmt, ...) {
   int pass = got && want ? strcmp(got, want) == 0 : got == want;
   va_list args;
   va_start(args, fmt);
   tap_line(pass, file, line, fmt, args);
   va_end(args);
   if (!pass) {
-    printf("#   got \"%s\", want \"%s\"\n", got ? got : "(null)",
-           want ? want : "(null)");
+    printf("#   got \"%s\", want \"%s\"\n", got ? got : "(null)", want ? want : "(null)");
   }
   return pass;
 }

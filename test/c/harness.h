@@ -38,12 +38,9 @@ void tap_bail(const char *fmt, ...);
   is_u64_at((uint64_t)(got), (uint64_t)(want), __FILE__, __LINE__, __VA_ARGS__)
 #define is_str(got, want, ...) is_str_at((got), (want), __FILE__, __LINE__, __VA_ARGS__)
 
-int is_int_at(long long got, long long want, const char *file, int line,
-              const char *fmt, ...);
-int is_u64_at(uint64_t got, uint64_t want, const char *file, int line,
-              const char *fmt, ...);
-int is_str_at(const char *got, const char *want, const char *file, int line,
-              const char *fmt, ...);
+int is_int_at(long long got, long long want, const char *file, int line, const char *fmt, ...);
+int is_u64_at(uint64_t got, uint64_t want, const char *file, int line, const char *fmt, ...);
+int is_str_at(const char *got, const char *want, const char *file, int line, const char *fmt, ...);
 
 /* malloc() that bails out when memory runs out. Test files call this: there,
    malloc is declared only under its double's name (see shmop-under-test.h). */
