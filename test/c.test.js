@@ -23,18 +23,21 @@ function leftBy (pid) {
   return segments().filter((s) => ((s.key >>> 0) & 0xffffff00) === keyBase(pid) || (s.key === 0 && s.cpid === pid))
 }
 
-/** Parses TAP: the plan, the test lines, and any "Bail out!". */
+/** Parses TAP: the plan (and whether it came before every test line), the test lines, and any "Bail out!". */
 function parseTap (stdout) {
   const tests = []
   let plan = null
+  let planFirst = false
   let bail = null
   for (const line of stdout.split('\n')) {
     const test = /^(not ok|ok) (\d+)(?: - (.*))?$/.exec(line)
     if (test) tests.push({ ok: test[1] === 'ok', n: Number(test[2]), name: test[3] || '' })
-    else if (/^1\.\.\d+$/.test(line)) plan = Number(line.slice(3))
-    else if (line.startsWith('Bail out!')) bail = line
+    else if (/^1\.\.\d+$/.test(line) && plan === null) {
+      plan = Number(line.slice(3))
+      planFirst = tests.length === 0
+    } else if (line.startsWith('Bail out!')) bail = line
   }
-  return { tests, plan, bail }
+  return { tests, plan, planFirst, bail }
 }
 
 /** Runs one test program and asserts it passed as a whole and line by line. */
@@ -46,11 +49,12 @@ function runProgram (t, program) {
     maxBuffer: 16 << 20,
     timeout: 240000
   })
-  const { tests, plan, bail } = parseTap(run.stdout || '')
+  const { tests, plan, planFirst, bail } = parseTap(run.stdout || '')
   const failed = tests.filter((test) => !test.ok).map((test) => `not ok ${test.n} - ${test.name}`)
   t.equal(run.status, 0, `${program} exits with 0`, { stderr: (run.stderr || '').slice(-8000), signal: run.signal })
   t.equal(bail, null, 'it does not bail out')
   t.ok(plan > 0, `it prints a plan (${plan})`)
+  t.ok(planFirst, 'it declares the plan before its first test, so a test that silently stops running is caught')
   t.equal(tests.length, plan, 'it runs every planned test')
   t.same(failed, [], 'every test line is ok')
   const left = leftBy(run.pid)

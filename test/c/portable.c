@@ -862,7 +862,7 @@ static void test_table_threads_add_close(void) {
 }
 
 int main(void) {
-  tap_start();
+  tap_start(282);
   test_open_modes();
   test_bad_modes();
   test_size_rule();

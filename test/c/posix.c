@@ -511,7 +511,7 @@ static void test_introspection(void) {
 }
 
 int main(void) {
-  tap_start();
+  tap_start(141);
   test_kernel_view();
   test_ipc_private();
   test_delete_frees_key();

@@ -28,7 +28,7 @@ int main(void) {
   const char *call = "(unset)";
   long calls = test_shmget_calls;
 
-  tap_start();
+  tap_start(9);
   key = test_key(1);
   tap_group("sizes above a 32-bit SIZE_MAX");
   is_int(shmop_open(&seg, key, 'c', 0600, four, &call), -ENOMEM, "'c' with size 4 GiB: -ENOMEM");

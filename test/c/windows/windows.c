@@ -747,7 +747,7 @@ static void test_two_processes(void) {
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "child") == 0)
     return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
-  tap_start();
+  tap_start(183);
   test_create_layout();
   test_negative_key_name();
   test_modes();
