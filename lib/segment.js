@@ -3,6 +3,7 @@
 
 const { inspect } = require('node:util')
 const binding = require('./binding')
+const { readSHM } = require('./legacy')
 const { explained, systemError, codedError, hex } = require('./errors')
 
 const kConstruct = Symbol('Segment constructor')
@@ -58,7 +59,7 @@ class Segment {
 
   /** A copy of length bytes from start (0: to the end). */
   read (start = 0, length = 0) {
-    return binding.readSHM(this.#open(), start, length)
+    return readSHM(this.#open(), start, length)
   }
 
   /** Copies into target (allocating nothing); length defaults to all that fits. */
