@@ -11,6 +11,7 @@
  */
 #include <nan.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -43,12 +44,28 @@ const char *OpenStage(const char *failed_call) {
   return "unable to attach or create shared memory segment";
 }
 
+// lastErrorSHM()'s Error, worded as it always was ("CODE: what, key 0x... (n):
+// syscall: strerror"), with code, errno, syscall, key and reason as fields:
+// lib/segment.js's open() words its ShmError from those.
 Local<Value> LastFailureError(const LastFailure &failure) {
   if (failure.status == SHMOP_EBADHANDLE) {
     return CodedError(kError, "ERR_SHM_BAD_HANDLE",
                       "Handle " + NumberText(failure.handle) + " is not an open segment");
   }
-  return OsError(failure.status, failure.syscall, failure.what, &failure.key);
+  int err = -failure.status;
+  const char *code = ErrnoName(err);
+  char key[48];
+  snprintf(key, sizeof key, ", key 0x%08x (%d)", static_cast<uint32_t>(failure.key), failure.key);
+  Local<Value> error = CodedError(kError, code, std::string(code) + ": " + failure.what + key + ": " +
+                                                   failure.syscall + ": " + strerror(err));
+  auto set = [&error](const char *name, Local<Value> value) {
+    Nan::Set(error.As<Object>(), Nan::New(name).ToLocalChecked(), value);
+  };
+  set("errno", Nan::New(-err));
+  set("syscall", Nan::New(failure.syscall).ToLocalChecked());
+  set("key", Nan::New(failure.key));
+  set("reason", Nan::New(strerror(err)).ToLocalChecked());
+  return error;
 }
 
 // ==== The original six functions, and lastErrorSHM ====
@@ -203,6 +220,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "deleteSHM", DeleteSHM);
   Nan::SetMethod(target, "closeSHM", CloseSHM);
   Nan::SetMethod(target, "lastErrorSHM", LastErrorSHM);
+  InitErrors(target);
   InitSegments(target);
   InitSections(target);
   InitWaits(target);

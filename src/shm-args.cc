@@ -20,10 +20,18 @@ namespace shm {
 
 // ==== Errors ====
 
+namespace {
+
+Local<Value> NewError(ErrorKind kind, const std::string &message) {
+  return kind == kTypeError    ? Nan::TypeError(message.c_str())
+         : kind == kRangeError ? Nan::RangeError(message.c_str())
+                               : Nan::Error(message.c_str());
+}
+
+}  // namespace
+
 Local<Value> CodedError(ErrorKind kind, const char *code, const std::string &message) {
-  Local<Value> error = kind == kTypeError ? Nan::TypeError(message.c_str())
-                       : kind == kRangeError ? Nan::RangeError(message.c_str())
-                                             : Nan::Error(message.c_str());
+  Local<Value> error = NewError(kind, message);
   Nan::Set(error.As<Object>(), Nan::New("code").ToLocalChecked(),
            Nan::New(code).ToLocalChecked());
   return error;
@@ -120,22 +128,83 @@ const char *ErrnoName(int err) {
   }
 }
 
-Local<Value> OsError(int status, const char *syscall, const std::string &what, const int32_t *key) {
-  int err = -status;
-  const char *code = ErrnoName(err);
-  std::string message = std::string(code) + ": " + what;
-  if (key) {
-    char text[48];
-    snprintf(text, sizeof text, ", key 0x%08x (%d)", static_cast<uint32_t>(*key), *key);
-    message += text;
+// ---- Failures as fields (Report), worded by lib/errors.js ----
+
+// The function lib/binding.js hands over (setErrorFactory), for this thread's
+// JavaScript environment: main thread or worker.
+namespace {
+
+thread_local Nan::Global<v8::Function> *error_factory = nullptr;
+
+void ForgetErrorFactory(void *) {
+  delete error_factory;
+  error_factory = nullptr;
+}
+
+/** setErrorFactory(fn): fn(fields) makes the Error of every Report from now on. */
+NAN_METHOD(SetErrorFactory) {
+  if (!info[0]->IsFunction()) return ThrowArgType("factory", "of type function", info[0]);
+  if (!error_factory) {
+    error_factory = new Nan::Global<v8::Function>();
+    node::AddEnvironmentCleanupHook(v8::Isolate::GetCurrent(), ForgetErrorFactory, nullptr);
   }
-  Local<Value> error = CodedError(kError, code, message + ": " + syscall + ": " + strerror(err));
-  Local<Object> fields = error.As<Object>();
-  Nan::Set(fields, Nan::New("errno").ToLocalChecked(), Nan::New(-err));
-  Nan::Set(fields, Nan::New("syscall").ToLocalChecked(), Nan::New(syscall).ToLocalChecked());
-  if (key) Nan::Set(fields, Nan::New("key").ToLocalChecked(), Nan::New(*key));
+  error_factory->Reset(info[0].As<v8::Function>());
+}
+
+}  // namespace
+
+Report::Report(ErrorKind kind, const char *code) : kind_(kind), fields_(Nan::New<Object>()) {
+  Set("code", code);
+}
+
+Report Report::Os(int status, const char *syscall) {
+  int err = -status;
+  Report report(kError, ErrnoName(err));
+  report.Set("errno", -err).Set("syscall", syscall).Set("reason", strerror(err));
+  return report;
+}
+
+Report &Report::Set(const char *name, Local<Value> value) {
+  Nan::Set(fields_, Nan::New(name).ToLocalChecked(), value);
+  return *this;
+}
+
+Report &Report::Set(const char *name, double value) { return Set(name, Nan::New(value)); }
+
+Report &Report::Set(const char *name, const char *value) {
+  return Set(name, Nan::New(value).ToLocalChecked());
+}
+
+// Without lib/ (the addon used alone): a terse message, "CODE: syscall: reason".
+Local<Value> Report::Bare() const {
+  std::string message = Utf8(Get("code"));
+  Local<Value> syscall = Get("syscall");
+  if (syscall->IsString()) message += ": " + Utf8(syscall) + ": " + Utf8(Get("reason"));
+  Local<Value> error = NewError(kind_, message);
+  Local<v8::Array> names = Nan::GetOwnPropertyNames(fields_).ToLocalChecked();
+  for (uint32_t i = 0; i < names->Length(); i++) {
+    Local<Value> name = Nan::Get(names, i).ToLocalChecked();
+    Nan::Set(error.As<Object>(), name, Nan::Get(fields_, name).ToLocalChecked());
+  }
   return error;
 }
+
+Local<Value> Report::Get(const char *name) const {
+  return Nan::Get(fields_, Nan::New(name).ToLocalChecked()).ToLocalChecked();
+}
+
+void Report::Throw() const {
+  if (!error_factory) return Nan::ThrowError(Bare());
+  Local<Value> argv[] = {fields_};
+  Local<Value> error;
+  // If the factory throws, that exception is pending and goes up instead.
+  Local<Object> global = Nan::GetCurrentContext()->Global();
+  if (Nan::Call(Nan::New(*error_factory), global, 1, argv).ToLocal(&error)) {
+    Nan::ThrowError(error);
+  }
+}
+
+NAN_MODULE_INIT(InitErrors) { Nan::SetMethod(target, "setErrorFactory", SetErrorFactory); }
 
 // ==== Arguments ====
 

@@ -33,7 +33,7 @@ bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
            {static_cast<uint64_t>(parts[1]), static_cast<uint64_t>(parts[2])},
            static_cast<uint64_t>(parts[3])};
   if (shmsect_check(sect) != 0) {
-    ThrowCoded(kError, "ERR_SHM_CORRUPT", "The section does not lie inside its segment");
+    Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "bounds").Throw();
     return false;
   }
   return true;
@@ -68,9 +68,12 @@ bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int
 
 namespace {
 
-void ThrowCorrupt() {
-  ThrowCoded(kError, "ERR_SHM_CORRUPT",
-             "The section's control block holds values no writer writes: the segment is corrupt");
+void ThrowCorrupt(const shmop_t *seg) {
+  Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "control").Throw();
+}
+
+void ThrowReadOnly(const char *operation) {
+  Report(kError, "ERR_SHM_READ_ONLY").Set("operation", operation).Throw();
 }
 
 /** sectionVersion(handle, section) -> the committed version (0: none yet). */
@@ -101,7 +104,7 @@ NAN_METHOD(SectionRead) {
   if (aliased) aside.resize(room.length);
   shmsect_snapshot_t snap;
   int rc = shmsect_read(call.sect(), aliased ? aside.data() : into, room.length, &snap);
-  if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt();
+  if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt(call.seg());
   if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
   double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
                    static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
@@ -118,15 +121,14 @@ NAN_METHOD(SectionPublish) {
   Bytes bytes;
   if (!DataArg(info[2], &text, &bytes)) return;
   if (call.seg()->readonly) {
-    return ThrowCoded(kError, "ERR_SHM_READ_ONLY", "A table attached read-only cannot publish");
+    return ThrowReadOnly("publish");
   }
   std::vector<unsigned char> aside;
   const unsigned char *data = Unaliased(bytes.data, bytes.length, &aside);
   uint64_t version = 0;
   int rc = shmsect_publish(call.sect(), shmsect_self(), data, bytes.length, &version);
   if (rc == SHMSECT_ENOTWRITER) {
-    return ThrowCoded(kError, "ERR_SHM_NOT_WRITER",
-                      "This process does not hold the section's claim; claim() it before publishing");
+    return Report(kError, "ERR_SHM_NOT_WRITER").Set("key", call.seg()->key).Throw();
   }
   if (rc == SHMSECT_ETOOSMALL) {
     return ThrowOutOfRange("data", Between(0, static_cast<double>(call.sect()->capacity),
@@ -143,12 +145,12 @@ NAN_METHOD(SectionClaim) {
   double lock;
   if (!IntegerArg(info[2], "lock", -1, 2147483647.0, nullptr, &lock)) return;
   if (call.seg()->readonly) {
-    return ThrowCoded(kError, "ERR_SHM_READ_ONLY", "A table attached read-only cannot claim a section");
+    return ThrowReadOnly("claim");
   }
   uint64_t holder = 0;
   int rc = shmsect_claim(call.sect(), shmsect_self(), info[3]->IsTrue(), static_cast<int>(lock), &holder);
   if (rc < 0 && rc != SHMSECT_EBUSY) {
-    return Nan::ThrowError(OsError(rc, "semop", "unable to take the claim lock", nullptr));
+    return Report::Os(rc, "semop").Set("key", call.seg()->key).Throw();
   }
   info.GetReturnValue().Set(rc == SHMSECT_EBUSY ? static_cast<double>(holder >> 32) : 0.0);
 }
@@ -160,11 +162,11 @@ NAN_METHOD(SectionRelease) {
   double lock;
   if (!IntegerArg(info[2], "lock", -1, 2147483647.0, nullptr, &lock)) return;
   if (call.seg()->readonly) {
-    return ThrowCoded(kError, "ERR_SHM_READ_ONLY", "A table attached read-only cannot release a claim");
+    return ThrowReadOnly("release");
   }
   int rc = shmsect_release(call.sect(), shmsect_self(), static_cast<int>(lock));
   if (rc < 0 && rc != SHMSECT_ENOTWRITER) {
-    return Nan::ThrowError(OsError(rc, "semop", "unable to take the claim lock", nullptr));
+    return Report::Os(rc, "semop").Set("key", call.seg()->key).Throw();
   }
   info.GetReturnValue().Set(rc == 0);
 }
@@ -203,7 +205,7 @@ NAN_METHOD(SectionLockOpen) {
   if (!IntegerArg(info[1], "mode", 0, 0777, nullptr, &mode)) return;
   int lock = -1;
   int rc = shmsect_lock_open(key, static_cast<int>(mode), &lock);
-  if (rc != 0) return Nan::ThrowError(OsError(rc, "semget", "unable to open the claim lock", &key));
+  if (rc != 0) return Report::Os(rc, "semget").Set("key", key).Throw();
   info.GetReturnValue().Set(lock);
 }
 
@@ -212,7 +214,7 @@ NAN_METHOD(SectionLockRemove) {
   int32_t key;
   if (!KeyArg(info[0], &key)) return;
   int rc = shmsect_lock_remove(key);
-  if (rc != 0) return Nan::ThrowError(OsError(rc, "semctl", "unable to remove the claim lock", &key));
+  if (rc != 0) return Report::Os(rc, "semctl").Set("key", key).Throw();
 }
 
 

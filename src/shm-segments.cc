@@ -165,17 +165,16 @@ NAN_METHOD(ViewSHM) {
   if (!seg) return ThrowBadHandle(handle);
   if (seg->readonly) {
     shmop_table_release(seg);
-    return ThrowCoded(kError, "ERR_SHM_READ_ONLY",
-                      "A segment opened read-only ('a') has no view: a write through it would "
-                      "crash the process. Use read() or readInto(), or open it with 'w'");
+    return Report(kError, "ERR_SHM_READ_ONLY").Set("operation", "view").Throw();
   }
   if (seg->size > node::Buffer::kMaxLength) {
     double size = static_cast<double>(seg->size);
     shmop_table_release(seg);
-    return ThrowCoded(kRangeError, "ERR_BUFFER_TOO_LARGE",
-                      "A segment of " + NumberText(size) + " bytes is larger than a Buffer can be (" +
-                          NumberText(static_cast<double>(node::Buffer::kMaxLength)) +
-                          " bytes); use read() or readInto() on parts of it");
+    return Report(kRangeError, "ERR_BUFFER_TOO_LARGE")
+        .Set("operation", "view")
+        .Set("size", size)
+        .Set("max", static_cast<double>(node::Buffer::kMaxLength))
+        .Throw();
   }
   {
     std::lock_guard<std::mutex> lock(views_mutex);
@@ -228,7 +227,7 @@ NAN_METHOD(StatSHM) {
   if (!seg) return ThrowBadHandle(handle);
   shmop_stat_t st;
   int rc = shmop_stat(seg->id, &st);
-  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmctl", "unable to get shared memory segment information", &seg->key));
+  if (rc != 0) return Report::Os(rc, "shmctl").Set("key", seg->key).Throw();
   info.GetReturnValue().Set(StatObject(st));
 }
 
@@ -239,9 +238,9 @@ NAN_METHOD(StatKeySHM) {
   int id = -1;
   shmop_stat_t st;
   int rc = shmop_find(key, &id);
-  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmget", "unable to find shared memory segment", &key));
+  if (rc != 0) return Report::Os(rc, "shmget").Set("key", key).Throw();
   rc = shmop_stat(id, &st);
-  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmctl", "unable to get shared memory segment information", &key));
+  if (rc != 0) return Report::Os(rc, "shmctl").Set("key", key).Throw();
   info.GetReturnValue().Set(StatObject(st));
 }
 
@@ -251,9 +250,9 @@ NAN_METHOD(RemoveKeySHM) {
   if (!KeyArg(info[0], &key)) return;
   int id = -1;
   int rc = shmop_find(key, &id);
-  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmget", "unable to find shared memory segment", &key));
+  if (rc != 0) return Report::Os(rc, "shmget").Set("key", key).Throw();
   rc = shmop_remove(id);
-  if (rc != 0) return Nan::ThrowError(OsError(rc, "shmctl", "can't mark segment for deletion (are you the owner?)", &key));
+  if (rc != 0) return Report::Os(rc, "shmctl").Set("key", key).Throw();
 }
 
 /** ftokSHM(path, project) -> the key ftok(3) and PHP's ftok() give. */
@@ -284,11 +283,7 @@ NAN_METHOD(FtokSHM) {
   }
   int32_t key;
   int rc = shmop_ftok(path.c_str(), static_cast<unsigned char>(unit), &key);
-  if (rc != 0) {
-    Local<Value> error = OsError(rc, "ftok", "ftok() failed for '" + path + "'", nullptr);
-    Nan::Set(error.As<Object>(), Nan::New("path").ToLocalChecked(), info[0]);
-    return Nan::ThrowError(error);
-  }
+  if (rc != 0) return Report::Os(rc, "ftok").Set("path", info[0]).Throw();
   info.GetReturnValue().Set(key);
 }
 

@@ -284,7 +284,7 @@ NAN_METHOD(SectionWait) {
   } else if (!StartOnHelper(room, wait)) {
     room->running.pop_back();
     FreeWait(wait);
-    return ThrowCoded(kError, "ERR_SHM_WAIT_FAILED", "Could not start a thread to wait on");
+    return Report(kError, "ERR_SHM_WAIT_FAILED").Throw();
   }
   if (!room->finished.empty()) uv_async_send(&room->async);  // over at once
   UpdateRefs(room);

@@ -5,7 +5,7 @@
  * JavaScript values and the plain C of shmop.c and sections.c, which know
  * nothing of Node. Each area has one file and one Init* function that
  * NAN_MODULE_INIT in shm.cc calls:
- *   src/shm-args.cc      argument readers and Node-style argument errors
+ *   src/shm-args.cc      argument readers, Node-style argument errors, Report
  *   src/shm-segments.cc  readInto, view (and the alias guard), stat, ftok, remove
  *   src/shm-sections.cc  the section natives
  *   src/shm-waits.cc     asynchronous section waits (helper threads, io_uring)
@@ -55,9 +55,29 @@ void ThrowBadHandle(double handle);
 // The name of an errno value, as Node spells it in `code`.
 const char *ErrnoName(int err);
 
-// An Error for an operating-system failure: `code` ('ENOENT'), `errno`
-// (negative, as in Node's fs errors), `syscall`, and `key` when one is involved.
-Local<Value> OsError(int status, const char *syscall, const std::string &what, const int32_t *key);
+// A failure of the Segment and sections API, as fields: `code`, and what
+// explains it (errno, syscall, reason, key, the numbers involved).
+// lib/errors.js makes the Error and words its message: lib/binding.js hands
+// the addon that function (setErrorFactory). The original six never report
+// this way: their contract is lastErrorSHM() and the messages of shm.cc.
+//   return Report(kError, "ERR_SHM_READ_ONLY").Set("operation", "view").Throw();
+class Report {
+ public:
+  Report(ErrorKind kind, const char *code);
+  // An operating-system failure (-errno): code ('ENOENT'), errno, syscall and
+  // reason (strerror's text).
+  static Report Os(int status, const char *syscall);
+  Report &Set(const char *name, Local<Value> value);
+  Report &Set(const char *name, double value);
+  Report &Set(const char *name, const char *value);
+  void Throw() const;
+
+ private:
+  Local<Value> Get(const char *name) const;
+  Local<Value> Bare() const;
+  ErrorKind kind_;  // for the addon used without lib/ only
+  Local<Object> fields_;
+};
 
 // ==== Arguments (src/shm-args.cc) ====
 
@@ -150,6 +170,7 @@ bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int
 
 // ==== Each area's exports ====
 
+NAN_MODULE_INIT(InitErrors);
 NAN_MODULE_INIT(InitSegments);
 NAN_MODULE_INIT(InitSections);
 NAN_MODULE_INIT(InitWaits);
