@@ -2,8 +2,25 @@
   "targets": [
     {
       "target_name": "shm",
-      "sources": ["shm.cc", "shmop.c", "src/copy.c", "src/handles.c", "src/sections.c"],
-      "include_dirs": [".", "src", "<!(node -p \"require('node:path').dirname(require.resolve('nan/nan.h'))\")"],
+      "sources": [
+        "shm.cc", "src/shm-args.cc", "src/shm-segments.cc", "src/shm-sections.cc",
+        "src/shm-waits.cc", "shmop.c", "src/copy.c", "src/handles.c", "src/sections.c"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node:path').dirname(require.resolve('nan/nan.h'))\")",
+        ".",
+        "src",
+        "<(SHARED_INTERMEDIATE_DIR)"
+      ],
+      "actions": [
+        {
+          "action_name": "embed_read_shm",
+          "inputs": ["lib/read-shm.js", "scripts/embed-js.js"],
+          "outputs": ["<(SHARED_INTERMEDIATE_DIR)/read-shm.js.h"],
+          "action": ["<!(node -p process.execPath)", "scripts/embed-js.js", "lib/read-shm.js",
+                     "kReadSHMSource", "<(SHARED_INTERMEDIATE_DIR)/read-shm.js.h"]
+        }
+      ],
       "cflags": ["-Wall", "-Wextra"],
       "cflags_c": ["-std=c99"],
       "conditions": [

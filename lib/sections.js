@@ -6,7 +6,7 @@
 
 const binding = require('./binding')
 const { open, handleOf } = require('./segment')
-const { explained, codedError, hex } = require('./errors')
+const { failure } = require('./errors')
 const crc32 = require('./crc32')
 
 const MAGIC = Buffer.from('NJSHMSEC', 'latin1')
@@ -25,10 +25,7 @@ const align64 = (n) => Math.ceil(n / 64) * 64
 // their bytes, so PHP's copies of whole payloads avoid memcpy's slow case.
 const dataStart = (n) => align64(n) + 24
 
-function notSections (message) { return codedError(Error, 'ERR_SHM_NOT_SECTIONS', message) }
-function corrupt (key, what) {
-  return codedError(Error, 'ERR_SHM_CORRUPT', `The section table in segment ${hex(key)} is corrupt: ${what}`)
-}
+const corrupt = (key, part, found) => failure('ERR_SHM_CORRUPT', { key, part, ...found })
 
 /** Places the sections: header and table, control blocks, then data areas. */
 function layout (sections) {
@@ -77,30 +74,27 @@ function u64 (buffer, at) {
 
 /** Checks a table read from a segment of `size` bytes; returns { mode, entries } or throws. */
 function decodeHeader (key, size, read) {
-  if (size < HEADER_SIZE) throw notSections(`Segment ${hex(key)} (${size} bytes) is too small to hold a section table`)
+  if (size < HEADER_SIZE) throw failure('ERR_SHM_NOT_SECTIONS', { key, size })
   const head = read(0, HEADER_SIZE)
-  if (!head.subarray(0, 8).equals(MAGIC)) {
-    throw notSections(`Segment ${hex(key)} is not a section table (no "NJSHMSEC" at its start)`)
-  }
+  if (!head.subarray(0, 8).equals(MAGIC)) throw failure('ERR_SHM_NOT_SECTIONS', { key })
   const version = head.readUInt32LE(8)
   if (version !== LAYOUT_VERSION) {
-    throw codedError(Error, 'ERR_SHM_LAYOUT_VERSION',
-      `Segment ${hex(key)} holds a section table of layout version ${version}; this library reads version ${LAYOUT_VERSION}`)
+    throw failure('ERR_SHM_LAYOUT_VERSION', { key, version, supported: LAYOUT_VERSION })
   }
-  if (head.readUInt32LE(12) !== BYTE_ORDER) throw corrupt(key, 'its byte-order mark is not 0x01020304 little-endian')
+  if (head.readUInt32LE(12) !== BYTE_ORDER) throw corrupt(key, 'byte order')
   const headerSize = head.readUInt32LE(16)
   const count = head.readUInt32LE(20)
   const laidOut = u64(head, 24)
   if (count < 1 || count > MAX_SECTIONS || headerSize !== HEADER_SIZE + ENTRY_SIZE * count) {
-    throw corrupt(key, `${count} sections in a header of ${headerSize} bytes`)
+    throw corrupt(key, 'count', { count, headerSize })
   }
   if (laidOut > size || headerSize > laidOut) {
-    throw corrupt(key, `it lays out ${laidOut} bytes in a segment of ${size}`)
+    throw corrupt(key, 'extent', { laidOut, size })
   }
   const header = read(0, headerSize)
   const stored = header.readUInt32LE(60)
   header.writeUInt32LE(0, 60)
-  if (crc32(header) !== stored) throw corrupt(key, 'its checksum does not match')
+  if (crc32(header) !== stored) throw corrupt(key, 'checksum')
   const names = new Set()
   const parts = []
   const entries = []
@@ -112,15 +106,15 @@ function decodeHeader (key, size, read) {
     try {
       name = utf8.decode(end < 0 ? raw : raw.subarray(0, end))
     } catch {
-      throw corrupt(key, `section ${i} has a name that is not UTF-8`)
+      throw corrupt(key, 'name encoding', { index: i })
     }
     if (!name || names.has(name) || (end >= 0 && raw.subarray(end).some((b) => b !== 0))) {
-      throw corrupt(key, `section ${i} has an empty, repeated or malformed name`)
+      throw corrupt(key, 'name', { index: i })
     }
     names.add(name)
     const entry = { name, control: u64(header, at + 32), capacity: u64(header, at + 40), data: [u64(header, at + 48), u64(header, at + 56)] }
     if (entry.control % 64 !== 0 || entry.data.some((d) => d % 64 !== 24) || entry.capacity < 1) {
-      throw corrupt(key, `section '${name}' is misaligned or has no capacity`)
+      throw corrupt(key, 'alignment', { name })
     }
     parts.push([entry.control, CONTROL_SIZE], [entry.data[0], entry.capacity], [entry.data[1], entry.capacity])
     entries.push(entry)
@@ -128,7 +122,7 @@ function decodeHeader (key, size, read) {
   parts.sort((a, b) => a[0] - b[0])
   let reached = headerSize
   for (const [start, length] of parts) {
-    if (start < reached || start + length > laidOut) throw corrupt(key, 'its sections overlap or reach outside it')
+    if (start < reached || start + length > laidOut) throw corrupt(key, 'overlap')
     reached = start + length
   }
   return { mode: head.readUInt32LE(44) & 0o777, entries }
@@ -153,10 +147,7 @@ class SectionTable {
   /** The section with this name. */
   section (name) {
     const section = this.#sections.get(name)
-    if (!section) {
-      throw codedError(RangeError, 'ERR_SHM_NO_SUCH_SECTION',
-        `No section named ${JSON.stringify(name)} in table ${hex(this.key)}; it has ${this.names.map((n) => JSON.stringify(n)).join(', ')}`)
-    }
+    if (!section) throw failure('ERR_SHM_NO_SUCH_SECTION', { key: this.key, name, names: this.names })
     return section
   }
 
@@ -165,7 +156,7 @@ class SectionTable {
 
   /** The claim lock (a semaphore set shared with PHP, with the table's mode), opened on first use. */
   lock () {
-    this.#lock ??= explained(() => binding.sectionLockOpen(this.key, this.mode), { key: this.key })
+    this.#lock ??= binding.sectionLockOpen(this.key, this.mode)
     return this.#lock
   }
 
@@ -204,9 +195,7 @@ class Section {
 
   /** The segment's handle, or ERR_SHM_CLOSED. */
   #open () {
-    if (this.#segment.closed) {
-      throw codedError(Error, 'ERR_SHM_CLOSED', `The section table ${hex(this.#table.key)} is closed`)
-    }
+    if (this.#segment.closed) throw failure('ERR_SHM_CLOSED', { key: this.#table.key })
     return this.#handle
   }
 
@@ -228,8 +217,8 @@ class Section {
   /** Copies the last complete payload into buffer; returns { version, length }. */
   readInto (buffer) {
     if (!binding.sectionRead(this.#open(), this.#where, buffer, this.#out)) {
-      throw codedError(RangeError, 'ERR_OUT_OF_RANGE',
-        `The buffer (${buffer.byteLength} bytes) is too small for version ${this.#out[0]} (${this.#out[1]} bytes)`)
+      const [version, length] = this.#out
+      throw failure('ERR_OUT_OF_RANGE', { argument: 'buffer', room: buffer.byteLength, version, length })
     }
     return { version: this.#out[0], length: this.#out[1] }
   }
@@ -239,12 +228,10 @@ class Section {
     if (this.#claimed) return
     const handle = this.#open()
     // Before lock(): a read-only table must not create the claim lock (as this user) on its way to failing.
-    if (this.#table.readOnly) throw codedError(Error, 'ERR_SHM_READ_ONLY', 'A table attached read-only cannot claim a section')
+    if (this.#table.readOnly) throw failure('ERR_SHM_READ_ONLY', { operation: 'claim' })
     const holder = binding.sectionClaim(handle, this.#where, this.#table.lock(), true)
     if (holder !== 0) {
-      throw codedError(Error, 'ERR_SHM_SECTION_BUSY',
-        `Section '${this.name}' of table ${hex(this.#table.key)} is claimed by process ${holder}, which is alive` +
-        (holder === process.pid ? ' (this process, through another object)' : ''))
+      throw failure('ERR_SHM_SECTION_BUSY', { key: this.#table.key, section: this.name, pid: holder })
     }
     this.#claimed = true
   }
@@ -260,7 +247,7 @@ class Section {
   publish (data) {
     const handle = this.#open()
     if (!this.#claimed) {
-      throw codedError(Error, 'ERR_SHM_NOT_WRITER', `Claim section '${this.name}' before publishing to it`)
+      throw failure('ERR_SHM_NOT_WRITER', { section: this.name })
     }
     return binding.sectionPublish(handle, this.#where, data)
   }
@@ -322,21 +309,19 @@ class Section {
  */
 function create (key, { mode = 0o644, sections } = {}) {
   if (key === 0) {
-    throw codedError(RangeError, 'ERR_OUT_OF_RANGE',
-      'The value of "key" is out of range. It must not be 0 (IPC_PRIVATE): no other process could attach the table')
+    throw failure('ERR_OUT_OF_RANGE', { argument: 'key' })
   }
   if (!Array.isArray(sections) || sections.length === 0 || sections.length > MAX_SECTIONS) {
-    throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "sections" option must be an array of 1 to ${MAX_SECTIONS} { name, size } objects`)
+    throw failure('ERR_INVALID_ARG_TYPE', { max: MAX_SECTIONS })
   }
   const seen = new Set()
   for (const { name, size } of sections) {
     // A lone surrogate would be written as U+FFFD: the table would not hold the name given.
     if (typeof name !== 'string' || !name || Buffer.byteLength(name) > NAME_SIZE || name.includes('\0') || seen.has(name) || Buffer.from(name).toString() !== name) {
-      throw codedError(RangeError, 'ERR_INVALID_ARG_VALUE',
-        `Section names must be distinct strings of 1 to ${NAME_SIZE} UTF-8 bytes without NUL; got ${JSON.stringify(name)}`)
+      throw failure('ERR_INVALID_ARG_VALUE', { name, max: NAME_SIZE })
     }
     if (!Number.isSafeInteger(size) || size < 1) {
-      throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `Section ${JSON.stringify(name)} needs a size >= 1 (an integer); got ${size}`)
+      throw failure('ERR_OUT_OF_RANGE', { argument: 'size', name, size })
     }
     seen.add(name)
   }
@@ -359,7 +344,7 @@ function attach (key, { readOnly = false } = {}) {
 
 /** Deletes a section table: its segment and its claim lock. */
 function remove (key) {
-  explained(() => binding.removeKeySHM(key), { key })
+  binding.removeKeySHM(key)
   try {
     binding.sectionLockRemove(key)
   } catch (error) {
