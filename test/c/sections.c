@@ -37,6 +37,7 @@
 #include "../../src/sections-posix.c"
 #include "../../src/copy.c"
 #include "../../src/sections.c"
+#include "control-block.h"
 #include "harness.h"
 
 #include <pthread.h>
@@ -54,24 +55,6 @@ enum {
   DATA1 = 5376 + 24, /* align64(DATA0 + CAPACITY) + 24 */
   SEGMENT_SIZE = DATA1 + CAPACITY
 };
-enum { COMMIT = 0, CLAIM = 8, FLAGS = 20, SLOT0 = 64, SLOT1 = 128 };
-enum { SEQ = 0, VERSION = 8, LENGTH = 16, PID = 32 };
-
-static unsigned char *ctrl(const shmsect_t *s, unsigned offset) {
-  return s->base + s->control + offset;
-}
-static uint64_t rd64(const unsigned char *p) {
-  uint64_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-static uint32_t rd32(const unsigned char *p) {
-  uint32_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-static void wr64(unsigned char *p, uint64_t v) { memcpy(p, &v, sizeof v); }
-static void wr32(unsigned char *p, uint32_t v) { memcpy(p, &v, sizeof v); }
 
 static double now_ms(void) {
   struct timespec ts;
