@@ -706,16 +706,21 @@ static void test_wait_timeout(const shmsect_t *s) {
   ok(took >= 49 && took < 2000, "... after its timeout (%.1f ms)", took);
 }
 
+/* Starts a thread waiting on s from its current version, and gives it 50 ms to fall asleep. */
+static void start_waiter(pthread_t *t, job_t *w, const shmsect_t *s, int64_t timeout_ms) {
+  memset(w, 0, sizeof *w);
+  w->s = s;
+  w->since = shmsect_version(s);
+  w->timeout_ms = timeout_ms;
+  start(t, waiter_main, w);
+  sleep_ms(50);
+}
+
 static void test_wait_thread(const shmsect_t *s, uint64_t self, int64_t timeout_ms) {
   static job_t w;
   pthread_t t;
   double published;
-  memset(&w, 0, sizeof w);
-  w.s = s;
-  w.since = shmsect_version(s);
-  w.timeout_ms = timeout_ms;
-  start(&t, waiter_main, &w);
-  sleep_ms(50);
+  start_waiter(&t, &w, s, timeout_ms);
   published = now_ms();
   publish_next(s, self);
   pthread_join(t, NULL);
@@ -728,12 +733,7 @@ static void test_wait_cancel(const shmsect_t *s) {
   static job_t w;
   pthread_t t;
   double cancelled;
-  memset(&w, 0, sizeof w);
-  w.s = s;
-  w.since = shmsect_version(s);
-  w.timeout_ms = -1;
-  start(&t, waiter_main, &w);
-  sleep_ms(50);
+  start_waiter(&t, &w, s, -1);
   cancelled = now_ms();
   __atomic_store_n(&w.cancel, 1, __ATOMIC_RELAXED);
   shmsect_wake(s);
