@@ -18,7 +18,7 @@ const SANITIZERS = {
   TSAN_OPTIONS: 'halt_on_error=1'
 }
 
-const make = (...targets) => spawnSync('make', ['-s', '-C', DIR, ...targets], { encoding: 'utf8' })
+const make = (...targets) => spawnSync('make', ['-s', '-j2', '-C', DIR, ...targets], { encoding: 'utf8' })
 
 /** The C programs' keys are 0x6Cpppp00-0x6Cppppff, pppp = pid & 0xffff (harness.c). */
 const keyBase = (pid) => (0x6c000000 | ((pid & 0xffff) << 8)) >>> 0
