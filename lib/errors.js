@@ -136,7 +136,8 @@ const WORDS = {
   ERR_SHM_CLOSED: ({ key, id }) => id === undefined
     ? `The section table ${hex(key)} is closed`
     : `The segment with key ${hex(key)} (id ${id}) is closed`,
-  ERR_SHM_READ_ONLY: ({ operation }) => ({
+  ERR_SHM_READ_ONLY: ({ operation, key }) => ({
+    write: `The segment with key ${hex(key)} was opened read-only ('a') and cannot be written; open it with 'w' or 'c' to write`,
     view: "A segment opened read-only ('a') has no view: a write through it would crash the process. " +
       "Use read() or readInto(), or open it with 'w'",
     publish: 'A table attached read-only cannot publish',
