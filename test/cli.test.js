@@ -237,7 +237,7 @@ t.test('write KEY [--offset N] < FILE', async (t) => {
   t.equal(ok(t, ['write', key, '--offset', 12], { input: 'pipe' }), `wrote 4 bytes at offset 12 of ${hex(key)}\n`, 'a pipe, at --offset')
   t.equal(ok(t, ['write', key, '--offset', 16], { input: '' }), `wrote 0 bytes at offset 16 of ${hex(key)}\n`, 'nothing, at the end')
   t.equal(seg.read().toString(), 'from a file\0pipe')
-  fails(t, ['write', key, '--offset', 13], 2, `4 bytes at offset 13 do not fit in the segment (16 bytes); nothing was written`,
+  fails(t, ['write', key, '--offset', 13], 2, '4 bytes at offset 13 do not fit in the segment (16 bytes); nothing was written',
     { input: 'more' })
   fails(t, ['write', key], 2, '17 bytes at offset 0 do not fit in the segment (16 bytes); nothing was written',
     { input: 'seventeen bytes!!' })

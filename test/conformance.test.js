@@ -422,7 +422,7 @@ const ROOT_ROWS = [
 
   // §1, §7: detaching
   {
-    ref: '§1', name: "freeing a handle (PHP: unset; addon: closeSHM) detaches it and nothing else",
+    ref: '§1', name: 'freeing a handle (PHP: unset; addon: closeSHM) detaches it and nothing else',
     run: (K) => [
       [['open', 'h', K(), 'c', 0o600, 100], ok(100)],
       [['open', 'w', K(), 'w', 0, 0], ok(100)],
