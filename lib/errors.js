@@ -2,7 +2,7 @@
 // ShmError: an operating-system failure, explained. The addon reports what
 // failed (code, errno, syscall, key); this adds what it means and what to do.
 
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('./util')
 
 class ShmError extends Error {
   constructor (message, { code, errno, syscall, key, cause }) {

@@ -7,6 +7,7 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { cleanupAfter, segments, removeId } = require('./helpers')
+const { RANGES, keyRange } = require('./keys')
 
 const DIR = path.join(__dirname, 'c')
 const COV = path.join(DIR, 'build', 'cov')
@@ -14,12 +15,10 @@ const SANITIZERS = { ASAN_OPTIONS: 'detect_leaks=1', UBSAN_OPTIONS: 'print_stack
 
 const make = (...targets) => spawnSync('make', ['-s', '-C', DIR, ...targets], { encoding: 'utf8' })
 
-/** The C programs' keys are 0x6Cpppp00-0x6Cppppff, pppp = pid & 0xffff (harness.c). */
-const keyBase = (pid) => (0x6c000000 | ((pid & 0xffff) << 8)) >>> 0
-
 /** Segments a test program left: its keys, or private ones it created. */
 function leftBy (pid) {
-  return segments().filter((s) => ((s.key >>> 0) & 0xffffff00) === keyBase(pid) || (s.key === 0 && s.cpid === pid))
+  const keys = keyRange(RANGES.cTests, pid) // harness.c's keys
+  return segments().filter((s) => keys.owns(s.key) || (s.key === 0 && s.cpid === pid))
 }
 
 /** Parses TAP: the plan, the test lines, and any "Bail out!". */

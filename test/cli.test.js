@@ -17,7 +17,7 @@ const CLI = path.join(__dirname, '..', 'bin', 'nodejs-shm.js')
 const HOLDER = path.join(__dirname, 'fixtures', 'modern-holder.js')
 const MiB = 1 << 20
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('../lib/util')
 const KEY_HELP = "KEY is decimal (1577058305), hex (0x5e000001), or PATH:CHAR (ftok, as PHP's ftok()).\n"
 const USAGES = {
   ls: 'ls [--json]',

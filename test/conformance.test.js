@@ -25,6 +25,7 @@ const path = require('node:path')
 const {
   ADDON, NOBODY, shm, keyFor, segments, removeId, cleanupAfter, requirePHP, unprivileged
 } = require('./helpers')
+const { hex } = require('../lib/util')
 
 cleanupAfter(t)
 requirePHP()
@@ -653,9 +654,8 @@ function fromNode (op, args, outcome, key) {
   }
   if (outcome.fail) {
     const { code, errno, syscall, key: errorKey, message } = outcome.fail
-    const hex = `0x${(key >>> 0).toString(16).padStart(8, '0')}`
     const wellFormed = errno === -os.constants.errno[code] && errorKey === key &&
-      message.startsWith(`${code}: `) && message.includes(hex) && message.includes(`(${key})`) &&
+      message.startsWith(`${code}: `) && message.includes(hex(key)) && message.includes(`(${key})`) &&
       message.endsWith(`${syscall}: ${STRERROR[code]}`)
     return wellFormed ? fail(syscall, code) : { fail: syscall, errno: code, malformed: outcome.fail }
   }

@@ -10,7 +10,7 @@ const { keyFor, segments, segmentByKey, cleanupAfter, php, requirePHP, asNobody 
 
 cleanupAfter(t)
 
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('../lib/util')
 const FIELDS = ['key', 'id', 'size', 'mode', 'uid', 'gid', 'cuid', 'cgid', 'cpid', 'lpid', 'attachments', 'atime',
   'dtime', 'ctime', 'markedForDeletion']
 

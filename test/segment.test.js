@@ -12,7 +12,7 @@ const { keyFor, segmentByKey, segmentById, cleanupAfter, unprivilegedPackage, as
 cleanupAfter(t)
 
 const FIXTURES = path.join(__dirname, 'fixtures')
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('../lib/util')
 
 /** open() that closes the Segment when the test ends. */
 function open (t, ...args) {

@@ -1,22 +1,16 @@
 'use strict'
-/*
- * copy: the C micro-benchmark (copy.c). It times glibc's memcpy, shmop.c's
- * shmop_copy and "pieces" (shmop_copy's algorithm with its pieces handed to
- * glibc's memcpy, see copy.c) at every page distance d = (dst - src) mod 4096
- * in 0..63, at 10 KB and 100 KB, with glibc's defaults and again with
- * rep movsb switched off for these sizes (GLIBC_TUNABLES raising
- * glibc.cpu.x86_rep_movsb_threshold), which shows whether a slow distance is
- * rep movsb's doing. The binary is built by gcc -O2 into bench/build/
- * (ignored by git through .gitignore's build/), linking ../shmop.c as it is now.
- */
+// copy: glibc's memcpy, shmop_copy and "pieces" at every page distance
+// 0..64, with glibc's defaults and with rep movsb off (copy.c, built by gcc
+// into bench/build/ with ../../shmop.c as it is now). What it found and why:
+// docs/performance.md, "The memcpy trap".
 const fs = require('node:fs')
 const path = require('node:path')
-const { spawn, spawnSync } = require('node:child_process')
-const { median } = require('./harness')
+const { spawnSync } = require('node:child_process')
+const { median, buckets } = require('../harness')
+const { output, jsonLines } = require('../peers/children')
 
-const ROOT = path.join(__dirname, '..')
-const OUT_DIR = path.join(__dirname, 'build')
-const BINARY = path.join(OUT_DIR, 'copy')
+const ROOT = path.join(__dirname, '..', '..')
+const BINARY = path.join(__dirname, '..', 'build', 'copy') // bench/build/ is ignored by git
 const SIZES = [10 * 1024, 100 * 1024]
 const FNS = ['memcpy', 'shmop_copy', 'pieces']
 const BUCKETS = [[0, 0], [1, 15], [16, 31], [32, 63], [64, 64]]
@@ -26,28 +20,15 @@ const TARGET = 1.3
 const NO_REP_MOVSB = 'glibc.cpu.x86_rep_movsb_threshold=0x10000000'
 
 function build () {
-  fs.mkdirSync(OUT_DIR, { recursive: true })
-  const args = ['-O2', '-std=c99', '-Wall', '-Wextra', `-I${ROOT}`,
-    path.join(__dirname, 'copy.c'), path.join(ROOT, 'shmop.c'), '-o', BINARY]
+  fs.mkdirSync(path.dirname(BINARY), { recursive: true })
+  const args = ['-O2', '-std=c99', '-Wall', '-Wextra', `-I${ROOT}`, path.join(__dirname, 'copy.c'), path.join(ROOT, 'shmop.c'), '-o', BINARY]
   const r = spawnSync('gcc', args, { encoding: 'utf8' })
   if (r.error) return `gcc not found (${r.error.code})`
   if (r.status !== 0) return `gcc failed:\n${r.stderr}`
   return null
 }
 
-function runBinary (args, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BINARY, args, { env, stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.setEncoding('utf8')
-    child.stdout.on('data', (chunk) => { out += chunk })
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (code !== 0) return reject(new Error(`copy.c exited with ${signal || code}`))
-      resolve(out.trim().split('\n').map((line) => JSON.parse(line)))
-    })
-  })
-}
+const runBinary = async (args, env) => jsonLines(await output(BINARY, args, { env, label: 'copy.c' }))
 
 /*
  * Times worst and best again, alternating, in opts.rounds groups of
@@ -110,10 +91,7 @@ function analyse (records) {
         vsMemcpyMedian: median(vs),
         vsMemcpyMax: Math.max(...vs),
         vsMemcpyMaxAt: perD[vs.indexOf(Math.max(...vs))].d,
-        buckets: BUCKETS.map(([lo, hi]) => {
-          const inside = perD.filter((p) => p.d >= lo && p.d <= hi).map((p) => p.ns)
-          return { from: lo, to: hi, median: inside.length ? median(inside) : null }
-        }),
+        buckets: buckets(BUCKETS, perD.map((p) => [p.d, p.ns])),
         perD
       })
     }
@@ -122,7 +100,6 @@ function analyse (records) {
 }
 
 module.exports = {
-  name: 'copy',
   title: 'C: memcpy, shmop_copy and "pieces" at page distances 0..64',
   legend: [
     'd = (dst − src) mod 4096, 0..64; both buffers page-aligned anonymous memory, warm; ns per copy, median over rounds per d.',
@@ -137,7 +114,7 @@ module.exports = {
       kind: 'custom',
       name: 'copy.c',
       async run ({ opts, progress }) {
-        progress('building bench/build/copy (gcc -O2, ../shmop.c)')
+        progress('building bench/build/copy (gcc -O2, shmop.c)')
         const failure = build()
         if (failure) return { skipped: failure }
         const envs = [

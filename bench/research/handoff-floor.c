@@ -1,5 +1,6 @@
 /*
- * handoff-floor.c: the floors under the handoff benchmark (bench/handoff.js),
+ * handoff-floor.c: the floors under the handoff benchmark (bench/handoff.js;
+ * run by bench/research/floor.js),
  * in plain C between two processes (fork), with the same method as the Node
  * and PHP rows: the writer sleeps a random gap, takes t0 = CLOCK_MONOTONIC,
  * writes it into the payload and hands the payload over; the reader takes t1
