@@ -65,13 +65,13 @@ function options (args) {
   try {
     parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true })
   } catch (error) {
-    throw new Error(`${error.message}\n\n${USAGE}`)
+    throw Object.assign(new Error(`${error.message}\n\n${USAGE}`), { usage: true })
   }
   const v = parsed.values
   const number = (name, quick, slow) => {
     if (v[name] === undefined) return v.quick ? quick : slow
     const n = Number(v[name])
-    if (!(n > 0)) throw new Error(`--${name} needs a positive number`)
+    if (!(n > 0)) throw Object.assign(new Error(`--${name} needs a positive number`), { usage: true })
     return n
   }
   const sampleMs = number('sample-ms', 5, 10)
@@ -189,6 +189,6 @@ process.stdout.on('error', (error) => {
 
 main().catch((error) => {
   shm.cleanup()
-  process.stderr.write(`bench: ${error && error.stack ? error.stack : error}\n`)
-  process.exit(1)
+  process.stderr.write(`bench: ${error.usage ? error.message : error && error.stack ? error.stack : error}\n`)
+  process.exit(error.usage ? 2 : 1)
 })

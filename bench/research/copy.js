@@ -6,7 +6,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { median, buckets } = require('../harness')
+const { median, summary, buckets } = require('../harness')
 const { output, jsonLines } = require('../peers/children')
 
 const ROOT = path.join(__dirname, '..', '..')
@@ -47,7 +47,7 @@ async function confirm (row, env, opts) {
     const best = inGroup.filter((s) => s.d === row.best.d).map((s) => s.ns)
     if (worst.length && best.length) ratios.push(row.worst.d === row.best.d ? 1 : median(worst) / median(best))
   }
-  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) }
+  return summary(ratios)
 }
 
 /** Per (size, fn, d): median ns over rounds, and median over rounds of ns / memcpy's ns. */
