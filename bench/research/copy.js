@@ -6,7 +6,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { median, summary, buckets } = require('../harness')
+const { median, summary, buckets, argBest } = require('../harness')
 const { output, jsonLines } = require('../peers/children')
 
 const ROOT = path.join(__dirname, '..', '..')
@@ -53,35 +53,22 @@ async function confirm (row, env, opts) {
 /** Per (size, fn, d): median ns over rounds, and median over rounds of ns / memcpy's ns. */
 function analyse (records) {
   const samples = records.filter((r) => r.type === 'sample')
-  const byKey = new Map()
-  for (const s of samples) {
-    const key = `${s.size} ${s.d} ${s.round}`
-    if (!byKey.has(key)) byKey.set(key, {})
-    byKey.get(key)[s.fn] = s.ns
-  }
+  const cell = (s) => `${s.size} ${s.d} ${s.round}`
+  const memcpyNs = new Map(samples.filter((s) => s.fn === 'memcpy').map((s) => [cell(s), s.ns]))
   const rows = []
   for (const size of SIZES) {
     for (const fn of FNS) {
       const perD = []
       for (let d = 0; d <= DMAX; d++) {
-        const ns = []
-        const vsMemcpy = []
-        for (const [key, cell] of byKey) {
-          const [s, dd] = key.split(' ').map(Number)
-          if (s !== size || dd !== d || cell[fn] === undefined) continue
-          ns.push(cell[fn])
-          if (cell.memcpy) vsMemcpy.push(cell[fn] / cell.memcpy)
-        }
-        if (ns.length) perD.push({ d, ns: median(ns), vsMemcpy: median(vsMemcpy) })
+        const mine = samples.filter((s) => s.size === size && s.fn === fn && s.d === d)
+        const vsMemcpy = mine.map((s) => s.ns / memcpyNs.get(cell(s))).filter(Number.isFinite)
+        if (mine.length) perD.push({ d, ns: median(mine.map((s) => s.ns)), vsMemcpy: median(vsMemcpy) })
       }
       if (!perD.length) continue
-      let best = perD[0]
-      let worst = perD[0]
-      for (const p of perD) {
-        if (p.ns < best.ns) best = p
-        if (p.ns > worst.ns) worst = p
-      }
+      const ns = perD.map((p) => p.ns)
       const vs = perD.map((p) => p.vsMemcpy)
+      const best = perD[argBest(ns)]
+      const worst = perD[argBest(ns, -1)]
       rows.push({
         size,
         fn,
@@ -90,7 +77,7 @@ function analyse (records) {
         sweepRatio: worst.ns / best.ns,
         vsMemcpyMedian: median(vs),
         vsMemcpyMax: Math.max(...vs),
-        vsMemcpyMaxAt: perD[vs.indexOf(Math.max(...vs))].d,
+        vsMemcpyMaxAt: perD[argBest(vs, -1)].d,
         buckets: buckets(BUCKETS, perD.map((p) => [p.d, p.ns])),
         perD
       })
@@ -103,7 +90,7 @@ module.exports = {
   title: 'C: memcpy, shmop_copy and "pieces" at page distances 0..64',
   legend: [
     'd = (dst − src) mod 4096, 0..64; both buffers page-aligned anonymous memory, warm; ns per copy, median over rounds per d.',
-    'memcpy: glibc. shmop_copy: ../shmop.c as built by gcc -O2. pieces: shmop_copy\'s algorithm with each piece passed to glibc\'s memcpy (what shmop_copy costs when gcc does not expand its fixed-size memcpy inline).',
+    'memcpy: glibc. shmop_copy: shmop.c as built by gcc -O2. pieces: shmop_copy\'s algorithm with each piece passed to glibc\'s memcpy (what shmop_copy costs when gcc does not expand its fixed-size memcpy inline).',
     '÷ memcpy: per d, the ratio to memcpy timed back to back in the same round; median over d, and the largest (at d).',
     'worst ÷ best: per-d medians; "confirmed": worst and best d timed again, alternating (median and min–max over rounds; the result uses it).',
     `Result: for memcpy, "trap" when confirmed worst ÷ best > ${TRAP}× (the trap measured on AMD Zen 4 is 14–27×); a smaller spread, with d=64 as fast as d=0, is the cost of src and dst not sharing their alignment mod 64.`,
