@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const shm = require('..')
-const { keyFor, segmentByKey, segmentById, cleanupAfter, removeId, unprivilegedPackage } = require('./helpers')
+const { keyFor, segmentByKey, segmentById, cleanupAfter, removeId, unprivilegedPackage, openSegment: open } = require('./helpers')
 
 cleanupAfter(t)
 
@@ -47,12 +47,6 @@ function fails (t, args, status, line, options) {
   const run = cli(args, options)
   t.same({ status: run.status, stderr: run.stderr, stdout: String(run.stdout) }, { status, stderr: `nodejs-shm: ${line}\n`, stdout: '' },
     `nodejs-shm ${args.join(' ')} exits with ${status}`)
-}
-
-function open (t, ...args) {
-  const seg = shm.open(...args)
-  t.teardown(() => seg.close())
-  return seg
 }
 
 function tempDir (t) {

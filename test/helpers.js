@@ -57,6 +57,21 @@ function cleanupTablesAfter (t) {
   process.once('exit', remove)
 }
 
+/** shm.open(...args) through the package (require('..')), closed when the test ends. */
+function openSegment (t, ...args) {
+  const seg = require(ROOT).open(...args)
+  t.teardown(() => seg.close())
+  return seg
+}
+
+/** openSHM() in this process, asserted to succeed; the handle is closed when the test ends. */
+function openHandle (t, key, flags, mode, size) {
+  const handle = shm.openSHM(key, flags, mode, size)
+  t.ok(handle >= 1, `openSHM(${key}, '${flags}') in this process`, { error: shm.lastErrorSHM() })
+  t.teardown(() => shm.closeSHM(handle))
+  return handle
+}
+
 /** Runs PHP code (php -r) or a script file; returns { status, stdout, stderr }. */
 function php (args, options = {}) {
   const result = spawnSync('php', args, { encoding: 'utf8', ...options })
@@ -141,6 +156,8 @@ module.exports = {
   semaphores,
   semaphoreByKey,
   cleanupTablesAfter,
+  openSegment,
+  openHandle,
   php,
   requirePHP,
   unprivileged,
