@@ -6,7 +6,7 @@
 // a message. (The original six functions keep their own contract and words:
 // shm.cc and lastErrorSHM().)
 
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('./util')
 
 class ShmError extends Error {
   constructor (message, { code, errno, syscall, key, cause }) {

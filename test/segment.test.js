@@ -7,19 +7,12 @@ const path = require('node:path')
 const { inspect } = require('node:util')
 const shm = require('..')
 const addon = require('../build/Release/shm.node')
-const { keyFor, segmentByKey, segmentById, cleanupAfter, unprivilegedPackage, asNobody } = require('./helpers')
+const { keyFor, segmentByKey, segmentById, cleanupAfter, unprivilegedPackage, asNobody, openSegment: open } = require('./helpers')
 
 cleanupAfter(t)
 
 const FIXTURES = path.join(__dirname, 'fixtures')
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
-
-/** open() that closes the Segment when the test ends. */
-function open (t, ...args) {
-  const seg = shm.open(...args)
-  t.teardown(() => seg.close())
-  return seg
-}
+const { hex } = require('../lib/util')
 
 /** Runs fn, which must throw; returns what it threw. */
 function thrown (fn) {
