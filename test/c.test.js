@@ -28,7 +28,7 @@ function leftBy (pid) {
 }
 
 /** Semaphore sets (claim locks) a test program left under its keys. */
-const semaphoresLeftBy = (pid) => semaphores().filter((s) => ((s.key >>> 0) & 0xffffff00) === keyBase(pid))
+const semaphoresLeftBy = (pid) => semaphores().filter((s) => keyRange(RANGES.cTests, pid).owns(s.key))
 
 /** Parses TAP: the plan (and whether it came before every test line), the test lines, and any "Bail out!". */
 function parseTap (stdout) {
