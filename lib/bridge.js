@@ -126,6 +126,7 @@ class Bridge {
     const firsts = [...this.#sections.values()].map((s) => new Promise((resolve) => { s.first = resolve }))
     this.#client = createClient({
       url: this.#o.redis,
+      RESP: 2, // replies as arrays (node-redis 6 defaults to RESP3, whose maps differ)
       socket: { reconnectStrategy: (tries) => Math.min(100 * 2 ** tries, MAX_BACKOFF) },
       commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } }
     })
