@@ -75,8 +75,8 @@ function check (options) {
   if (!Number.isInteger(table) || table === 0) {
     throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "table" option must be a section table's key (a non-zero integer); got ${table}`)
   }
-  const names = [...out, ...into]
-  if (!Array.isArray(out) || !Array.isArray(into) || names.length === 0 || names.some((n) => typeof n !== 'string' || !n) || new Set(names).size !== names.length) {
+  const names = Array.isArray(out) && Array.isArray(into) ? [...out, ...into] : []
+  if (names.length === 0 || names.some((n) => typeof n !== 'string' || !n) || new Set(names).size !== names.length) {
     throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE', 'The "exports" and "imports" options must name at least one section, each once, in one direction')
   }
   if (typeof namespace !== 'string' || !/^[^:{}\s]+$/.test(namespace)) {
@@ -154,13 +154,15 @@ class Bridge {
     if (!this.#running) return
     this.#running = false
     this.#stop.abort()
-    this.#blocking.destroy() // ends a pending XREAD BLOCK
-    await Promise.all(this.#loops)
     if (this.#redisUp) {
-      await Promise.all([...this.#sections.values()].filter((s) => s.holder === this.owner)
-        .map((s) => this.#eval(RELEASE, [s.keys.lease], [this.owner]).catch(ignore)))
+      const leases = [...this.#sections.values()].filter((s) => s.holder === this.owner)
+      await Promise.race([Promise.all(leases.map((s) => this.#eval(RELEASE, [s.keys.lease], [this.owner]))), sleep(1000, null, { ref: false })])
+        .catch(ignore)
     }
+    // Ends a pending XREAD BLOCK, and commands waiting for Redis to come back.
+    this.#blocking.destroy()
     this.#client.destroy()
+    await Promise.all(this.#loops)
     this.#table?.close()
   }
 
