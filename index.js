@@ -5,6 +5,7 @@ const { Segment, open } = require('./lib/segment')
 const { ShmError } = require('./lib/errors')
 const { stat, list, ftok, remove } = require('./lib/introspect')
 const sections = require('./lib/sections')
+const { bridge, Bridge } = require('./lib/bridge') // needs @redis/client only when a bridge starts
 
 module.exports = {
   open,
@@ -13,6 +14,8 @@ module.exports = {
   ftok,
   remove,
   sections,
+  bridge,
+  Bridge,
   Segment,
   ShmError,
   // The original API (see README, "Compatibility with the original API").
