@@ -13,6 +13,7 @@ const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { once } = require('node:events')
 const readline = require('node:readline')
+const fs = require('node:fs')
 const { createClient, RESP_TYPES } = require('@redis/client')
 const shm = require('..')
 const { Bridge, bridge, keys } = require('../lib/bridge')
@@ -298,4 +299,18 @@ t.test('the bridge command: --json status lines, logs on stderr, SIGTERM, usage 
     t.equal(code, message.source.includes('leaseMs') ? 1 : 2, args.join(' '))
     t.match(child.err, message)
   }
+})
+
+t.test('the README\'s bridge example runs', async (t) => {
+  const redis = await redisServer(t)
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  const code = /## Across hosts[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)[1]
+    .replaceAll('redis://redis.internal:6379', redis.url).replaceAll('0x5e000100', String(keyFor(10)))
+  table(t, 10, [{ name: 'prices', size: 100 }])
+  const lines = []
+  const AsyncFunction = (async () => {}).constructor
+  const run = new AsyncFunction('require', 'console', code + '\nreturn { state, version, remoteVersion, lagMs }')
+  const seen = await run((name) => require(name === 'nodejs-shm' ? '..' : name), { error: (line) => lines.push(line) })
+  t.same(seen, { state: 'waiting for the first export', version: 0, remoteVersion: 0, lagMs: null })
+  t.same(lines, [])
 })
