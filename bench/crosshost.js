@@ -117,7 +117,7 @@ async function viaRedis (port, bytes, count, gapMs) {
 }
 
 /** Both paths for one size, interleaved in `rounds` halves. */
-async function measure (bytes, { count = 200, gapMs = 5, rounds = 2 } = {}) {
+async function measure (bytes, { count = 200, gapMs = 20, rounds = 2 } = {}) {
   const port = await freePort()
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   try {

@@ -34,6 +34,20 @@ return redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '*', unpack(ARGV, 4))`
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
+/** @redis/client, an optional peer dependency: only bridges need it. */
+function requireClient () {
+  try {
+    return require('@redis/client')
+  } catch (error) {
+    /* c8 ignore next 3 -- tests have the client; bridge.test.js runs a copy of the package without it (not counted) */
+    if (error.code !== 'MODULE_NOT_FOUND') throw error
+    throw codedError(Error, 'ERR_SHM_BRIDGE_NO_CLIENT', 'The bridge needs the Redis client @redis/client (node-redis): npm install @redis/client')
+  }
+}
+
+/** A Redis URL without its password, for logs. */
+const shown = (url) => url.replace(/\/\/[^@/]*@/, '//')
+
 /** The Redis keys of a section: { stream, lease }. */
 function keys (namespace, name) {
   const base = `${PREFIX}:{${namespace}}`
@@ -116,7 +130,7 @@ class Bridge {
       for (const name of names) {
         this.#sections.set(name, {
           name, direction, keys: keys(this.#o.namespace, name), state: 'starting', error: null,
-          section: null, version: 0, remoteVersion: 0, streamId: null, lagMs: null, holder: null, retryAt: 0, first: null, kick: ignore
+          section: null, synced: false, version: 0, remoteVersion: 0, streamId: null, lagMs: null, holder: null, retryAt: 0, first: ignore, kick: ignore
         })
       }
     }
@@ -124,7 +138,7 @@ class Bridge {
 
   /** Connects and starts every section; resolves once each has made its first attempt (see status()). */
   async start () {
-    const redis = require('@redis/client') // optional peer dependency: only bridges need it
+    const redis = requireClient()
     const { createClient, RESP_TYPES } = redis
     // A command cut off by a lost connection: said once by the 'error' event, not again per section.
     const lost = [redis.SocketClosedUnexpectedlyError, redis.ClientClosedError, redis.DisconnectsClientError]
@@ -189,12 +203,12 @@ class Bridge {
 
   #redisDown (error) {
     // One line per outage: null means "down, and said so" until the next 'ready'.
-    if (this.#redisUp !== null) this.#log(`redis ${this.#o.redis}: ${error.message}; reconnecting with back-off`)
+    if (this.#redisUp !== null) this.#log(`redis ${shown(this.#o.redis)}: ${error.message}; reconnecting with back-off`)
     this.#redisUp = null
   }
 
   #redisReady () {
-    if (this.#redisUp === null) this.#log(`redis ${this.#o.redis}: connected again`)
+    if (this.#redisUp === null) this.#log(`redis ${shown(this.#o.redis)}: connected again`)
     this.#redisUp = true
     // Redis may have restarted empty: every exporter checks its lease and stream again.
     for (const s of this.#sections.values()) {
@@ -214,14 +228,15 @@ class Bridge {
     if (s.error) this.#say(`section '${s.name}' (${s.direction}): ${state === 'ok' ? 'working again' : state}`, s.name)
     s.state = state
     s.error = null
-    s.first?.()
+    s.first()
   }
 
   #fail (s, error, state = 'retrying') {
+    s.first()
+    if (!this.#running) return // a command cut off by close(): the last status stays what it was
     s.state = state
     s.error = error.message
     if (!this.#lost(error)) this.#say(`section '${s.name}' (${s.direction}): ${error.message}`, s.name)
-    s.first?.()
   }
 
   /** The local table, attached once (read-write: imports claim, exports read). */
@@ -293,7 +308,7 @@ class Bridge {
         s.section ??= this.#localTable().section(s.name)
         s.section.claim()
         s.backoff = null
-        s.streamId = null // read the latest entry first
+        s.synced = false // read the latest entry first
       } catch (error) {
         s.backoff ??= new Backoff()
         s.retryAt = Date.now() + s.backoff.next()
@@ -310,11 +325,15 @@ class Bridge {
         this.#prepareImports()
         const ready = imports.filter((s) => s.section?.claimed)
         for (const s of ready) {
-          if (s.streamId !== null) continue
+          if (s.synced) continue
           const [last] = await this.#client.sendCommand(['XREVRANGE', s.keys.stream, '+', '-', 'COUNT', '1'])
-          if (last) this.#apply(s, decodeEntry(last), true)
-          else this.#ok(s, 'waiting for the first export')
-          s.streamId ??= '0-0'
+          if (last) {
+            this.#apply(s, decodeEntry(last), true)
+          } else {
+            s.streamId = '0-0'
+            this.#ok(s, 'waiting for the first export')
+          }
+          s.synced = true
         }
         const waitMs = Math.max(1, Math.min(BLOCK_MS, ...imports.filter((s) => !s.section?.claimed).map((s) => s.retryAt - Date.now())))
         if (!ready.length) {
@@ -331,7 +350,7 @@ class Bridge {
       } catch (error) {
         for (const s of imports) {
           if (s.section?.claimed) {
-            s.streamId = null // after Redis comes back: the latest entry first
+            s.synced = false // after Redis comes back: the latest entry first
             this.#fail(s, error)
           }
         }

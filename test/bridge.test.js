@@ -14,11 +14,12 @@ const { spawn } = require('node:child_process')
 const { once } = require('node:events')
 const readline = require('node:readline')
 const fs = require('node:fs')
+const os = require('node:os')
 const { createClient, RESP_TYPES } = require('@redis/client')
 const shm = require('..')
 const { Bridge, bridge, keys } = require('../lib/bridge')
 const { keyFor, cleanupTablesAfter, ROOT } = require('./helpers')
-const { redisServer } = require('./redis')
+const { redisServer, freePort } = require('./redis')
 
 cleanupTablesAfter(t)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -313,4 +314,31 @@ t.test('the README\'s bridge example runs', async (t) => {
   const seen = await run((name) => require(name === 'nodejs-shm' ? '..' : name), { error: (line) => lines.push(line) })
   t.same(seen, { state: 'waiting for the first export', version: 0, remoteVersion: 0, lagMs: null })
   t.same(lines, [])
+})
+
+t.test('logs never show the Redis password', async (t) => {
+  const port = await freePort()
+  const lines = []
+  const b = new Bridge({ redis: `redis://user:secret@127.0.0.1:${port}`, table: keyFor(11), exports: ['p'], log: (line) => lines.push(line) })
+  await b.start() // resolves: the table is missing
+  await until(() => lines.some((line) => line.startsWith('redis ')), 5000, 'the outage line')
+  t.notMatch(lines.join('\n'), /secret/)
+  t.match(lines.join('\n'), `redis redis://127.0.0.1:${port}: `)
+  await b.close()
+})
+
+t.test('without @redis/client installed, the bridge says what to install', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodejs-shm-noredis-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  for (const file of ['index.js', 'package.json', 'build/Release/shm.node', ...['lib', 'bin'].flatMap((d) => fs.readdirSync(path.join(ROOT, d)).map((f) => `${d}/${f}`))]) {
+    fs.mkdirSync(path.join(dir, path.dirname(file)), { recursive: true })
+    fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))
+  }
+  const { NODE_OPTIONS, ...env } = process.env // tap's loaders live in the checkout's node_modules
+  const child = spawn(process.execPath, [path.join(dir, 'bin', 'nodejs-shm.js'), 'bridge', '--redis', 'redis://127.0.0.1:1', '--table', '1', '--export', 'p'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (chunk) => { stderr += chunk })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 1)
+  t.equal(stderr, 'nodejs-shm: ERR_SHM_BRIDGE_NO_CLIENT: The bridge needs the Redis client @redis/client (node-redis): npm install @redis/client\n')
 })
