@@ -35,8 +35,24 @@ function number (text, name, fallback) {
   return Number(text)
 }
 
-/** Runs the bridge until a signal; parseKey reads --table as the other commands read KEY. */
-async function run (values, parseKey, { stdout = process.stdout, stderr = process.stderr } = {}) {
+/** Writes one log line of the bridge. */
+function say (stream, line) {
+  stream.write(`nodejs-shm bridge: ${line}\n`)
+}
+
+/** A promise of the first SIGTERM or SIGINT. */
+function signalled () {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', resolve)
+    process.once('SIGINT', resolve)
+  })
+}
+
+/**
+ * Runs the bridge until `stop` resolves (default: SIGTERM or SIGINT); parseKey
+ * reads --table as the other commands read KEY.
+ */
+async function run (values, parseKey, { stdout = process.stdout, stderr = process.stderr, stop = signalled() } = {}) {
   if (!values.redis || !values.table) throw usageError(`--redis and --table are required; usage: nodejs-shm ${command.usage}`)
   const bridge = new Bridge({
     redis: values.redis,
@@ -47,21 +63,16 @@ async function run (values, parseKey, { stdout = process.stdout, stderr = proces
     host: values.host,
     leaseMs: number(values.lease, 'lease'),
     keep: number(values.keep, 'keep'),
-    log: (line) => stderr.write(`nodejs-shm bridge: ${line}\n`)
+    log: say.bind(null, stderr)
   })
   const every = number(values['status-every'], 'status-every', 10) * 1000
   const status = () => { if (values.json) stdout.write(JSON.stringify(bridge.status()) + '\n') }
-  const stopped = new Promise((resolve) => {
-    const stop = () => resolve()
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
-  })
   await bridge.start()
   const { sections } = bridge.status()
-  stderr.write(`nodejs-shm bridge: running as ${bridge.owner}: ${sections.map((s) => `${s.name} (${s.direction}, ${s.state})`).join(', ')}\n`)
+  say(stderr, `running as ${bridge.owner}: ${sections.map((s) => `${s.name} (${s.direction}, ${s.state})`).join(', ')}`)
   status()
   const timer = setInterval(status, every)
-  await stopped
+  await stop
   clearInterval(timer)
   await bridge.close()
   status()

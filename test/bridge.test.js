@@ -272,9 +272,9 @@ t.test('the bridge command: --json status lines, logs on stderr, SIGTERM, usage 
   }
   const exporter = run(['--redis', redis.url, '--table', String(keyFor(8)), '--namespace', ns, '--export', 'p', '--json', '--status-every', '0.05', '--lease', '2000', '--keep', '3', '--host', 'cli-a'])
   const importer = run(['--redis', redis.url, '--table', '0x' + (keyFor(9) >>> 0).toString(16), '--namespace', ns, '--import', 'p', '--import', 'absent'])
-  await until(() => exporter.statuses.length >= 3, 10000, 'status lines')
+  await until(() => exporter.statuses.length >= 3, 30000, 'status lines')
   t.match(exporter.statuses[0], { host: 'cli-a', namespace: ns, redis: 'up', sections: [{ name: 'p', direction: 'export', leaseHolder: /^cli-a pid / }] })
-  await until(() => importer.err.includes('running as'), 10000, 'the importer')
+  await until(() => importer.err.includes('running as'), 30000, 'the importer')
   const w = a.section('p')
   w.claim()
   w.publish('via the command')
@@ -341,4 +341,21 @@ t.test('without @redis/client installed, the bridge says what to install', async
   const [code] = await once(child, 'exit')
   t.equal(code, 1)
   t.equal(stderr, 'nodejs-shm: ERR_SHM_BRIDGE_NO_CLIENT: The bridge needs the Redis client @redis/client (node-redis): npm install @redis/client\n')
+})
+
+t.test('the command\'s run(), in this process: one log line per problem, status lines, stop', async (t) => {
+  const redis = await redisServer(t)
+  table(t, 12, [{ name: 'p', size: 100 }])
+  const out = []
+  const err = []
+  let stop
+  const running = require('../lib/bridge-cli').run(
+    { redis: redis.url, table: String(keyFor(12)), import: ['p', 'absent'], json: true, 'status-every': '0.02' },
+    Number,
+    { stdout: { write: (text) => out.push(text) }, stderr: { write: (text) => err.push(text) }, stop: new Promise((resolve) => { stop = resolve }) })
+  await until(() => out.length >= 3, 10000, 'status lines')
+  stop()
+  await running
+  t.match(err.join(''), /section 'absent' \(import\): No section named "absent"/)
+  t.match(JSON.parse(out.at(-1)).sections, [{ name: 'p', state: 'waiting for the first export' }, { name: 'absent', state: 'retrying' }])
 })
