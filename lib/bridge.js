@@ -240,9 +240,9 @@ class Bridge {
     if (!this.#lost(error)) this.#say(`section '${s.name}' (${s.direction}): ${error.message}`, s.name)
   }
 
-  /** The local table, attached once (read-write: imports claim, exports read). */
+  /** The local table, attached once: read-write where imports claim, else read-only (exports only read). */
   #localTable () {
-    this.#table ??= sections.attach(this.#o.table)
+    this.#table ??= sections.attach(this.#o.table, { readOnly: this.#o.into.length === 0 })
     return this.#table
   }
 
