@@ -1,3 +1,3 @@
 'use strict'
-// The one place that loads the compiled addon (built by `npm install`).
-module.exports = require('../build/Release/shm.node')
+// The one place that loads the compiled addon (see lib/load-binding.js).
+module.exports = require('./load-binding')(require('node:path').join(__dirname, '..'))
