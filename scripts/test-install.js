@@ -188,7 +188,8 @@ function registerBinfmt () {
 function arm64 (work) {
   if (!check(fs.existsSync(QEMU) && fs.existsSync(path.join(SYSROOT, 'lib', 'libstdc++.so.6')),
     `qemu-user and the arm64 libraries are installed (${QEMU}, ${SYSROOT})`, 'apt-get install qemu-user g++-aarch64-linux-gnu')) return
-  const qemuEnv = (nodeBin) => env(nodeBin, { QEMU_LD_PREFIX: SYSROOT })
+  // TAP_TIMEOUT: tap's 30 s limit for a file run by plain node is too short under emulation.
+  const qemuEnv = (nodeBin) => env(nodeBin, { QEMU_LD_PREFIX: SYSROOT, TAP_TIMEOUT: '900' })
   for (const major of MAJORS) {
     const node = ensureNode(major, { arch: 'arm64' })
     const binary = path.join(ROOT, 'prebuilds', 'linux-arm64', `node.abi${node.abi}.glibc.node`)
