@@ -49,7 +49,7 @@ function parseKey (text) {
 function parseCount (text, name, least = 0) {
   if (text === undefined) return undefined
   if (!/^\d+$/.test(text)) throw new UsageError(`${name} must be a whole number of bytes, not '${text}'`)
-  if (Number(text) < least) throw new UsageError(`${name} must be at least ${least} byte${least > 1 ? 's' : ''}, not '${text}'`)
+  if (Number(text) < least) throw new UsageError(`${name} must be at least ${least}, not '${text}'`)
   return Number(text)
 }
 

@@ -108,7 +108,7 @@ t.test('usage errors exit with 2, in the CLI\'s own words', async (t) => {
   }
   fails(t, ['stat', '-1'], 1, 'ENOENT: no segment with key 0xffffffff (shmget: No such file or directory)')
   fails(t, ['stat', '-21', '-2147483649'], 2, 'usage: nodejs-shm stat KEY [--json]')
-  fails(t, ['create', '1', '0'], 2, "SIZE must be at least 1 byte, not '0'")
+  fails(t, ['create', '1', '0'], 2, "SIZE must be at least 1, not '0'")
   fails(t, ['dump', '1', '--offset=-1'], 2, "--offset must be a whole number of bytes, not '-1'")
   fails(t, ['read', '1', '--length', '1.5'], 2, "--length must be a whole number of bytes, not '1.5'")
   fails(t, ['write', '1', '--offset', '0x10'], 2, "--offset must be a whole number of bytes, not '0x10'", { input: '' })
@@ -129,7 +129,7 @@ t.test('create KEY SIZE [--mode]', async (t) => {
     ok(t, ['create', made, 10, '--mode', mode])
     t.equal(segmentByKey(made).perms & 0o777, parseInt(mode.replace('0o', ''), 8), `--mode ${mode}`)
   }
-  fails(t, ['create', keyFor(5), 0], 2, "SIZE must be at least 1 byte, not '0'")
+  fails(t, ['create', keyFor(5), 0], 2, "SIZE must be at least 1, not '0'")
   t.equal(segmentByKey(keyFor(5)), undefined, 'size 0 creates nothing')
 })
 
