@@ -129,12 +129,13 @@ export function stat (key: number): SegmentStat
 export function list (): SegmentStat[]
 
 /**
- * The key PHP's ftok() and C's ftok(3) give (signed 32-bit).
+ * The key PHP's ftok() and C's ftok(3) give (signed 32-bit). The project id is one character
+ * ('\u0000'..'\u00ff', as PHP's) or an integer 0..255 (as C's and Python's): ftok(p, 65) === ftok(p, 'A').
  * @throws Error with `code` (ENOENT, EACCES, ...), `errno`, `syscall` 'ftok' and `path` when the path
  *   cannot be stat'ed; RangeError ERR_INVALID_ARG_VALUE (empty path, NUL in path, projectId not one byte);
- *   TypeError ERR_INVALID_ARG_TYPE
+ *   RangeError ERR_OUT_OF_RANGE (a number that is not an integer 0..255); TypeError ERR_INVALID_ARG_TYPE
  */
-export function ftok (path: string, projectId: string): number
+export function ftok (path: string, projectId: string | number): number
 
 /**
  * Marks the segment with this key for deletion, without attaching to it.

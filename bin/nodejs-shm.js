@@ -10,16 +10,18 @@ const shm = require('..')
 const bridge = require('../lib/bridge-cli')
 
 const KEY_HELP = 'KEY is decimal (1577058305), hex (0x5e000001), or PATH:CHAR (ftok, as PHP\'s ftok()).'
+// The commands: usage line, one-line description, positional arguments, options, and the function
+// that runs it (given the options and the parsed arguments; it returns what to print, if anything).
 const COMMANDS = {
-  ls: { usage: 'ls [--json]', about: 'List every segment, like ipcs -m.', options: { json: { type: 'boolean' } } },
-  stat: { usage: 'stat KEY [--json]', about: 'Show what the kernel knows of a segment.', args: ['KEY'], options: { json: { type: 'boolean' } } },
-  dump: { usage: 'dump KEY [--offset N] [--length N]', about: 'Hex dump (like hexdump -C) of a segment.', args: ['KEY'], options: { offset: { type: 'string' }, length: { type: 'string' } } },
-  read: { usage: 'read KEY [--offset N] [--length N] > FILE', about: 'Copy a segment\'s bytes to standard output.', args: ['KEY'], options: { offset: { type: 'string' }, length: { type: 'string' } } },
-  write: { usage: 'write KEY [--offset N] < FILE', about: 'Write standard input into a segment (all of it, or nothing).', args: ['KEY'], options: { offset: { type: 'string' } } },
-  create: { usage: 'create KEY SIZE [--mode 0644]', about: 'Create a segment (fails if the key exists).', args: ['KEY', 'SIZE'], options: { mode: { type: 'string' } } },
-  rm: { usage: 'rm KEY', about: 'Mark a segment for deletion (it goes at its last detach).', args: ['KEY'] },
-  sections: { usage: 'sections KEY [--json]', about: 'Show a section table: sizes, versions, writers.', args: ['KEY'], options: { json: { type: 'boolean' } } },
-  bridge: bridge.command
+  ls: { usage: 'ls [--json]', about: 'List every segment, like ipcs -m.', options: { json: { type: 'boolean' } }, run: ls },
+  stat: { usage: 'stat KEY [--json]', about: 'Show what the kernel knows of a segment.', args: ['KEY'], options: { json: { type: 'boolean' } }, run: stat },
+  dump: { usage: 'dump KEY [--offset N] [--length N]', about: 'Hex dump (like hexdump -C) of a segment.', args: ['KEY'], options: { offset: { type: 'string' }, length: { type: 'string' } }, run: dump },
+  read: { usage: 'read KEY [--offset N] [--length N] > FILE', about: 'Copy a segment\'s bytes to standard output.', args: ['KEY'], options: { offset: { type: 'string' }, length: { type: 'string' } }, run: read },
+  write: { usage: 'write KEY [--offset N] < FILE', about: 'Write standard input into a segment (all of it, or nothing).', args: ['KEY'], options: { offset: { type: 'string' } }, run: writeCommand },
+  create: { usage: 'create KEY SIZE [--mode 0644]', about: 'Create a segment (fails if the key exists).', args: ['KEY', 'SIZE'], options: { mode: { type: 'string' } }, run: create },
+  rm: { usage: 'rm KEY', about: 'Mark a segment for deletion (it goes at its last detach).', args: ['KEY'], run: rm },
+  sections: { usage: 'sections KEY [--json]', about: 'Show a section table: sizes, versions, writers.', args: ['KEY'], options: { json: { type: 'boolean' } }, run: sections },
+  bridge: { ...bridge.command, run: (options) => bridge.run(options, parseKey) }
 }
 const CHUNK = 1 << 20
 
@@ -32,7 +34,7 @@ function usage (name) {
   }
   const lines = Object.values(COMMANDS).map(({ usage, about }) => `  ${usage.padEnd(44)}${about}`)
   return `Usage: nodejs-shm <command> [options]\n\nCommands:\n${lines.join('\n')}\n\n${KEY_HELP}\n` +
-    'Run nodejs-shm <command> --help for one command.\n'
+    'Run nodejs-shm <command> --help for one command, nodejs-shm --version for the version.\n'
 }
 
 function parseKey (text) {
@@ -46,10 +48,40 @@ function parseKey (text) {
   throw new UsageError(`invalid KEY '${text}'. ${KEY_HELP}`)
 }
 
-function parseCount (text, name) {
+function parseCount (text, name, least = 0) {
   if (text === undefined) return undefined
   if (!/^\d+$/.test(text)) throw new UsageError(`${name} must be a whole number of bytes, not '${text}'`)
+  if (Number(text) < least) throw new UsageError(`${name} must be at least ${least}, not '${text}'`)
   return Number(text)
+}
+
+/**
+ * A command's options and positional arguments, with the CLI's own wording for
+ * every mistake. A negative number is an argument (a key), not an option, and
+ * an option's value may start with a dash (--offset -1 is a bad offset).
+ */
+function parseCommandLine (name, args) {
+  const command = COMMANDS[name]
+  const options = { ...command.options, help: { type: 'boolean', short: 'h' } }
+  const { tokens } = parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true })
+  const values = {}
+  const positionals = []
+  const negative = new Set() // a negative number is read as short options, one token per digit
+  for (const token of tokens) {
+    if (token.kind === 'positional') positionals.push(token.value)
+    if (token.kind !== 'option') continue
+    if (/^-\d+$/.test(args[token.index])) {
+      if (!negative.has(token.index)) positionals.push(args[token.index])
+      negative.add(token.index)
+      continue
+    }
+    const type = options[token.name]?.type
+    if (!type) throw new UsageError(`unknown option '${token.rawName}'; run nodejs-shm ${name} --help`)
+    if (type === 'boolean' && token.value !== undefined) throw new UsageError(`${token.rawName} takes no value`)
+    if (type === 'string' && token.value === undefined) throw new UsageError(`${token.rawName} needs a value: nodejs-shm ${command.usage}`)
+    values[token.name] = token.value ?? true
+  }
+  return { values, positionals }
 }
 
 const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
@@ -179,7 +211,7 @@ function writeCommand (options, key) {
 }
 
 function create (options, key, sizeText) {
-  const size = parseCount(sizeText, 'SIZE')
+  const size = parseCount(sizeText, 'SIZE', 1)
   const modeText = options.mode ?? '0644'
   if (!/^(0o?)?[0-7]{1,4}$/.test(modeText)) throw new UsageError(`--mode must be octal permissions like 0644, not '${modeText}'`)
   const mode = parseInt(modeText.replace(/^0o/, ''), 8)
@@ -209,31 +241,36 @@ function sections ({ json }, key) {
   }
 }
 
-const RUN = { ls, stat, dump, read, write: writeCommand, create, rm, sections, bridge: (options) => bridge.run(options, parseKey) }
-
 async function main (argv) {
   const [name, ...rest] = argv
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') return process.stdout.write(usage())
+  if (name === undefined) {
+    process.stderr.write(usage())
+    process.exitCode = 2
+    return
+  }
+  if (name === '--help' || name === '-h' || name === 'help') return process.stdout.write(usage())
+  if (name === '--version' || name === '-v') return process.stdout.write(`${require('../package.json').version}\n`)
+  if (!Object.hasOwn(COMMANDS, name)) throw new UsageError(`unknown command '${name}'; run nodejs-shm --help`)
   const command = COMMANDS[name]
-  if (!command) throw new UsageError(`unknown command '${name}'; run nodejs-shm --help`)
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true
-  })
+  const { values, positionals } = parseCommandLine(name, rest)
   if (values.help) return process.stdout.write(usage(name))
   const wanted = command.args ?? []
   if (positionals.length !== wanted.length) {
     throw new UsageError(`usage: nodejs-shm ${command.usage}`)
   }
   const args = positionals.map((text, i) => (wanted[i] === 'KEY' ? parseKey(text) : text))
-  const output = await RUN[name](values, ...args)
+  const output = await command.run(values, ...args)
   if (output) process.stdout.write(output)
 }
 
-main(process.argv.slice(2)).catch((error) => {
-  const usageError = error instanceof UsageError || error.code?.startsWith('ERR_PARSE_ARGS')
+/** Ends with one line on stderr: exit 2 for usage errors, 1 for the rest. */
+function fail (error) {
+  // A reader that closed the pipe early (nodejs-shm dump KEY | head -1) is no error.
+  if (error.code === 'EPIPE') process.exit(0)
   const text = error.message.startsWith(error.code) || !error.code ? error.message : `${error.code}: ${error.message}`
-  process.stderr.write(`nodejs-shm: ${text.replace(/\s*\n\s*/g, ' ')}\n`) // one line, also for parseArgs' messages
-  process.exitCode = usageError ? 2 : 1
-})
+  process.stderr.write(`nodejs-shm: ${text.replace(/\s*\n\s*/g, ' ')}\n`)
+  process.exitCode = error instanceof UsageError ? 2 : 1
+}
+
+process.stdout.on('error', fail)
+main(process.argv.slice(2)).catch(fail)

@@ -15,8 +15,22 @@ function remove (key) {
   binding.removeKeySHM(key)
 }
 
-/** The key PHP's ftok() and C's ftok(3) give for a path and a one-character project id. */
+/**
+ * The key PHP's ftok() and C's ftok(3) give for a path and a project id: one
+ * character, as PHP takes it, or an integer 0..255, as C and Python take it.
+ */
 function ftok (path, projectId) {
+  if (typeof projectId === 'number') {
+    if (!Number.isInteger(projectId) || projectId < 0 || projectId > 0xff) {
+      throw codedError(RangeError, 'ERR_OUT_OF_RANGE',
+        `The value of "projectId" is out of range. It must be an integer from 0 to 255. Received ${projectId}`)
+    }
+    return binding.ftokSHM(path, String.fromCharCode(projectId))
+  }
+  if (typeof projectId !== 'string') {
+    throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE',
+      `The "projectId" argument must be a one-character string or an integer from 0 to 255. Received type ${projectId === null ? 'null' : typeof projectId}`)
+  }
   return binding.ftokSHM(path, projectId)
 }
 

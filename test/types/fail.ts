@@ -19,7 +19,7 @@ st.atime.getTime() // error: atime may be null
 stat() // error: a key is needed
 stat('0x10') // error: the key is a number
 const rows: SegmentStat = list() // error: list() returns an array
-ftok('/tmp', 97) // error: the project is a string
+ftok('/tmp', true) // error: the project is a string or a number
 const nothing: number = remove(1) // error: remove() returns nothing
 const error = new ShmError('EIO') // error: a ShmError needs its code, errno and syscall
 readSHM(1, 0) // error: length is needed
