@@ -84,7 +84,7 @@ function parseCommandLine (name, args) {
   return { values, positionals }
 }
 
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('../lib/util')
 const octal = (mode) => mode.toString(8).padStart(4, '0')
 const time = (date) => (date ? date.toISOString() : '-')
 

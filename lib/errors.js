@@ -166,9 +166,12 @@ const WORDS = {
   ERR_OUT_OF_RANGE: ({ argument, ...found }) => ({
     key: () => 'The value of "key" is out of range. It must not be 0 (IPC_PRIVATE): no other process could attach the table',
     size: () => `Section ${JSON.stringify(found.name)} needs a size >= 1 (an integer); got ${found.size}`,
-    buffer: () => `The buffer (${found.room} bytes) is too small for version ${found.version} (${found.length} bytes)`
+    buffer: () => `The buffer (${found.room} bytes) is too small for version ${found.version} (${found.length} bytes)`,
+    projectId: () => `The value of "projectId" is out of range. It must be an integer from 0 to 255. Received ${found.received}`
   })[argument](),
-  ERR_INVALID_ARG_TYPE: ({ max }) => `The "sections" option must be an array of 1 to ${max} { name, size } objects`,
+  ERR_INVALID_ARG_TYPE: ({ argument, max, received }) => argument === 'projectId'
+    ? `The "projectId" argument must be a one-character string or an integer from 0 to 255. Received type ${received}`
+    : `The "sections" option must be an array of 1 to ${max} { name, size } objects`,
   ERR_INVALID_ARG_VALUE: ({ name, max }) =>
     `Section names must be distinct strings of 1 to ${max} UTF-8 bytes without NUL; got ${JSON.stringify(name)}`
 }
@@ -208,6 +211,15 @@ function failure (code, fields = {}, cause = undefined) {
   return error
 }
 
+/**
+ * An Error with a Node-style code, worded by its caller: for the modules that
+ * never cross into the addon (the bridge's options, the binary loader), whose
+ * words sit next to what they check.
+ */
+function codedError (Type, code, message) {
+  return Object.assign(new Type(message), { code })
+}
+
 /** Makes the Error of each failure the addon reports (lib/binding.js hands it over). */
 function fromAddon (report) {
   if (report.syscall === 'ftok') {
@@ -217,4 +229,4 @@ function fromAddon (report) {
   return report.syscall ? systemError(report) : failure(report.code, report)
 }
 
-module.exports = { ShmError, systemError, failure, fromAddon, hex, limitNames }
+module.exports = { ShmError, systemError, failure, codedError, fromAddon, hex, limitNames }

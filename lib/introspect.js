@@ -22,14 +22,12 @@ function remove (key) {
 function ftok (path, projectId) {
   if (typeof projectId === 'number') {
     if (!Number.isInteger(projectId) || projectId < 0 || projectId > 0xff) {
-      throw codedError(RangeError, 'ERR_OUT_OF_RANGE',
-        `The value of "projectId" is out of range. It must be an integer from 0 to 255. Received ${projectId}`)
+      throw failure('ERR_OUT_OF_RANGE', { argument: 'projectId', received: projectId })
     }
     return binding.ftokSHM(path, String.fromCharCode(projectId))
   }
   if (typeof projectId !== 'string') {
-    throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE',
-      `The "projectId" argument must be a one-character string or an integer from 0 to 255. Received type ${projectId === null ? 'null' : typeof projectId}`)
+    throw failure('ERR_INVALID_ARG_TYPE', { argument: 'projectId', received: projectId === null ? 'null' : typeof projectId })
   }
   return binding.ftokSHM(path, projectId)
 }
