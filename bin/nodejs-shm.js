@@ -79,7 +79,8 @@ function parseCommandLine (name, args) {
     if (!type) throw new UsageError(`unknown option '${token.rawName}'; run nodejs-shm ${name} --help`)
     if (type === 'boolean' && token.value !== undefined) throw new UsageError(`${token.rawName} takes no value`)
     if (type === 'string' && token.value === undefined) throw new UsageError(`${token.rawName} needs a value: nodejs-shm ${command.usage}`)
-    values[token.name] = token.value ?? true
+    const value = token.value ?? true
+    values[token.name] = options[token.name].multiple ? [...(values[token.name] ?? []), value] : value
   }
   return { values, positionals }
 }
@@ -269,7 +270,9 @@ function fail (error) {
   if (error.code === 'EPIPE') process.exit(0)
   const text = error.message.startsWith(error.code) || !error.code ? error.message : `${error.code}: ${error.message}`
   process.stderr.write(`nodejs-shm: ${text.replace(/\s*\n\s*/g, ' ')}\n`)
-  process.exitCode = error instanceof UsageError ? 2 : 1
+  // The bridge command's own argument errors carry parseArgs' codes.
+  const usage = error instanceof UsageError || error.code?.startsWith('ERR_PARSE_ARGS')
+  process.exitCode = usage ? 2 : 1
 }
 
 process.stdout.on('error', fail)

@@ -330,7 +330,7 @@ t.test('logs never show the Redis password', async (t) => {
 t.test('without @redis/client installed, the bridge says what to install', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodejs-shm-noredis-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  for (const file of ['index.js', 'package.json', 'build/Release/shm.node', ...['lib', 'bin'].flatMap((d) => fs.readdirSync(path.join(ROOT, d)).map((f) => `${d}/${f}`))]) {
+  for (const file of ['index.js', 'package.json', 'build/Release/shm.node', ...['lib', 'bin', 'node_modules/node-gyp-build'].flatMap((d) => fs.readdirSync(path.join(ROOT, d)).map((f) => `${d}/${f}`))]) {
     fs.mkdirSync(path.join(dir, path.dirname(file)), { recursive: true })
     fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))
   }
