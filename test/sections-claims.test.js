@@ -207,7 +207,7 @@ t.test('two objects in one process: the second is busy', async (t) => {
 
 t.test('table.close() releases the claims taken through it', async (t) => {
   const key = keyFor(8)
-  table(t, key)
+  const mine = table(t, key)
   const writer = shm.sections.attach(key)
   writer.section('a').claim()
   writer.section('b').claim()
@@ -219,7 +219,9 @@ t.test('table.close() releases the claims taken through it', async (t) => {
   await node.call('claim', { name: 'a' })
   const php = await attached(t, phpPeer, key)
   await php.call('claim', { name: 'b' })
-  t.pass('after close(), a Node and a PHP process claim them')
+  const holders = ['a', 'b'].map((name) => mine.section(name).info().writer)
+  t.same(holders, [{ pid: node.pid, alive: true, self: false }, { pid: php.pid, alive: true, self: false }],
+    'after close(), a Node and a PHP process claim them: the claim words name them')
   writer.close() // again: nothing happens
 })
 
