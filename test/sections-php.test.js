@@ -3,9 +3,9 @@
  * The PHP side of sections (php/): SectionTable and Section with plain PHP 8
  * and shmop, loaded with php/autoload.php or the PSR-4 map of
  * php/composer.json; every operation against tables made and used by Node:
- * attach by key, names, read, claim and publish, wait (polling with backoff,
- * seen within its 10 ms cap),
- * info, and its errors (SectionsException::$errorCode). Claims across the two
+ * attach by key, names, read, claim and publish, wait (polling with backoff:
+ * a publish is seen within its 10 ms cap), info, and its errors
+ * (SectionsException::$errorCode). Claims across the two
  * languages are in sections-claims, damaged tables in sections-validation and
  * sections-fuzz, wake-ups in sections-wake, torn reads in sections-torn.
  */
