@@ -49,8 +49,8 @@ const POLL_CAP_MS = 10
 
 /**
  * Waits here while `publisher` (a peer holding the section) publishes its
- * CLOCK_MONOTONIC time, `rounds` times, each `pause` ms (a random value in
- * [from, to]) into the wait; returns the delays (ms) from that time to this
+ * CLOCK_MONOTONIC time, `rounds` times, each at a random time from `from` to
+ * `to` ms into the wait; returns the delays (ms) from that time to this
  * process's wake-up.
  */
 async function delays (t, section, publisher, rounds, [from, to] = [30, 70]) {
