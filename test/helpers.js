@@ -143,6 +143,9 @@ function asNobody (fn) {
   }
 }
 
+/** The middle value of an odd count of numbers (the upper middle of an even count). */
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+
 module.exports = {
   ROOT,
   ADDON,
@@ -164,5 +167,6 @@ module.exports = {
   unprivileged,
   unprivilegedPackage,
   asNobody,
-  NOBODY
+  NOBODY,
+  median
 }

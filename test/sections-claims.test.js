@@ -5,7 +5,7 @@
  * against Node, Node against PHP, PHP against Node); a dead process's claim
  * is taken over, and so is a claim whose pid now belongs to a process with
  * another start time (pid reuse); releases, read-only tables, two objects in
- * one process, and close().
+ * one process, and close(); Node and PHP processes racing for one section.
  */
 const t = require('tap')
 const path = require('node:path')
@@ -207,7 +207,7 @@ t.test('two objects in one process: the second is busy', async (t) => {
 
 t.test('table.close() releases the claims taken through it', async (t) => {
   const key = keyFor(8)
-  table(t, key)
+  const mine = table(t, key)
   const writer = shm.sections.attach(key)
   writer.section('a').claim()
   writer.section('b').claim()
@@ -219,7 +219,9 @@ t.test('table.close() releases the claims taken through it', async (t) => {
   await node.call('claim', { name: 'a' })
   const php = await attached(t, phpPeer, key)
   await php.call('claim', { name: 'b' })
-  t.pass('after close(), a Node and a PHP process claim them')
+  const holders = ['a', 'b'].map((name) => mine.section(name).info().writer)
+  t.same(holders, [{ pid: node.pid, alive: true, self: false }, { pid: php.pid, alive: true, self: false }],
+    'after close(), a Node and a PHP process claim them: the claim words name them')
   writer.close() // again: nothing happens
 })
 
@@ -266,4 +268,42 @@ t.test('release() by a process that does not hold the claim leaves the holder\'s
   a.release() // this object still believed it held the section
   t.same(a.info().writer, { pid: php.pid, alive: true, self: false }, 'the claim stays PHP\'s')
   t.equal(flags(), 1, 'a release by a non-holder leaves the holder\'s flags')
+})
+
+t.test('Node and PHP processes claim one section at the same moment: one winner a round, named by the claim word', async (t) => {
+  const key = keyFor(12)
+  const mine = table(t, key)
+  const a = mine.section('a')
+  const makers = { node: nodePeer, php: phpPeer }
+  const peers = await Promise.all(['node', 'php', 'node', 'php', 'node', 'php'].map(async (language) =>
+    ({ language, ...await attached(t, makers[language], key) })))
+  // Each claims another section once first, so that no one pays a first call's costs in the race.
+  for (const p of peers) {
+    await p.call('claim', { name: 'b' })
+    await p.call('release', { name: 'b' })
+  }
+  const ROUNDS = 100
+  const wrong = []
+  const wins = { node: 0, php: 0 }
+  for (let round = 0; round < ROUNDS; round++) {
+    // Every other round starts from a dead process's claim word, which the
+    // winner takes over after a look at /proc: a wider window for a race.
+    if (round % 2) forge(key, a, 1, (startTicks(1) + 1) >>> 0)
+    // The barrier: all claim at one CLOCK_MONOTONIC instant, 30 ms from now.
+    const at = String(process.hrtime.bigint() + 30_000_000n)
+    const outcomes = await Promise.allSettled(peers.map((p) => p.call('claimAt', { name: 'a', at })))
+    const winners = peers.filter((_, i) => outcomes[i].status === 'fulfilled')
+    const losers = outcomes.filter((o) => o.status === 'rejected').map((o) => o.reason)
+    const holder = a.info().writer
+    const named = (error) => error.code === 'ERR_SHM_SECTION_BUSY' && new RegExp(`process ${winners[0]?.pid}, which is alive`).test(error.message)
+    if (winners.length === 1 && holder?.pid === winners[0].pid && holder.alive && losers.every(named)) {
+      wins[winners[0].language]++
+    } else {
+      wrong.push({ round, winners: winners.map((p) => `${p.language} ${p.pid}`), holder, losers: losers.map((e) => `${e.code}: ${e.message}`) })
+    }
+    await Promise.all(winners.map((p) => p.call('release', { name: 'a' })))
+  }
+  t.comment(`${ROUNDS} rounds of ${peers.length} claims at once: won by Node ${wins.node} times, by PHP ${wins.php} times`)
+  t.same(wrong.slice(0, 5), [], `every round: exactly one claim succeeded, the claim word names its process, and every other claim was ERR_SHM_SECTION_BUSY naming it (${wrong.length} of ${ROUNDS} rounds were not so)`)
+  t.equal(a.info().writer, null, 'the last winner released it')
 })

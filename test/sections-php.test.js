@@ -3,8 +3,9 @@
  * The PHP side of sections (php/): SectionTable and Section with plain PHP 8
  * and shmop, loaded with php/autoload.php or the PSR-4 map of
  * php/composer.json; every operation against tables made and used by Node:
- * attach by key, names, read, claim and publish, wait (polling with backoff),
- * info, and its errors (SectionsException::$errorCode). Claims across the two
+ * attach by key, names, read, claim and publish, wait (polling with backoff:
+ * a publish is seen within its 10 ms cap), info, and its errors
+ * (SectionsException::$errorCode). Claims across the two
  * languages are in sections-claims, damaged tables in sections-validation and
  * sections-fuzz, wake-ups in sections-wake, torn reads in sections-torn.
  */
@@ -13,7 +14,7 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const shm = require('..')
-const { keyFor, cleanupTablesAfter, php, requirePHP, ROOT } = require('./helpers')
+const { keyFor, cleanupTablesAfter, php, requirePHP, ROOT, median } = require('./helpers')
 const { peer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
@@ -135,6 +136,30 @@ t.test('PHP waits by polling: a Node publish ends the wait; a timeout returns th
   await new Promise((resolve) => setTimeout(resolve, 50))
   s.publish('third')
   t.same(await Promise.all(waits), [3])
+})
+
+t.test('a PHP waiter sees a Node publish at its next poll: within 10 ms once its sleeps reach the cap', async (t) => {
+  // PHP polls, sleeping 0.1 ms doubling up to 10 ms (Section::wait, docs/sections.md §7).
+  const POLL_CAP_MS = 10
+  const key = keyFor(6)
+  const s = create(t, key, [{ name: 's', size: 16 }]).section('s')
+  s.claim()
+  const waiter = phpPeer(t)
+  await waiter.call('attach', { key, readOnly: true })
+  const delays = []
+  for (let i = 0; i < 11; i++) {
+    const woken = waiter.call('wait', { name: 's', since: s.version, timeout: 10000, stamp: true })
+    // 450-750 ms into the wait: were the cap 1 s, the waiter would be in its
+    // sleep of 409.6 ms (409.5-819.1 ms into the wait) and see it 69-369 ms late.
+    await new Promise((resolve) => setTimeout(resolve, 450 + Math.random() * 300))
+    const before = process.hrtime.bigint()
+    const version = s.publish('x')
+    const { version: seen, at } = await woken
+    t.equal(seen, version, `woken by the publish of version ${version}`)
+    delays.push(Number(BigInt(at) - before) / 1e6)
+  }
+  t.comment(`Node publish -> PHP wait: median ${median(delays).toFixed(2)} ms, max ${Math.max(...delays).toFixed(2)} ms (${delays.map((d) => d.toFixed(2)).join(' ')})`)
+  t.ok(median(delays) < 5 * POLL_CAP_MS, `a poll every ${POLL_CAP_MS} ms at most saw the publishes: median under ${5 * POLL_CAP_MS} ms`)
 })
 
 t.test('a damaged control block: ERR_SHM_CORRUPT in both languages, not a hang', async (t) => {

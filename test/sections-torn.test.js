@@ -62,7 +62,7 @@ function table (t, key) {
 
 async function torn (t, key, writer, readers) {
   const created = table(t, key)
-  const running = readers.map(([run, script, options]) => ({ label: `${script} ${JSON.stringify(options)}`, ...run(t, script, { key, name: 'blob', ...options }) }))
+  const running = readers.map(([run, script, options, threads]) => ({ label: `${script} ${JSON.stringify(options)}`, threads, ...run(t, script, { key, name: 'blob', ...options }) }))
   await Promise.all(running.map((r) => r.ready))
   const written = await writer(t, { key, name: 'blob', ms: MS, done: 'done', max: CAPACITY }).result
   t.same({ code: written.code, signal: written.signal }, { code: 0, signal: null }, 'the writer ran to its end', { stderr: written.stderr })
@@ -70,9 +70,11 @@ async function torn (t, key, writer, readers) {
   t.comment(`writer: ${publishes} publishes in ${MS} ms, last version ${last}`)
   t.ok(publishes >= 100, 'the writer published many versions')
 
-  for (const { label, result } of running) {
+  for (const { label, threads, result } of running) {
     const { code, signal, stderr, json } = await result
     t.same({ code, signal }, { code: 0, signal: null }, `${label} ran to its end`, { stderr })
+    // The checks below run once per report: a reader that reports nothing must fail here.
+    t.same(Object.keys(json ?? {}).sort(), threads, `${label}: every reader (${threads.join(', ')}) reported`, { stderr })
     for (const [thread, stats] of Object.entries(json ?? {})) {
       t.comment(`${label} ${thread}: ${stats.reads} reads, ${stats.bad} bad, ${stats.versions} versions seen (${stats.first}..${stats.last})`)
       t.equal(stats.bad, 0, `${label} ${thread}: no torn or mismatched read`, { samples: stats.samples })
@@ -87,13 +89,13 @@ async function torn (t, key, writer, readers) {
 
 t.test('a Node writer; readers in Node processes, a worker thread (readInto) and PHP', (t) =>
   torn(t, keyFor(1), (t, options) => node(t, 'sections-writer.js', options), [
-    [node, 'sections-reader.js', { worker: true }],
-    [node, 'sections-reader.js', {}],
-    [php, 'sections-reader.php', {}]
+    [node, 'sections-reader.js', { worker: true }, ['main', 'worker']],
+    [node, 'sections-reader.js', {}, ['main']],
+    [php, 'sections-reader.php', {}, ['php']]
   ]))
 
 t.test('a PHP writer; readers in Node (a process and a worker thread) and PHP', (t) =>
   torn(t, keyFor(2), (t, options) => php(t, 'sections-writer.php', options), [
-    [node, 'sections-reader.js', { worker: true }],
-    [php, 'sections-reader.php', {}]
+    [node, 'sections-reader.js', { worker: true }, ['main', 'worker']],
+    [php, 'sections-reader.php', {}, ['php']]
   ]))
