@@ -5,7 +5,8 @@
  *     0  u64 commit   version * 2 + slot of the committed payload; its low
  *                     32 bits are the futex word waiters sleep on
  *     8  u64 claim    pid << 32 | start-time ticks of the writer; 0 = none
- *    16  u32 (reserved, 0)
+ *                     (information: the claim itself is the claim lock)
+ *    16  u32 retired  0 live; 1 replaced, 2 removed (by the manager)
  *    20  u32 flags    bit 0: the claimant wakes waiters after each publish
  *    64  slot 0 header, 128  slot 1 header, each:
  *         0 u32 seq (odd while being written)  8 u64 version  16 u64 length
@@ -19,14 +20,16 @@
  * slot untouched.
  *
  * Operating-system calls: Linux futex(FUTEX_WAIT/FUTEX_WAKE, shared); other
- * systems poll. The claim lock is a System V semaphore set driven as PHP's
- * sysvsem drives its own (semget, semop with SEM_UNDO, semctl). Process
- * identity: getpid, kill(pid, 0), /proc/<pid>/stat (start time, Linux).
+ * systems poll. Each section's claim lock is a System V semaphore set laid
+ * out as PHP's sysvsem lays out its own (semget, semop with SEM_UNDO |
+ * IPC_NOWAIT, semctl). Process identity: getpid, /proc/<pid>/stat (start
+ * time, Linux), kill(pid, 0) for the listing's "alive".
  *
  * Windows: waiters always poll (no futex across processes) and there is no
  * claim lock (PHP has no sysvsem there): a claim is the compare-exchange of
- * the claim word alone. Identity and liveness: the process id and creation
- * time (OpenProcess, GetExitCodeProcess, GetProcessTimes).
+ * the claim word, taking over a claimant that is gone. Identity and liveness:
+ * the process id and creation time (OpenProcess, GetExitCodeProcess,
+ * GetProcessTimes).
  *
  * Divisions: atomics (GCC/Clang, MSVC); the protocol; the POSIX primitives;
  * the Windows primitives.
@@ -57,6 +60,7 @@
 /* Control block offsets. */
 #define CTRL_COMMIT 0
 #define CTRL_CLAIM 8
+#define CTRL_RETIRED 16
 #define CTRL_FLAGS 20
 #define CTRL_SLOT(i) (64 + 64 * (i))
 #define SLOT_SEQ 0
@@ -76,8 +80,8 @@ static uint64_t sect__epoch_us(void);    /* wall clock */
 static void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns);
 static void sect__wake(uint32_t *word);
 static void sect__yield(void);
-static int sect__lock(int lock);
-static void sect__unlock(int lock);
+static int sect__take(const shmsect_t *s, uint64_t self, int lock);
+static void sect__give(int lock);
 static int sect__running(uint32_t pid, uint32_t start);
 static uint64_t sect__identity(void);
 
@@ -169,6 +173,8 @@ static void store32(uint32_t *p, uint32_t v) {
    the writer's keeps the odd seq before the payload's stores. */
 static void fence_acquire(void) { order(); }
 static void fence_release(void) { order(); }
+/* Store-to-load order too (the retirement's handshake): a full barrier everywhere. */
+static void fence_full(void) { MemoryBarrier(); }
 
 /* Replaces *p by desired if it holds expected; returns whether it did. */
 static int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
@@ -188,6 +194,7 @@ static void store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_R
 static void store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static void fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 static void fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static void fence_full(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 /* Replaces *p by desired if it holds expected; returns whether it did. */
 static int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
@@ -218,13 +225,19 @@ uint64_t shmsect_version(const shmsect_t *s) { return load64(u64_at(s, CTRL_COMM
 
 uint64_t shmsect_claimant(const shmsect_t *s) { return load64(u64_at(s, CTRL_CLAIM)); }
 
-int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out) {
+uint32_t shmsect_retired(const shmsect_t *s) { return load32(u32_at(s, CTRL_RETIRED)); }
+
+/* shmsect_read; the manager's carry-over reads a retired section (retired_too). */
+static int sect__read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out,
+                      int retired_too) {
   uint64_t last_commit = 0;
   int tries = 0;
   for (;;) {
     uint64_t commit = load64(u64_at(s, CTRL_COMMIT));
     uint64_t slot = CTRL_SLOT(commit & 1);
     uint32_t seq, seq_after;
+    /* After the commit's acquire load: a commit changed by the retirement is never read. */
+    if (!retired_too && shmsect_retired(s) != SHMSECT_LIVE) return SHMSECT_ERETIRED;
     if (commit != last_commit) last_commit = commit, tries = 0;
     else if (++tries > READ_TRIES) return SHMSECT_ECORRUPT;
     else if (tries > 16) sect__yield();
@@ -245,11 +258,31 @@ int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_
   }
 }
 
+int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out) {
+  return sect__read(s, dst, room, out, 0);
+}
+
+int shmsect_retire(const shmsect_t *s, uint32_t how, void *dst, uint64_t room,
+                   shmsect_snapshot_t *out) {
+  uint64_t *commit = u64_at(s, CTRL_COMMIT), seen;
+  int rc;
+  store32(u32_at(s, CTRL_RETIRED), how);
+  fence_full(); /* the flag before the commit we read; publish does the mirror image */
+  rc = sect__read(s, dst, room, out, 1);
+  /* Change the futex word, so that a waiter between its check of the flag and
+     its sleep does not sleep: the kernel finds the word changed. */
+  do seen = load64(commit);
+  while (!cas64(commit, seen, seen + 2));
+  shmsect_wake(s);
+  return rc;
+}
+
 int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t length,
                     uint64_t *version) {
   uint64_t commit, slot;
   uint32_t seq;
   int which;
+  if (shmsect_retired(s) != SHMSECT_LIVE) return SHMSECT_ERETIRED;
   if (shmsect_claimant(s) != self) return SHMSECT_ENOTWRITER;
   if (length > s->capacity) return SHMSECT_ETOOSMALL;
   commit = load64(u64_at(s, CTRL_COMMIT));
@@ -270,7 +303,9 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
   /* Always wake: sleepers may have attached read-only, so they cannot count
      themselves anywhere a writer could check. */
   shmsect_wake(s);
-  return 0;
+  /* Retired meanwhile: the manager's carry-over may have missed this version. */
+  fence_full();
+  return shmsect_retired(s) != SHMSECT_LIVE ? SHMSECT_ERETIRED : 0;
 }
 
 void shmsect_wake(const shmsect_t *s) { sect__wake(u32_at(s, CTRL_COMMIT)); }
@@ -288,7 +323,7 @@ int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint
   uint64_t commit = load64(u64_at(s, CTRL_COMMIT)), waited, limit;
   int wakes;
   *version = commit >> 1;
-  if (*version != w->since || cancelled) return 1;
+  if (*version != w->since || cancelled || shmsect_retired(s) != SHMSECT_LIVE) return 1;
   waited = sect__now_ns() - w->started_ns;
   limit = w->timeout_ms < 0 ? UINT64_MAX : (uint64_t)w->timeout_ms * 1000000u;
   if (waited >= limit) return 1;
@@ -312,7 +347,7 @@ int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
   while (!shmsect_wait_step(s, &w, cancel && *cancel, version, &expected, &slice)) {
     sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
   }
-  return 0;
+  return shmsect_retired(s) != SHMSECT_LIVE ? SHMSECT_ERETIRED : 0;
 }
 
 uint32_t *shmsect_futex_word(const shmsect_t *s) { return u32_at(s, CTRL_COMMIT); }
@@ -324,38 +359,23 @@ int shmsect_alive(uint64_t claim) {
 }
 
 int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64_t *holder) {
-  uint64_t *word = u64_at(s, CTRL_CLAIM);
-  int rc = sect__lock(lock);
-  if (rc != 0) return rc;
-  for (;;) {
-    uint64_t current = load64(word);
-    if (current == self || shmsect_alive(current)) {
-      *holder = current;
-      rc = SHMSECT_EBUSY;
-      break;
-    }
-    /* Free, or held by a process that is gone: take it. */
-    if (cas64(word, current, self)) {
-      store32(u32_at(s, CTRL_FLAGS), wakes ? FLAG_WAKES : 0);
-      break;
-    }
-  }
-  sect__unlock(lock);
+  int rc;
+  if (shmsect_retired(s) != SHMSECT_LIVE) return SHMSECT_ERETIRED;
+  rc = sect__take(s, self, lock);
+  if (rc == SHMSECT_EBUSY) *holder = shmsect_claimant(s);
+  if (rc == 0) store32(u32_at(s, CTRL_FLAGS), wakes ? FLAG_WAKES : 0);
   shmsect_wake(s); /* waiters re-read who wakes them */
   return rc;
 }
 
 int shmsect_release(const shmsect_t *s, uint64_t self, int lock) {
-  int rc = sect__lock(lock);
-  if (rc != 0) return rc;
+  int rc = SHMSECT_ENOTWRITER;
   /* Only the holder's release may touch the flags, which are the holder's. */
-  if (load64(u64_at(s, CTRL_CLAIM)) != self) {
-    rc = SHMSECT_ENOTWRITER;
-  } else {
+  if (load64(u64_at(s, CTRL_CLAIM)) == self) {
     store32(u32_at(s, CTRL_FLAGS), 0);
-    if (!cas64(u64_at(s, CTRL_CLAIM), self, 0)) rc = SHMSECT_ENOTWRITER;
+    if (cas64(u64_at(s, CTRL_CLAIM), self, 0)) rc = 0;
   }
-  sect__unlock(lock);
+  sect__give(lock);
   shmsect_wake(s);
   return rc;
 }
@@ -607,50 +627,61 @@ static uint64_t sect__identity(void) {
   return identity;
 }
 
-/* PHP's sysvsem: semaphore 0 is the lock, 1 counts users, 2 guards setup. */
+/* PHP's sysvsem layout: semaphore 0 is the lock, 1 counts PHP's users, 2 guards PHP's setup. */
 union sect__semun {
   int val;
   struct semid_ds *buf;
   unsigned short *array;
 };
 
-static int sect__semop(int id, struct sembuf *ops, size_t count) {
-  while (semop(id, ops, count) != 0) {
+int shmsect_lock_create(int32_t key, int perms, int *id) {
+  unsigned short start[3] = {1, 1, 0}; /* free; a usage count PHP never sees as 1; setup done */
+  union sect__semun arg;
+  int made = semget((key_t)key, 3, (perms & 0777) | IPC_CREAT | IPC_EXCL), err;
+  if (made < 0) return -errno;
+  arg.array = start;
+  if (semctl(made, 0, SETALL, arg) != 0) {
+    err = errno;
+    semctl(made, 0, IPC_RMID);
+    return -err;
+  }
+  *id = made;
+  return 0;
+}
+
+int shmsect_lock_check(int id, int32_t key, uint32_t uid, uint32_t cuid) {
+  struct semid_ds ds;
+  union sect__semun arg;
+  if (id < 0) return SHMSECT_EFOREIGN;
+  arg.buf = &ds;
+  if (semctl(id, 0, IPC_STAT, arg) != 0) return -errno;
+  if ((int32_t)ds.sem_perm.__key != key || ds.sem_nsems != 3 || ds.sem_perm.uid != uid ||
+      ds.sem_perm.cuid != cuid) {
+    return SHMSECT_EFOREIGN;
+  }
+  return 0;
+}
+
+int shmsect_lock_remove(int id) { return semctl(id, 0, IPC_RMID) == 0 ? 0 : -errno; }
+
+/* The claim: semaphore 0, never waiting (IPC_NOWAIT); SEM_UNDO gives it back
+   when this process dies. The claim word then names the new holder. */
+static int sect__take(const shmsect_t *s, uint64_t self, int lock) {
+  struct sembuf take = {0, -1, SEM_UNDO | IPC_NOWAIT};
+  while (semop(lock, &take, 1) != 0) {
+    if (errno == EAGAIN) return SHMSECT_EBUSY;
     if (errno != EINTR) return -errno;
   }
+  store64(u64_at(s, CTRL_CLAIM), self);
   return 0;
 }
 
-int shmsect_lock_open(int32_t key, int perms, int *lock) {
-  struct sembuf join[3] = {{2, 0, 0}, {2, 1, SEM_UNDO}, {1, 1, SEM_UNDO}};
-  struct sembuf done = {2, -1, SEM_UNDO};
-  union sect__semun one;
-  int id = semget((key_t)key, 3, perms | IPC_CREAT), rc;
-  if (id < 0) return -errno;
-  if ((rc = sect__semop(id, join, 3)) != 0) return rc;
-  if (semctl(id, 1, GETVAL) == 1) { /* the first user sets the lock free */
-    one.val = 1;
-    semctl(id, 0, SETVAL, one);
+/* Gives semaphore 0 back, cancelling the undo entry the take made. A set that
+   is gone (EIDRM, EINVAL: the table was removed) holds no claim to give. */
+static void sect__give(int lock) {
+  struct sembuf give = {0, 1, SEM_UNDO | IPC_NOWAIT};
+  while (semop(lock, &give, 1) != 0 && errno == EINTR) {
   }
-  if ((rc = sect__semop(id, &done, 1)) != 0) return rc;
-  *lock = id;
-  return 0;
-}
-
-int shmsect_lock_remove(int32_t key) {
-  int id = semget((key_t)key, 0, 0);
-  if (id < 0 || semctl(id, 0, IPC_RMID) != 0) return -errno;
-  return 0;
-}
-
-static int sect__lock(int lock) {
-  struct sembuf take = {0, -1, SEM_UNDO};
-  return lock < 0 ? 0 : sect__semop(lock, &take, 1);
-}
-
-static void sect__unlock(int lock) {
-  struct sembuf give = {0, 1, SEM_UNDO};
-  if (lock >= 0) sect__semop(lock, &give, 1);
 }
 
 #endif /* POSIX primitives */
@@ -749,25 +780,37 @@ static uint64_t sect__identity(void) {
 /*
  * No claim lock: PHP has no sysvsem on Windows, so there is nothing both
  * could share (PHP's helper refuses to claim there). The lock is -1, and a
- * claim or release is the compare-exchange of the claim word alone.
+ * claim or release is the compare-exchange of the claim word alone; a
+ * claimant that is gone is taken over.
  */
-int shmsect_lock_open(int32_t key, int perms, int *lock) {
+int shmsect_lock_create(int32_t key, int perms, int *id) {
   (void)key, (void)perms;
-  *lock = -1;
+  *id = -1;
   return 0;
 }
 
-int shmsect_lock_remove(int32_t key) {
-  (void)key;
+int shmsect_lock_check(int id, int32_t key, uint32_t uid, uint32_t cuid) {
+  (void)key, (void)uid, (void)cuid;
+  return id == -1 ? 0 : SHMSECT_EFOREIGN;
+}
+
+int shmsect_lock_remove(int id) {
+  (void)id;
   return 0;
 }
 
-static int sect__lock(int lock) {
+static int sect__take(const shmsect_t *s, uint64_t self, int lock) {
+  uint64_t *word = u64_at(s, CTRL_CLAIM);
   (void)lock;
-  return 0;
+  for (;;) {
+    uint64_t current = load64(word);
+    if (current == self || shmsect_alive(current)) return SHMSECT_EBUSY;
+    /* Free, or held by a process that is gone: take it. */
+    if (cas64(word, current, self)) return 0;
+  }
 }
 
-static void sect__unlock(int lock) { (void)lock; }
+static void sect__give(int lock) { (void)lock; }
 
 #endif /* Windows primitives */
 
