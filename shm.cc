@@ -742,7 +742,12 @@ void ThrowCorrupt() {
 
 // The table was replaced or removed by its manager (lib/sections.js follows or explains).
 void ThrowRetired(const shmsect_t *sect) {
-  bool removed = shmsect_retired(sect) == SHMSECT_REMOVED;
+  uint32_t how = shmsect_retired(sect);
+  if (how != SHMSECT_REPLACED && how != SHMSECT_REMOVED) {
+    return ThrowCoded(kError, "ERR_SHM_CORRUPT",
+                      "The section's retired word holds a value no manager writes: the segment is corrupt");
+  }
+  bool removed = how == SHMSECT_REMOVED;
   Local<Value> error = CodedError(kError, "ERR_SHM_TABLE_RETIRED",
                                   removed ? "The section table was removed" : "The section table was replaced");
   Nan::Set(error.As<Object>(), Nan::New("retired").ToLocalChecked(),
@@ -1263,7 +1268,7 @@ NAN_METHOD(SectionLockCreate) {
 NAN_METHOD(SectionLockCheck) {
   double id, uid, cuid;
   int32_t key;
-  if (!IntegerArg(info[0], "id", -1, 2147483647.0, nullptr, &id)) return;
+  if (!IntegerArg(info[0], "id", -2147483648.0, 2147483647.0, nullptr, &id)) return;
   if (!KeyArg(info[1], &key)) return;
   if (!IntegerArg(info[2], "uid", 0, 4294967295.0, nullptr, &uid)) return;
   if (!IntegerArg(info[3], "cuid", 0, 4294967295.0, nullptr, &cuid)) return;

@@ -161,6 +161,15 @@ function lockProblem ({ lock }, owner) {
     : `${what} cannot be used (${why}${why === 'EINVAL' || why === 'EIDRM' ? ': it was removed' : ''})`
 }
 
+/** The id of the segment at key now, or undefined. */
+function idAtKey (key) {
+  try {
+    return binding.statKeySHM(key).id
+  } catch {
+    return undefined
+  }
+}
+
 /** Attaches and validates a table once; checks every claim lock when `locks`. */
 function attachOnce (key, readOnly, locks = true) {
   const segment = open(key, readOnly ? 'a' : 'w')
@@ -191,6 +200,7 @@ class SectionTable {
   }
 
   constructor (segment, { mode, entries }) {
+    this.retired = undefined // 'replaced' or 'removed' once the manager retired it and no table followed
     this.mode = mode
     this.key = segment.key
     this.readOnly = segment.readOnly
@@ -234,6 +244,10 @@ class SectionTable {
    */
   follow (retired) {
     const old = this.#segment
+    // The manager takes a table from its key before it retires it (remove, apply).
+    if (idAtKey(this.key) === old.id) {
+      throw corrupt(this.key, `a control block says the table was ${retired}, yet it is still the table at its key`)
+    }
     let fresh
     if (retired === 'replaced') {
       for (const deadline = Date.now() + FOLLOW_MS; !fresh;) {
@@ -252,7 +266,7 @@ class SectionTable {
     binding.sectionReleaseAll(handleOf(old))
     releaseOnCollect.unregister(old)
     if (!fresh) {
-      for (const section of this.#sections.values()) section.bind(null, null)
+      this.retired = retired
       old.close()
       throw retiredError(this.key, retired)
     }
@@ -313,8 +327,9 @@ class Section {
     this.offsets = { control: entry.control, data: entry.data }
   }
 
-  /** The segment's handle, or ERR_SHM_CLOSED (or ERR_SHM_TABLE_RETIRED: the name is gone). */
+  /** The segment's handle, or ERR_SHM_CLOSED (or ERR_SHM_TABLE_RETIRED: the table, or the name, is gone). */
   #open () {
+    if (this.#table.retired) throw retiredError(this.#table.key, this.#table.retired)
     if (this.#table.closed) {
       throw codedError(Error, 'ERR_SHM_CLOSED', `The section table ${hex(this.#table.key)} is closed`)
     }
@@ -597,18 +612,20 @@ function retire (table, how) {
   return last
 }
 
-/** Deletes a retired table's segment and the claim locks it owns; returns their ids. */
-function destroy (table, segment) {
+/**
+ * Takes a table from its key (IPC_RMID: it goes at its last detach), then
+ * retires it, then removes the claim locks it owns. Retired tables are never
+ * at their key, so a control block that says "retired" in the table at the
+ * key is damage. Returns the ids removed and the last payloads.
+ */
+function destroy (table, how) {
+  const segment = segmentOf(table)
   const owner = segment.stat()
-  const locks = []
-  for (const { entry } of table.sections) {
-    if (lockProblem(entry, owner) === null && entry.lock.id !== NO_LOCK) {
-      binding.sectionLockRemove(entry.lock.id)
-      locks.push(entry.lock.id)
-    }
-  }
+  const mine = table.sections.filter(({ entry }) => entry.lock.id !== NO_LOCK && lockProblem(entry, owner) === null)
   segment.delete()
-  return { segment: segment.id, locks }
+  const last = retire(table, how)
+  for (const { entry } of mine) binding.sectionLockRemove(entry.lock.id)
+  return { segment: segment.id, locks: mine.map(({ entry }) => entry.lock.id), last }
 }
 
 /**
@@ -619,10 +636,9 @@ function destroy (table, segment) {
  */
 function remove (key) {
   const table = attachOnce(key, false, false)
-  const segment = segmentOf(table)
   try {
-    retire(table, 'removed')
-    return destroy(table, segment)
+    const { segment, locks } = destroy(table, 'removed')
+    return { segment, locks }
   } finally {
     table.close()
   }
@@ -655,11 +671,9 @@ function apply (key, layoutOptions) {
     return { action: 'created', table: make(key, wanted), carried: [], dropped: [] }
   }
   if (sameLayout(old, wanted)) return { action: 'unchanged', table: old, carried: [], dropped: [] }
-  const segment = segmentOf(old)
   let last
   try {
-    last = retire(old, 'replaced')
-    destroy(old, segment)
+    last = destroy(old, 'replaced').last
   } finally {
     old.close()
   }

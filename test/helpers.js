@@ -84,14 +84,23 @@ function removeOurSemaphores () {
   }
 }
 
-/** cleanupAfter(t), and also the semaphore sets with this file's keys (section tables' claim locks). */
-function cleanupTablesAfter (t) {
-  cleanupAfter(t)
-  removeOurSemaphores()
-  t.teardown(removeOurSemaphores)
-  process.once('exit', removeOurSemaphores)
+/** Removes the section tables at this process's keys with their claim locks (which have random keys). */
+function removeOurTables () {
+  for (const seg of segments()) {
+    if (seg.key === 0 || !isOurKey(seg.key)) continue
+    try {
+      require('..').sections.remove(seg.key)
+    } catch {} // not a table (removeOurSegments removes it)
+  }
 }
 
+/** cleanupAfter(t) for section tables: the tables with their claim locks, other segments and semaphore sets with this file's keys. */
+function cleanupTablesAfter (t) {
+  const cleanup = () => { removeOurTables(); removeOurSegments(); removeOurSemaphores() }
+  cleanup()
+  t.teardown(cleanup)
+  process.once('exit', cleanup)
+}
 /** Runs PHP code (php -r) or a script file; returns { status, stdout, stderr }. */
 function php (args, options = {}) {
   const result = spawnSync('php', args, { encoding: 'utf8', ...options })

@@ -228,7 +228,7 @@ final class SectionTable
             $parts[] = [$e['data0'], $e['capacity']];
             $parts[] = [$e['data1'], $e['capacity']];
             $entries[$name] = ['name' => $name, 'control' => $e['control'], 'capacity' => $e['capacity'], 'data' => [$e['data0'], $e['data1']],
-                'lock' => $lock['key']];
+                'lock' => $lock['key'], 'lockId' => $lock['id']];
         }
         usort($parts, static fn ($a, $b) => $a[0] <=> $b[0]);
         $reached = $head['header'];
@@ -237,6 +237,11 @@ final class SectionTable
                 throw $corrupt('its sections overlap or reach outside it');
             }
             $reached = $start + $length;
+        }
+        foreach ($entries as $name => $entry) {
+            if (($problem = ClaimLocks::problem($key, $entry)) !== null) {
+                throw $corrupt("section '$name': $problem");
+            }
         }
         return [$head['mode'] & 0777, array_values($entries)];
     }
