@@ -198,7 +198,8 @@ function rm (options, key) {
       `${locks.length} claim lock${locks.length === 1 ? '' : 's'} removed (semaphore set id${locks.length === 1 ? '' : 's'} ${locks.join(', ') || '-'}); ` +
       'processes using it were told it is retired\n'
   } catch (error) {
-    if (error.code !== 'ERR_SHM_NOT_SECTIONS') throw error
+    // Not a table this process can read (or none): removed as a plain segment, or the plain error.
+    if (!['ERR_SHM_NOT_SECTIONS', 'ERR_SHM_LAYOUT_VERSION', 'ERR_SHM_CORRUPT', 'ENOENT', 'EACCES'].includes(error.code)) throw error
   }
   shm.remove(key)
   return `marked ${hex(key)} for deletion (it goes at its last detach)\n`
