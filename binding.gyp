@@ -2,11 +2,39 @@
   "targets": [
     {
       "target_name": "shm",
-      "sources": ["shm.cc", "shmop.c", "sections.c"],
-      "include_dirs": ["<!(node -p \"require('node:path').dirname(require.resolve('nan/nan.h'))\")"],
+      "sources": [
+        "shm.cc", "src/shm-args.cc", "src/shm-segments.cc", "src/shm-sections.cc",
+        "src/shm-waits.cc", "shmop.c", "src/copy.c", "src/handles.c", "src/sections.c"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node:path').dirname(require.resolve('nan/nan.h'))\")",
+        ".",
+        "src",
+        "<(SHARED_INTERMEDIATE_DIR)"
+      ],
+      "actions": [
+        {
+          "action_name": "embed_read_shm",
+          "inputs": ["lib/read-shm.js", "scripts/embed-js.js"],
+          "outputs": ["<(SHARED_INTERMEDIATE_DIR)/read-shm.js.h"],
+          "action": ["<!(node -p process.execPath)", "scripts/embed-js.js", "lib/read-shm.js",
+                     "kReadSHMSource", "<(SHARED_INTERMEDIATE_DIR)/read-shm.js.h"]
+        }
+      ],
       "cflags": ["-Wall", "-Wextra"],
       "cflags_c": ["-std=c99"],
       "conditions": [
+        ["OS=='win'", {
+          "sources": ["src/shmop-win.c", "src/sections-win.c", "src/futex-ring-none.c"]
+        }, {
+          "sources": ["src/shmop-posix.c", "src/sections-posix.c"]
+        }],
+        ["OS=='linux'", {
+          "sources": ["src/sections-linux.c", "src/futex-ring-linux.c"]
+        }],
+        ["OS!='win' and OS!='linux'", {
+          "sources": ["src/sections-poll.c", "src/futex-ring-none.c"]
+        }],
         ["OS=='mac'", {
           "xcode_settings": {
             "GCC_C_LANGUAGE_STANDARD": "c99",

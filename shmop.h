@@ -9,7 +9,7 @@
  *
  * Nothing here deletes or detaches anything implicitly: a segment goes away
  * only through shmop_delete(), a mapping only through shmop_close() (or
- * shmop_table_close() and the release of its last reference).
+ * shmop_table_close() and the release of its last reference, handles.h).
  *
  * Return values: 0 is success; a negative errno value (-ENOENT, -EACCES, ...)
  * is an operating-system failure; the SHMOP_E* codes below are misuse, which
@@ -28,18 +28,18 @@ extern "C" {
 /* ==== Status codes for misuse (all below any -errno value) ==== */
 
 enum {
-  SHMOP_EMODE = -10001,     /* access mode is not exactly one of a, c, w, n */
-  SHMOP_ESIZE = -10002,     /* size < 1 when the flags ask to create */
-  SHMOP_EOFFSET = -10003,   /* start or offset outside 0..size */
-  SHMOP_ECOUNT = -10004,    /* count goes past the end of the segment */
-  SHMOP_EREADONLY = -10005, /* write through a segment opened with "a" */
+  SHMOP_EMODE = -10001,      /* access mode is not exactly one of a, c, w, n */
+  SHMOP_ESIZE = -10002,      /* size < 1 when the flags ask to create */
+  SHMOP_EOFFSET = -10003,    /* start or offset outside 0..size */
+  SHMOP_ECOUNT = -10004,     /* count goes past the end of the segment */
+  SHMOP_EREADONLY = -10005,  /* write through a segment opened with "a" */
   SHMOP_EBADHANDLE = -10006, /* no open segment has this handle */
   SHMOP_EUNSAFE = -10007     /* perms hold SHM_HUGETLB with SHM_NORESERVE (see shmop_open) */
 };
 
 /* ==== One attached segment ==== */
 
-/* Fields starting with '_' are private to shmop.c. */
+/* Fields starting with '_' are private to shmop.c and its platform file. */
 typedef struct shmop_s {
   unsigned char *addr; /* first byte of the user's data */
   uint64_t size;       /* bytes of user data, as the system reports them */
@@ -49,7 +49,7 @@ typedef struct shmop_s {
   void *_view;         /* start of the mapping (Windows: its descriptor block) */
   void *_mapping;      /* Windows: the file-mapping HANDLE; unused elsewhere */
 #ifdef _WIN32
-  void *_info;         /* Windows, PHP <= 8.1 layout: the descriptor's HANDLE */
+  void *_info; /* Windows, PHP <= 8.1 layout: the descriptor's HANDLE */
 #endif
 } shmop_t;
 
@@ -68,9 +68,9 @@ typedef struct shmop_s {
  * with *failed_call set to the call that failed ("shmget", "shmctl" or
  * "shmat"; PHP's warnings name the same three stages).
  *
- * Windows: the segment is PHP's file-mapping emulation (shmop.c, "Windows
- * primitives"); perms is ignored except for its IPC_CREAT and IPC_EXCL bits,
- * seg->size is what PHP 8.2-8.5's shmop_size() reports (the size asked for plus
+ * Windows: the segment is PHP's file-mapping emulation (src/shmop-win.c);
+ * perms is ignored except for its IPC_CREAT and IPC_EXCL bits, seg->size is
+ * what PHP 8.2-8.5's shmop_size() reports (the size asked for plus
  * sizeof(void *)), and every failure is reported as "shmget".
  */
 int shmop_open(shmop_t *seg, int32_t key, char mode, int perms, int64_t size,
@@ -97,8 +97,7 @@ int shmop_delete(shmop_t *seg);
  * in 0..size (start == size is legal), count 0 means "to the end".
  * Returns 0 and the number of bytes in *length, or SHMOP_EOFFSET/SHMOP_ECOUNT.
  */
-int shmop_read_span(const shmop_t *seg, uint64_t start, uint64_t count,
-                    uint64_t *length);
+int shmop_read_span(const shmop_t *seg, uint64_t start, uint64_t count, uint64_t *length);
 
 /*
  * Copies length bytes from start into dst, which has room for them; the span
@@ -112,32 +111,24 @@ int shmop_read(const shmop_t *seg, uint64_t start, uint64_t length, void *dst);
  * offset == size). Returns 0, SHMOP_EREADONLY (checked first, as PHP does) or
  * SHMOP_EOFFSET.
  */
-int shmop_write(const shmop_t *seg, const void *src, uint64_t length,
-                uint64_t offset, uint64_t *written);
-
-/*
- * memcpy() without the page-offset trap: on some x86 CPUs glibc's memcpy
- * runs 14-27x slower when the destination lies 1-63 bytes past the source
- * modulo 4096 (its "rep movsb" path). This copies such spans in pieces that
- * stay on glibc's vector path; every other span goes to memcpy() unchanged.
- */
-void shmop_copy(void *dst, const void *src, size_t length);
+int shmop_write(const shmop_t *seg, const void *src, uint64_t length, uint64_t offset,
+                uint64_t *written);
 
 /* ==== Introspection (no attach needed) ==== */
 
 /* What the system knows of a segment (IPC_STAT). On Windows, what PHP's
    descriptor block holds: id is the key, mode and the owners are 0. */
 typedef struct shmop_stat_s {
-  int32_t key;          /* 0 once marked for deletion (Linux) or for IPC_PRIVATE */
-  int id;               /* the system's id (shmid) */
-  uint64_t size;        /* bytes */
-  unsigned mode;        /* permission bits, 0..0777 */
-  uint32_t uid, gid;    /* owner */
-  uint32_t cuid, cgid;  /* creator */
-  int64_t cpid, lpid;   /* creator, and last process to attach or detach */
-  uint64_t attachments; /* current number of attachments (nattch) */
+  int32_t key;                 /* 0 once marked for deletion (Linux) or for IPC_PRIVATE */
+  int id;                      /* the system's id (shmid) */
+  uint64_t size;               /* bytes */
+  unsigned mode;               /* permission bits, 0..0777 */
+  uint32_t uid, gid;           /* owner */
+  uint32_t cuid, cgid;         /* creator */
+  int64_t cpid, lpid;          /* creator, and last process to attach or detach */
+  uint64_t attachments;        /* current number of attachments (nattch) */
   int64_t atime, dtime, ctime; /* last attach, detach, change: Unix seconds, 0 = never */
-  int marked;           /* marked for deletion, destroyed at the last detach */
+  int marked;                  /* marked for deletion, destroyed at the last detach */
 } shmop_stat_t;
 
 /* Finds the id of the segment with this key (read permission not needed).
@@ -162,51 +153,15 @@ int shmop_ftok(const char *path, unsigned char project, int32_t *key);
 /* A static English description of any return value of this library. */
 const char *shmop_strerror(int status);
 
-/* ==== Handle table ==== */
-
-/*
- * A process-wide table of open segments for bindings that hand out integer
- * handles (PHP 5 did). It has no fixed size and is safe to use from several
- * threads: a segment stays mapped while any thread holds a reference, so a
- * read racing a close in another thread never touches unmapped memory.
- * Handles start at 1 and are never reused while the process lives.
- */
-
-/* Takes ownership of an open segment. Returns 0 and its new handle, or -ENOMEM. */
-int shmop_table_add(const shmop_t *seg, int64_t *handle);
-
-/*
- * Returns the open segment with this handle and takes a reference to it,
- * or NULL. Every non-NULL result must be given back with shmop_table_release().
- */
-shmop_t *shmop_table_acquire(int64_t handle);
-
-/* Gives back a reference; the last one detaches a closed segment. */
-void shmop_table_release(shmop_t *seg);
-
-/*
- * Closes a handle: it stops being found at once, and the segment is detached
- * when the last reference is released (at once, if no one holds one).
- * Returns 0 or SHMOP_EBADHANDLE.
- */
-int shmop_table_close(int64_t handle);
-
-/*
- * shmop_read and shmop_write on a handle, in one step: a copy of at most
- * SHMOP_LOCKED_COPY bytes is made holding the table's lock (cheaper than a
- * reference), a longer one under a reference. *size gets the segment's size.
- * Return as shmop_read/shmop_write do, or SHMOP_EBADHANDLE.
- */
-#define SHMOP_LOCKED_COPY 256
-int shmop_table_read(int64_t handle, uint64_t start, uint64_t length, void *dst, uint64_t *size);
-int shmop_table_write(int64_t handle, const void *src, uint64_t length, uint64_t offset,
-                      uint64_t *written, uint64_t *size);
-
-/* Number of handles open in the process (for tests and diagnostics). */
-size_t shmop_table_count(void);
-
 #ifdef __cplusplus
 }
 #endif
+
+/*
+ * The integer-handle table of the original six functions (src/handles.h) is
+ * a binding's need, not PHP's, and is declared there; it is included here so
+ * that glue written against this one header keeps building.
+ */
+#include "handles.h"
 
 #endif /* SHMOP_H */

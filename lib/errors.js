@@ -1,12 +1,16 @@
 'use strict'
-// ShmError: an operating-system failure, explained. The addon reports what
-// failed (code, errno, syscall, key); this adds what it means and what to do.
+// Every error of the Segment and sections API is made and worded here, from
+// fields: the addon reports what failed (code, errno, syscall, key, reason and
+// the numbers involved; src/shm.h, Report), lib/ reports what it checks
+// itself, and this file says what it means and what to do. Nothing here reads
+// a message. (The original six functions keep their own contract and words:
+// shm.cc and lastErrorSHM().)
 
 const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
 
 class ShmError extends Error {
   constructor (message, { code, errno, syscall, key, cause }) {
-    super(message, { cause })
+    super(message, cause === undefined ? undefined : { cause })
     this.code = code
     this.errno = errno
     this.syscall = syscall
@@ -42,12 +46,30 @@ function limitNames (platform = process.platform) {
   return LIMITS[platform] ?? LIMITS.linux
 }
 
+const LOCK_CALLS = ['semget', 'semop', 'semctl']
+
+/** What a failure of a table's claim lock (a System V semaphore set) means. */
+function explainLock (code, seg) {
+  switch (code) {
+    case 'EACCES':
+      return `permission denied on the claim lock of the ${seg}: claiming needs write permission on the table`
+    case 'EPERM':
+      return `only the owner or creator of the claim lock of the ${seg} (or root) can remove it`
+    case 'EINVAL':
+    case 'EIDRM':
+      return `the claim lock of the ${seg} was removed, with its table`
+    default:
+      return `the claim lock of the ${seg} could not be used`
+  }
+}
+
 /*
  * What a failure means, by code and by the call that failed. `context` is
  * what the caller was doing: { key, flags, mode, size, existingSize }.
  */
 function explain (code, syscall, { key, flags, size, existingSize }, limits = limitNames()) {
   const seg = `segment with key ${hex(key)}`
+  if (LOCK_CALLS.includes(syscall)) return explainLock(code, seg)
   switch (code) {
     case 'ENOENT':
       return flags === 'a' || flags === 'w'
@@ -69,9 +91,6 @@ function explain (code, syscall, { key, flags, size, existingSize }, limits = li
           "attach with mode 0 (or 0o444 with 'a')"
       }
       if (syscall === 'shmat') return `permission denied attaching the ${seg} read-write; open it with 'a' to read it`
-      if (syscall === 'semget' || syscall === 'semop') {
-        return `permission denied on the claim lock of the ${seg}: claiming needs write permission on the table`
-      }
       return `permission denied reading the ${seg}`
     case 'EPERM':
       if (syscall === 'shmget') {
@@ -92,29 +111,131 @@ function explain (code, syscall, { key, flags, size, existingSize }, limits = li
   }
 }
 
-/** A ShmError from the addon's report of an operating-system failure. */
-function systemError (raw, context, limits) {
-  // The addon's message ends with "<syscall>: <strerror>".
-  const detail = raw.message.slice(raw.message.lastIndexOf(`${raw.syscall}: `))
-  const message = `${raw.code}: ${explain(raw.code, raw.syscall, context, limits)} (${detail})`
-  return new ShmError(message, { code: raw.code, errno: raw.errno, syscall: raw.syscall, key: context.key, cause: raw })
+/**
+ * A ShmError from the report of an operating-system failure, { code, errno,
+ * syscall, reason, key }: from the addon, or lastErrorSHM()'s Error (kept as
+ * the cause). `context` adds what the caller was doing (see explain()).
+ */
+function systemError (report, context = report, limits = undefined) {
+  const { code, errno, syscall, reason } = report
+  const message = `${code}: ${explain(code, syscall, context, limits)} (${syscall}: ${reason})`
+  const cause = report instanceof Error ? report : undefined
+  return new ShmError(message, { code, errno, syscall, key: context.key, cause })
 }
 
-/** Runs fn; an operating-system failure it throws becomes a ShmError, misuse passes through. */
-function explained (fn, context) {
-  try {
-    return fn()
-  } catch (raw) {
-    // The key as the addon reports it: signed 32-bit, as open()'s errors and Segment#key have it.
-    throw raw.syscall ? systemError(raw, { ...context, key: raw.key }) : raw
+const quoted = (names) => names.map((name) => JSON.stringify(name)).join(', ')
+const tableCorrupt = (key, what) => `The section table in segment ${hex(key)} is corrupt: ${what}`
+
+/*
+ * The words of every other failure, by code; each takes the failure's fields.
+ * Codes with several causes tell them apart by a field (operation, part, ...).
+ */
+const WORDS = {
+  ERR_ILLEGAL_CONSTRUCTOR: () => 'Segment cannot be constructed directly; use open()',
+  ERR_SHM_CLOSED: ({ key, id }) => id === undefined
+    ? `The section table ${hex(key)} is closed`
+    : `The segment with key ${hex(key)} (id ${id}) is closed`,
+  ERR_SHM_READ_ONLY: ({ operation }) => ({
+    view: "A segment opened read-only ('a') has no view: a write through it would crash the process. " +
+      "Use read() or readInto(), or open it with 'w'",
+    publish: 'A table attached read-only cannot publish',
+    claim: 'A table attached read-only cannot claim a section',
+    retire: 'A table attached read-only cannot be retired'
+  })[operation],
+  ERR_BUFFER_TOO_LARGE: ({ size, max }) =>
+    `A segment of ${size} bytes is larger than a Buffer can be (${max} bytes); use read() or readInto() on parts of it`,
+  ERR_SHM_UNSUPPORTED: ({ procFile }) => `Listing segments needs ${procFile} (Linux); use ipcs -m on this system`,
+  ERR_SHM_WAIT_FAILED: () => 'Could not start a thread to wait on',
+  ERR_SHM_NOT_SECTIONS: ({ key, size }) => size === undefined
+    ? `Segment ${hex(key)} is not a section table (no "NJSHMSEC" at its start)`
+    : `Segment ${hex(key)} (${size} bytes) is too small to hold a section table`,
+  ERR_SHM_LAYOUT_VERSION: ({ key, version, supported }) =>
+    `Segment ${hex(key)} holds a section table of layout version ${version}; this library reads version ${supported}`,
+  ERR_SHM_CORRUPT: (fields) => corruptWords(fields),
+  ERR_SHM_NO_SUCH_SECTION: ({ key, name, names }) =>
+    `No section named ${JSON.stringify(name)} in table ${hex(key)}; it has ${quoted(names)}`,
+  ERR_SHM_SECTION_BUSY: ({ key, section, pid }) =>
+    `Section '${section}' of table ${hex(key)} is claimed by ` +
+    (pid ? `process ${pid}` : 'a process that has not recorded its pid yet') +
+    (pid === process.pid ? ' (this process, through another object or thread)' : '') +
+    ': its claim lock is held, and the kernel frees it when the holder ends',
+  ERR_SHM_TABLE_RETIRED: ({ key, retired, section, writer }) => {
+    const table = `The section table ${hex(key)} was ${retired} by its manager`
+    if (writer) {
+      return `${table} while this process held section '${section}': the claim ended, and the last publish may not ` +
+        'have reached the new table; attach the table again and claim the section again'
+    }
+    if (retired === 'removed') return `${table} (sections.remove); attach the table again to go on`
+    return `${table} (sections.apply), and ` +
+      (section === undefined ? 'no table is at its key now' : `the table now at its key has no section '${section}'`) +
+      '; attach the table again to go on'
+  },
+  ERR_SHM_NOT_WRITER: ({ section }) => section === undefined
+    ? "This process does not hold the section's claim; claim() it before publishing"
+    : `Claim section '${section}' before publishing to it`,
+  // Arguments lib/ checks itself, with Node's codes; `argument` tells which.
+  ERR_OUT_OF_RANGE: ({ argument, ...found }) => ({
+    key: () => 'The value of "key" is out of range. It must not be 0 (IPC_PRIVATE): no other process could attach the table',
+    size: () => `Section ${JSON.stringify(found.name)} needs a size >= 1 (an integer); got ${found.size}`,
+    buffer: () => `The buffer (${found.room} bytes) is too small for version ${found.version} (${found.length} bytes)`
+  })[argument](),
+  ERR_INVALID_ARG_TYPE: ({ max }) => `The "sections" option must be an array of 1 to ${max} { name, size } objects`,
+  ERR_INVALID_ARG_VALUE: ({ name, max }) =>
+    `Section names must be distinct strings of 1 to ${max} UTF-8 bytes without NUL; got ${JSON.stringify(name)}`
+}
+
+/** What is wrong with a section or a section table (ERR_SHM_CORRUPT). */
+function corruptWords ({ key, part, ...found }) {
+  switch (part) {
+    case 'bounds': return 'The section does not lie inside its segment'
+    case 'control': return "The section's control block holds values no writer writes: the segment is corrupt"
+    case 'byte order': return tableCorrupt(key, 'its byte-order mark is not 0x01020304 little-endian')
+    case 'count': return tableCorrupt(key, `${found.count} sections in a header of ${found.headerSize} bytes`)
+    case 'extent': return tableCorrupt(key, `it lays out ${found.laidOut} bytes in a segment of ${found.size}`)
+    case 'checksum': return tableCorrupt(key, 'its checksum does not match')
+    case 'name encoding': return tableCorrupt(key, `section ${found.index} has a name that is not UTF-8`)
+    case 'name': return tableCorrupt(key, `section ${found.index} has an empty, repeated or malformed name`)
+    case 'alignment': return tableCorrupt(key, `section '${found.name}' is misaligned or has no capacity`)
+    case 'lock': return tableCorrupt(key, `section '${found.name}': ${lockWords(found.lock, found.why)}`)
+    case 'retired word': return "The section's retired word holds a value no manager writes: the segment is corrupt"
+    case 'retired at key':
+      return tableCorrupt(key, `a control block says the table was ${found.retired}, yet it is still the table at its key`)
+    default: return tableCorrupt(key, 'its sections overlap or reach outside it')
   }
 }
 
-/** An Error with a Node-style code, for misuse the addon cannot see. */
-function codedError (Type, code, message) {
-  const error = new Type(message)
+/** Why a section's claim lock is not the set the table's manager made (docs/sections.md, section 2). */
+function lockWords ({ key, id }, why) {
+  const what = `its claim lock (semaphore set id ${id}, key ${hex(key)})`
+  if (why === 'foreign') return `${what} is not the set the table's manager made (another key, size, owner or creator)`
+  return `${what} cannot be used (${why}${why === 'EINVAL' || why === 'EIDRM' ? ': it was removed' : ''})`
+}
+
+const TYPES = {
+  ERR_ILLEGAL_CONSTRUCTOR: TypeError,
+  ERR_INVALID_ARG_TYPE: TypeError,
+  ERR_INVALID_ARG_VALUE: RangeError,
+  ERR_OUT_OF_RANGE: RangeError,
+  ERR_BUFFER_TOO_LARGE: RangeError,
+  ERR_SHM_NO_SUCH_SECTION: RangeError
+}
+
+/** The Error for a failure: its code (see WORDS) and the fields its words need. */
+function failure (code, fields = {}, cause = undefined) {
+  const Type = TYPES[code] ?? Error
+  const error = new Type(WORDS[code](fields), cause === undefined ? undefined : { cause })
   error.code = code
+  if (code === 'ERR_SHM_TABLE_RETIRED') error.retired = fields.retired // 'replaced' (readers follow) or 'removed'
   return error
 }
 
-module.exports = { ShmError, systemError, explained, codedError, hex, limitNames }
+/** Makes the Error of each failure the addon reports (lib/binding.js hands it over). */
+function fromAddon (report) {
+  if (report.syscall === 'ftok') {
+    const { code, errno, syscall, reason, path } = report
+    return Object.assign(new Error(`${code}: ftok() failed for '${path}': ftok: ${reason}`), { code, errno, syscall, path })
+  }
+  return report.syscall ? systemError(report) : failure(report.code, report)
+}
+
+module.exports = { ShmError, systemError, failure, fromAddon, hex, limitNames }

@@ -3,16 +3,16 @@
 
 const fs = require('node:fs')
 const binding = require('./binding')
-const { explained, codedError } = require('./errors')
+const { failure } = require('./errors')
 
 /** The kernel's description of the segment with this key. */
 function stat (key) {
-  return explained(() => binding.statKeySHM(key), { key })
+  return binding.statKeySHM(key)
 }
 
 /** Marks the segment with this key for deletion, without attaching to it. */
 function remove (key) {
-  explained(() => binding.removeKeySHM(key), { key })
+  binding.removeKeySHM(key)
 }
 
 /** The key PHP's ftok() and C's ftok(3) give for a path and a one-character project id. */
@@ -57,10 +57,7 @@ function list (procFile = '/proc/sysvipc/shm') {
   try {
     text = fs.readFileSync(procFile, 'latin1')
   } catch (cause) {
-    const error = codedError(Error, 'ERR_SHM_UNSUPPORTED',
-      `Listing segments needs ${procFile} (Linux); use ipcs -m on this system`)
-    error.cause = cause
-    throw error
+    throw failure('ERR_SHM_UNSUPPORTED', { procFile }, cause)
   }
   const [head, ...lines] = text.trim().split('\n')
   const names = head.trim().split(/\s+/)

@@ -7,7 +7,7 @@
 const crypto = require('node:crypto')
 const binding = require('./binding')
 const { open, handleOf } = require('./segment')
-const { explained, codedError, hex } = require('./errors')
+const { failure } = require('./errors')
 const crc32 = require('./crc32')
 
 const MAGIC = Buffer.from('NJSHMSEC', 'latin1')
@@ -31,10 +31,7 @@ const dataStart = (n) => align64(n) + 24
 const FOLLOW_MS = 2000
 const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
 
-function notSections (message) { return codedError(Error, 'ERR_SHM_NOT_SECTIONS', message) }
-function corrupt (key, what) {
-  return codedError(Error, 'ERR_SHM_CORRUPT', `The section table in segment ${hex(key)} is corrupt: ${what}`)
-}
+const corrupt = (key, part, found) => failure('ERR_SHM_CORRUPT', { key, part, ...found })
 
 /** Places the sections: header and table, control blocks, then data areas. */
 function layout (sections) {
@@ -85,30 +82,27 @@ function u64 (buffer, at) {
 
 /** Checks a table read from a segment of `size` bytes; returns { mode, entries } or throws. */
 function decodeHeader (key, size, read) {
-  if (size < HEADER_SIZE) throw notSections(`Segment ${hex(key)} (${size} bytes) is too small to hold a section table`)
+  if (size < HEADER_SIZE) throw failure('ERR_SHM_NOT_SECTIONS', { key, size })
   const head = read(0, HEADER_SIZE)
-  if (!head.subarray(0, 8).equals(MAGIC)) {
-    throw notSections(`Segment ${hex(key)} is not a section table (no "NJSHMSEC" at its start)`)
-  }
+  if (!head.subarray(0, 8).equals(MAGIC)) throw failure('ERR_SHM_NOT_SECTIONS', { key })
   const version = head.readUInt32LE(8)
   if (version !== LAYOUT_VERSION) {
-    throw codedError(Error, 'ERR_SHM_LAYOUT_VERSION',
-      `Segment ${hex(key)} holds a section table of layout version ${version}; this library reads version ${LAYOUT_VERSION}`)
+    throw failure('ERR_SHM_LAYOUT_VERSION', { key, version, supported: LAYOUT_VERSION })
   }
-  if (head.readUInt32LE(12) !== BYTE_ORDER) throw corrupt(key, 'its byte-order mark is not 0x01020304 little-endian')
+  if (head.readUInt32LE(12) !== BYTE_ORDER) throw corrupt(key, 'byte order')
   const headerSize = head.readUInt32LE(16)
   const count = head.readUInt32LE(20)
   const laidOut = u64(head, 24)
   if (count < 1 || count > MAX_SECTIONS || headerSize !== HEADER_SIZE + ENTRY_SIZE * count) {
-    throw corrupt(key, `${count} sections in a header of ${headerSize} bytes`)
+    throw corrupt(key, 'count', { count, headerSize })
   }
   if (laidOut > size || headerSize > laidOut) {
-    throw corrupt(key, `it lays out ${laidOut} bytes in a segment of ${size}`)
+    throw corrupt(key, 'extent', { laidOut, size })
   }
   const header = read(0, headerSize)
   const stored = header.readUInt32LE(60)
   header.writeUInt32LE(0, 60)
-  if (crc32(header) !== stored) throw corrupt(key, 'its checksum does not match')
+  if (crc32(header) !== stored) throw corrupt(key, 'checksum')
   const names = new Set()
   const parts = []
   const entries = []
@@ -120,10 +114,10 @@ function decodeHeader (key, size, read) {
     try {
       name = utf8.decode(end < 0 ? raw : raw.subarray(0, end))
     } catch {
-      throw corrupt(key, `section ${i} has a name that is not UTF-8`)
+      throw corrupt(key, 'name encoding', { index: i })
     }
     if (!name || names.has(name) || (end >= 0 && raw.subarray(end).some((b) => b !== 0))) {
-      throw corrupt(key, `section ${i} has an empty, repeated or malformed name`)
+      throw corrupt(key, 'name', { index: i })
     }
     names.add(name)
     const entry = {
@@ -134,7 +128,7 @@ function decodeHeader (key, size, read) {
       lock: { key: header.readInt32LE(at + 64), id: header.readInt32LE(at + 68) }
     }
     if (entry.control % 64 !== 0 || entry.data.some((d) => d % 64 !== 24) || entry.capacity < 1) {
-      throw corrupt(key, `section '${name}' is misaligned or has no capacity`)
+      throw corrupt(key, 'alignment', { name })
     }
     parts.push([entry.control, CONTROL_SIZE], [entry.data[0], entry.capacity], [entry.data[1], entry.capacity])
     entries.push(entry)
@@ -142,7 +136,7 @@ function decodeHeader (key, size, read) {
   parts.sort((a, b) => a[0] - b[0])
   let reached = headerSize
   for (const [start, length] of parts) {
-    if (start < reached || start + length > laidOut) throw corrupt(key, 'its sections overlap or reach outside it')
+    if (start < reached || start + length > laidOut) throw corrupt(key, 'overlap')
     reached = start + length
   }
   return { mode: head.readUInt32LE(44) & 0o777, entries }
@@ -151,15 +145,13 @@ function decodeHeader (key, size, read) {
 // A table collected without close() gives back the claims taken through it.
 const releaseOnCollect = new FinalizationRegistry((handle) => binding.sectionReleaseAll(handle))
 
-/** Why a section's claim lock is not the one its table records, or null. */
+/** Why a section's claim lock is not the one its table records ('foreign' or an errno name), or null. */
 function lockProblem ({ lock }, owner) {
-  const why = binding.sectionLockCheck(lock.id, lock.key, owner.uid, owner.cuid)
-  if (why === null) return null
-  const what = `its claim lock (semaphore set id ${lock.id}, key ${hex(lock.key)})`
-  return why === 'foreign'
-    ? `${what} is not the set the table's manager made (another key, size, owner or creator)`
-    : `${what} cannot be used (${why}${why === 'EINVAL' || why === 'EIDRM' ? ': it was removed' : ''})`
+  return binding.sectionLockCheck(lock.id, lock.key, owner.uid, owner.cuid)
 }
+
+/** ERR_SHM_CORRUPT for a section whose claim lock is not its own. */
+const lockCorrupt = (key, { name, lock }, why) => corrupt(key, 'lock', { name, lock, why })
 
 /** The id of the segment at key now, or undefined. */
 function idAtKey (key) {
@@ -178,8 +170,8 @@ function attachOnce (key, readOnly, locks = true) {
     if (locks) {
       const owner = segment.stat()
       for (const entry of decoded.entries) {
-        const problem = lockProblem(entry, owner)
-        if (problem) throw corrupt(segment.key, `section '${entry.name}': ${problem}`)
+        const why = lockProblem(entry, owner)
+        if (why) throw lockCorrupt(segment.key, entry, why)
       }
     }
     return new SectionTable(segment, decoded)
@@ -227,10 +219,7 @@ class SectionTable {
   /** The section with this name. */
   section (name) {
     const section = this.#sections.get(name)
-    if (!section) {
-      throw codedError(RangeError, 'ERR_SHM_NO_SUCH_SECTION',
-        `No section named ${JSON.stringify(name)} in table ${hex(this.key)}; it has ${this.names.map((n) => JSON.stringify(n)).join(', ')}`)
-    }
+    if (!section) throw failure('ERR_SHM_NO_SUCH_SECTION', { key: this.key, name, names: this.names })
     return section
   }
 
@@ -246,7 +235,7 @@ class SectionTable {
     const old = this.#segment
     // The manager takes a table from its key before it retires it (remove, apply).
     if (idAtKey(this.key) === old.id) {
-      throw corrupt(this.key, `a control block says the table was ${retired}, yet it is still the table at its key`)
+      throw corrupt(this.key, 'retired at key', { retired })
     }
     let fresh
     if (retired === 'replaced') {
@@ -289,12 +278,8 @@ class SectionTable {
   [Symbol.dispose] () { this.close() }
 }
 
-function retiredError (key, retired, name) {
-  const what = retired === 'removed'
-    ? `The section table ${hex(key)} was removed by its manager (sections.remove)`
-    : `The section table ${hex(key)} was replaced by its manager (sections.apply)` +
-      (name === undefined ? ', and no table is at its key now' : `, and the table now at its key has no section '${name}'`)
-  return codedError(Error, 'ERR_SHM_TABLE_RETIRED', `${what}; attach the table again to go on`)
+function retiredError (key, retired, section) {
+  return failure('ERR_SHM_TABLE_RETIRED', { key, retired, section })
 }
 
 class Section {
@@ -331,7 +316,7 @@ class Section {
   #open () {
     if (this.#table.retired) throw retiredError(this.#table.key, this.#table.retired)
     if (this.#table.closed) {
-      throw codedError(Error, 'ERR_SHM_CLOSED', `The section table ${hex(this.#table.key)} is closed`)
+      throw failure('ERR_SHM_CLOSED', { key: this.#table.key })
     }
     if (!this.#segment) throw retiredError(this.#table.key, 'replaced', this.name)
     return this.#handle
@@ -340,9 +325,7 @@ class Section {
   /** A writer's view of retirement: its claim ended, so it must claim again. */
   #writerRetired (error) {
     this.#claimed = false
-    return codedError(Error, 'ERR_SHM_TABLE_RETIRED',
-      `The section table ${hex(this.#table.key)} was ${error.retired} by its manager while this process held section '${this.name}': ` +
-      'the claim ended, and the last publish may not have reached the new table; attach the table again and claim the section again')
+    return failure('ERR_SHM_TABLE_RETIRED', { key: this.#table.key, retired: error.retired, section: this.name, writer: true })
   }
 
   /** Runs a reader's operation; on a replaced table, follows it once and runs it again. */
@@ -376,8 +359,8 @@ class Section {
   readInto (buffer) {
     return this.#reading((handle) => {
       if (!binding.sectionRead(handle, this.#where, buffer, this.#out)) {
-        throw codedError(RangeError, 'ERR_OUT_OF_RANGE',
-          `The buffer (${buffer.byteLength} bytes) is too small for version ${this.#out[0]} (${this.#out[1]} bytes)`)
+        const [version, length] = this.#out
+        throw failure('ERR_OUT_OF_RANGE', { argument: 'buffer', room: buffer.byteLength, version, length })
       }
       return { version: this.#out[0], length: this.#out[1] }
     })
@@ -387,20 +370,16 @@ class Section {
   claim () {
     if (this.#claimed) return
     const handle = this.#open()
-    if (this.#table.readOnly) throw codedError(Error, 'ERR_SHM_READ_ONLY', 'A table attached read-only cannot claim a section')
+    if (this.#table.readOnly) throw failure('ERR_SHM_READ_ONLY', { operation: 'claim' })
     let holder
     try {
       holder = binding.sectionClaim(handle, this.#where, this.#lock.id, true)
     } catch (error) {
       if (error.code === 'ERR_SHM_TABLE_RETIRED') throw this.#writerRetired(error)
-      throw corrupt(this.#table.key, `section '${this.name}': ${lockProblem(this.entry, this.#segment.stat()) ?? error.message}`)
+      throw lockCorrupt(this.#table.key, this.entry, lockProblem(this.entry, this.#segment.stat()) ?? error.code)
     }
     if (holder !== true) {
-      throw codedError(Error, 'ERR_SHM_SECTION_BUSY',
-        `Section '${this.name}' of table ${hex(this.#table.key)} is claimed by ` +
-        (holder ? `process ${holder}` : 'a process that has not recorded its pid yet') +
-        (holder === process.pid ? ' (this process, through another object or thread)' : '') +
-        ': its claim lock is held, and the kernel frees it when the holder ends')
+      throw failure('ERR_SHM_SECTION_BUSY', { key: this.#table.key, section: this.name, pid: holder })
     }
     this.#claimed = true
     this.#lostClaim = false
@@ -418,7 +397,7 @@ class Section {
     const handle = this.#open()
     if (this.#lostClaim) throw this.#writerRetired({ retired: 'replaced' })
     if (!this.#claimed) {
-      throw codedError(Error, 'ERR_SHM_NOT_WRITER', `Claim section '${this.name}' before publishing to it`)
+      throw failure('ERR_SHM_NOT_WRITER', { section: this.name })
     }
     try {
       return binding.sectionPublish(handle, this.#where, data)
@@ -503,21 +482,19 @@ class Section {
 /** Checks a layout ({ mode, sections }) as create and apply take it. */
 function checkLayout (key, { mode = 0o644, sections } = {}) {
   if (key === 0) {
-    throw codedError(RangeError, 'ERR_OUT_OF_RANGE',
-      'The value of "key" is out of range. It must not be 0 (IPC_PRIVATE): no other process could attach the table')
+    throw failure('ERR_OUT_OF_RANGE', { argument: 'key' })
   }
   if (!Array.isArray(sections) || sections.length === 0 || sections.length > MAX_SECTIONS) {
-    throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "sections" option must be an array of 1 to ${MAX_SECTIONS} { name, size } objects`)
+    throw failure('ERR_INVALID_ARG_TYPE', { max: MAX_SECTIONS })
   }
   const seen = new Set()
   for (const { name, size } of sections) {
     // A lone surrogate would be written as U+FFFD: the table would not hold the name given.
     if (typeof name !== 'string' || !name || Buffer.byteLength(name) > NAME_SIZE || name.includes('\0') || seen.has(name) || Buffer.from(name).toString() !== name) {
-      throw codedError(RangeError, 'ERR_INVALID_ARG_VALUE',
-        `Section names must be distinct strings of 1 to ${NAME_SIZE} UTF-8 bytes without NUL; got ${JSON.stringify(name)}`)
+      throw failure('ERR_INVALID_ARG_VALUE', { name, max: NAME_SIZE })
     }
     if (!Number.isSafeInteger(size) || size < 1) {
-      throw codedError(RangeError, 'ERR_OUT_OF_RANGE', `Section ${JSON.stringify(name)} needs a size >= 1 (an integer); got ${size}`)
+      throw failure('ERR_OUT_OF_RANGE', { argument: 'size', name, size })
     }
     seen.add(name)
   }
@@ -529,7 +506,7 @@ function createLock (mode) {
   for (;;) {
     const key = crypto.randomInt(1, 0x7fffffff)
     try {
-      const id = explained(() => binding.sectionLockCreate(key, mode), { key })
+      const id = binding.sectionLockCreate(key, mode)
       return { key: id === NO_LOCK ? 0 : key, id }
     } catch (error) {
       if (error.code !== 'EEXIST') throw error // taken: another key

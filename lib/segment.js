@@ -3,7 +3,8 @@
 
 const { inspect } = require('node:util')
 const binding = require('./binding')
-const { explained, systemError, codedError, hex } = require('./errors')
+const { readSHM } = require('./legacy')
+const { systemError, failure, hex } = require('./errors')
 
 const kConstruct = Symbol('Segment constructor')
 
@@ -33,7 +34,7 @@ class Segment {
   /** Segments come from open(); the constructor is not public. */
   constructor (token, handle) {
     if (token !== kConstruct) {
-      throw codedError(TypeError, 'ERR_ILLEGAL_CONSTRUCTOR', 'Segment cannot be constructed directly; use open()')
+      throw failure('ERR_ILLEGAL_CONSTRUCTOR')
     }
     this.#handle = handle
     const { key, id, size, readOnly } = binding.infoSHM(handle)
@@ -50,15 +51,13 @@ class Segment {
 
   /** The open handle, or ERR_SHM_CLOSED. */
   #open () {
-    if (this.#closed) {
-      throw codedError(Error, 'ERR_SHM_CLOSED', `The segment with key ${hex(this.key)} (id ${this.id}) is closed`)
-    }
+    if (this.#closed) throw failure('ERR_SHM_CLOSED', { key: this.key, id: this.id })
     return this.#handle
   }
 
   /** A copy of length bytes from start (0: to the end). */
   read (start = 0, length = 0) {
-    return binding.readSHM(this.#open(), start, length)
+    return readSHM(this.#open(), start, length)
   }
 
   /** Copies into target (allocating nothing); length defaults to all that fits. */
@@ -85,7 +84,7 @@ class Segment {
 
   /** What the kernel knows of the segment now. */
   stat () {
-    return explained(() => binding.statSHM(this.#open()), { key: this.key })
+    return binding.statSHM(this.#open())
   }
 
   /** Marks the segment for deletion; it stays usable here until closed. */

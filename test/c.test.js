@@ -8,6 +8,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { cleanupAfter, segments, removeId } = require('./helpers')
 
+const ROOT = path.join(__dirname, '..')
 const DIR = path.join(__dirname, 'c')
 const COV = path.join(DIR, 'build', 'cov')
 const SANITIZERS = { ASAN_OPTIONS: 'detect_leaks=1', UBSAN_OPTIONS: 'print_stacktrace=1' }
@@ -22,18 +23,21 @@ function leftBy (pid) {
   return segments().filter((s) => ((s.key >>> 0) & 0xffffff00) === keyBase(pid) || (s.key === 0 && s.cpid === pid))
 }
 
-/** Parses TAP: the plan, the test lines, and any "Bail out!". */
+/** Parses TAP: the plan (and whether it came before every test line), the test lines, and any "Bail out!". */
 function parseTap (stdout) {
   const tests = []
   let plan = null
+  let planFirst = false
   let bail = null
   for (const line of stdout.split('\n')) {
     const test = /^(not ok|ok) (\d+)(?: - (.*))?$/.exec(line)
     if (test) tests.push({ ok: test[1] === 'ok', n: Number(test[2]), name: test[3] || '' })
-    else if (/^1\.\.\d+$/.test(line)) plan = Number(line.slice(3))
-    else if (line.startsWith('Bail out!')) bail = line
+    else if (/^1\.\.\d+$/.test(line) && plan === null) {
+      plan = Number(line.slice(3))
+      planFirst = tests.length === 0
+    } else if (line.startsWith('Bail out!')) bail = line
   }
-  return { tests, plan, bail }
+  return { tests, plan, planFirst, bail }
 }
 
 /** Runs one test program and asserts it passed as a whole and line by line. */
@@ -45,11 +49,12 @@ function runProgram (t, program) {
     maxBuffer: 16 << 20,
     timeout: 240000
   })
-  const { tests, plan, bail } = parseTap(run.stdout || '')
+  const { tests, plan, planFirst, bail } = parseTap(run.stdout || '')
   const failed = tests.filter((test) => !test.ok).map((test) => `not ok ${test.n} - ${test.name}`)
   t.equal(run.status, 0, `${program} exits with 0`, { stderr: (run.stderr || '').slice(-8000), signal: run.signal })
   t.equal(bail, null, 'it does not bail out')
   t.ok(plan > 0, `it prints a plan (${plan})`)
+  t.ok(planFirst, 'it declares the plan before its first test, so a test that silently stops running is caught')
   t.equal(tests.length, plan, 'it runs every planned test')
   t.same(failed, [], 'every test line is ok')
   const left = leftBy(run.pid)
@@ -58,27 +63,34 @@ function runProgram (t, program) {
   return run.status === 0 && failed.length === 0
 }
 
-/** Lines of shmop.c that gcov counts as executable, each with whether any program ran it. */
-function shmopLines (listings) {
-  const lines = new Map()
+/** Product files whose every line the gcov builds must run, relative to the top. */
+const COVERED = ['shmop.c', 'src/copy.c', 'src/handles.c', 'src/shmop-posix.c']
+
+/**
+ * Lines of the COVERED files that gcov counts as executable, by file, each
+ * with whether any program ran it. gcov names sources as the compiler saw
+ * them (relative to test/c).
+ */
+function coveredLines (listings) {
+  const files = new Map(COVERED.map((file) => [file, new Map()]))
   for (const listing of listings) {
-    let inShmop = false
+    let lines = null
     for (const row of listing.split('\n')) {
       const m = /^\s*([^:]+):\s*(\d+):(.*)$/.exec(row)
       if (!m) continue
       const [, count, number, source] = m
       if (number === '0') {
-        if (source.startsWith('Source:')) inShmop = path.basename(source.slice(7)) === 'shmop.c'
+        if (source.startsWith('Source:')) lines = files.get(path.relative(ROOT, path.resolve(DIR, source.slice(7)))) || null
         continue
       }
-      if (!inShmop || count.trim() === '-') continue
+      if (!lines || count.trim() === '-') continue
       const ran = !/^(#####|=====)$/.test(count.trim())
       const line = lines.get(Number(number)) || { source, ran: false }
       line.ran = line.ran || ran
       lines.set(Number(number), line)
     }
   }
-  return lines
+  return files
 }
 
 cleanupAfter(t)
@@ -96,17 +108,18 @@ t.test('C tests of shmop.c', (t) => {
 
   for (const program of sanitized) t.test(program, async (t) => { runProgram(t, program) })
 
-  t.test('every line of shmop.c runs (gcov)', async (t) => {
+  t.test('every line of the covered C files runs (gcov)', async (t) => {
     for (const name of fs.readdirSync(COV)) if (name.endsWith('.gcda')) fs.rmSync(path.join(COV, name))
     let passed = true
     for (const program of covered) passed = runProgram(t, program) && passed
     const gcov = make('gcov')
     if (!t.equal(gcov.status, 0, 'make -C test/c gcov', { output: gcov.stdout + gcov.stderr })) return
     const listings = covered.map((p) => fs.readFileSync(path.join(DIR, `${p}.gcov`), 'utf8'))
-    const lines = shmopLines(listings)
-    t.ok(lines.size > 100, `gcov lists ${lines.size} executable lines of shmop.c`)
-    const missed = [...lines].filter(([, line]) => !line.ran).map(([n, line]) => `shmop.c:${n}: ${line.source.trim()}`)
-    t.same(missed, [], 'no line of shmop.c went unexecuted')
+    for (const [file, lines] of coveredLines(listings)) {
+      t.ok(lines.size > 10, `gcov lists ${lines.size} executable lines of ${file}`)
+      const missed = [...lines].filter(([, line]) => !line.ran).map(([n, line]) => `${file}:${n}: ${line.source.trim()}`)
+      t.same(missed, [], `no line of ${file} went unexecuted`)
+    }
     t.ok(passed, 'the gcov builds passed their tests too')
   })
   t.end()

@@ -2,13 +2,11 @@
 // The explanations ShmError gives, for the failures this machine cannot
 // produce on demand: macOS's limits (EMFILE at shmat when kern.sysv.shmseg is
 // reached), Windows's EIDRM (a deleted key still open), and a code with no
-// explanation of its own. The raw errors are shaped as the addon makes them.
+// explanation of its own. The reports are shaped as the addon makes them.
 const t = require('tap')
 const { systemError, limitNames, ShmError } = require('../lib/errors')
 
-const raw = (code, errno, syscall, text) => Object.assign(
-  new Error(`${code}: unable to attach to shared memory segment, key 0x5e000001 (1577058305): ${syscall}: ${text}`),
-  { code, errno, syscall, key: 0x5e000001 })
+const raw = (code, errno, syscall, reason) => ({ code, errno, syscall, key: 0x5e000001, reason })
 
 t.test('limit names by platform', async (t) => {
   t.match(limitNames('linux'), { shmmax: 'kernel.shmmax', shmseg: 'SHMSEG' })
@@ -32,7 +30,7 @@ t.test('macOS: each limit error names its sysctl and how to raise it', async (t)
     /\(kern\.sysv\.shmall, 1024 pages by default on macOS, or the memory overcommit policy\)/)
 })
 
-t.test('EIDRM (Windows: the key was deleted but is still open) and a code without its own words', async (t) => {
+t.test('EIDRM (Windows: the key was deleted but is still open) and codes without their own words', async (t) => {
   const context = { key: 0x5e000001, flags: 'c', size: 64 }
   const eidrm = systemError(raw('EIDRM', -43, 'shmget', 'Identifier removed'), context)
   t.equal(eidrm.message, 'EIDRM: the segment with key 0x5e000001 was deleted but is still open somewhere; ' +
@@ -41,6 +39,8 @@ t.test('EIDRM (Windows: the key was deleted but is still open) and a code withou
   t.equal(systemError(raw('EACCES', -13, 'semget', 'Permission denied'), context).message,
     'EACCES: permission denied on the claim lock of the segment with key 0x5e000001: claiming needs write ' +
     'permission on the table (semget: Permission denied)')
+  t.equal(systemError(raw('ENOSPC', -28, 'semget', 'No space left on device'), context).message,
+    'ENOSPC: the claim lock of the segment with key 0x5e000001 could not be used (semget: No space left on device)')
   t.equal(systemError(raw('ENFILE', -23, 'shmat', 'Too many open files in system'), context).message,
     'ENFILE: the segment with key 0x5e000001 could not be used (shmat: Too many open files in system)')
 })

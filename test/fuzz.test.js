@@ -63,6 +63,7 @@ t.test(`thousands of random calls of every function, each as specified (seed ${S
     sizeSHM: ['returned', 'ERR_SHM_BAD_HANDLE', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'],
     writeSHM: ['returned', 'ERR_SHM_BAD_HANDLE', 'ERR_SHM_READ_ONLY', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'],
     readSHM: ['returned', 'ERR_SHM_BAD_HANDLE', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'],
+    readLength: ['returned', 'ERR_SHM_BAD_HANDLE', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'],
     readIntoSHM: ['returned', 'ERR_SHM_BAD_HANDLE', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'],
     deleteSHM: ['1', '0', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'],
     closeSHM: ['1', '0', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE'],

@@ -4,6 +4,7 @@
 // garbage-collected, so it never points at unmapped memory and never crashes.
 const t = require('tap')
 const { spawnSync } = require('node:child_process')
+const { constants } = require('node:buffer')
 const { once } = require('node:events')
 const path = require('node:path')
 const { MessageChannel, Worker } = require('node:worker_threads')
@@ -51,6 +52,21 @@ t.test('view() of a read-only segment throws, since a write through it would cra
       "Use read() or readInto(), or open it with 'w'"
   })
   t.equal(segmentByKey(key).nattch, 2, 'the refused view holds nothing')
+})
+
+t.test('view() of a segment larger than a Buffer throws ERR_BUFFER_TOO_LARGE', async (t) => {
+  const key = keyFor(8)
+  const size = constants.MAX_LENGTH + 4096
+  // SHM_NORESERVE: no memory is set aside, none is touched (not under vm.overcommit_memory=2).
+  const seg = open(t, key, 'n', 0o10600, size)
+  t.throws(() => seg.view(), {
+    name: 'RangeError',
+    code: 'ERR_BUFFER_TOO_LARGE',
+    message: `A segment of ${size} bytes is larger than a Buffer can be (${constants.MAX_LENGTH} bytes); ` +
+      'use read() or readInto() on parts of it'
+  })
+  t.equal(segmentByKey(key).nattch, 1, 'the refused view holds nothing')
+  seg.delete() // gone once closed
 })
 
 t.test('a view survives close(): same memory, still writable, still attached', async (t) => {

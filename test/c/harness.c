@@ -14,19 +14,20 @@
 
 /* ==== TAP ==== */
 
-static int tap_count, tap_failed;
+static int tap_count, tap_failed, tap_planned;
 
 /* Each platform's: below for POSIX, in windows/harness-win.c for Windows. */
 static void keys_start(void);
 
-void tap_start(void) {
+void tap_start(int planned) {
   /* Line by line: a sanitizer ends the process without flushing stdio. */
   setvbuf(stdout, NULL, _IOLBF, 0);
+  tap_planned = planned;
+  printf("1..%d\n", planned);
   keys_start();
 }
 
-static void tap_line(int pass, const char *file, int line, const char *fmt,
-                     va_list args) {
+static void tap_line(int pass, const char *file, int line, const char *fmt, va_list args) {
   tap_count++;
   if (!pass) tap_failed++;
   printf("%sok %d - ", pass ? "" : "not ", tap_count);
@@ -55,9 +56,9 @@ void tap_diag(const char *fmt, ...) {
 void tap_group(const char *name) { printf("# %s\n", name); }
 
 int tap_done(void) {
-  printf("1..%d\n", tap_count);
+  if (tap_count != tap_planned) printf("# planned %d tests, ran %d\n", tap_planned, tap_count);
   if (tap_failed) printf("# failed %d of %d\n", tap_failed, tap_count);
-  return tap_failed ? 1 : 0;
+  return tap_failed || tap_count != tap_planned ? 1 : 0;
 }
 
 void tap_bail(const char *fmt, ...) {
@@ -70,8 +71,7 @@ void tap_bail(const char *fmt, ...) {
   exit(2);
 }
 
-int is_int_at(long long got, long long want, const char *file, int line,
-              const char *fmt, ...) {
+int is_int_at(long long got, long long want, const char *file, int line, const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
   tap_line(got == want, file, line, fmt, args);
@@ -80,29 +80,25 @@ int is_int_at(long long got, long long want, const char *file, int line,
   return got == want;
 }
 
-int is_u64_at(uint64_t got, uint64_t want, const char *file, int line,
-              const char *fmt, ...) {
+int is_u64_at(uint64_t got, uint64_t want, const char *file, int line, const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
   tap_line(got == want, file, line, fmt, args);
   va_end(args);
   if (got != want) {
-    printf("#   got %llu, want %llu\n", (unsigned long long)got,
-           (unsigned long long)want);
+    printf("#   got %llu, want %llu\n", (unsigned long long)got, (unsigned long long)want);
   }
   return got == want;
 }
 
-int is_str_at(const char *got, const char *want, const char *file, int line,
-              const char *fmt, ...) {
+int is_str_at(const char *got, const char *want, const char *file, int line, const char *fmt, ...) {
   int pass = got && want ? strcmp(got, want) == 0 : got == want;
   va_list args;
   va_start(args, fmt);
   tap_line(pass, file, line, fmt, args);
   va_end(args);
   if (!pass) {
-    printf("#   got \"%s\", want \"%s\"\n", got ? got : "(null)",
-           want ? want : "(null)");
+    printf("#   got \"%s\", want \"%s\"\n", got ? got : "(null)", want ? want : "(null)");
   }
   return pass;
 }

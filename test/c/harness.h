@@ -1,8 +1,12 @@
 /*
  * harness.h: what the C tests of shmop.c share (harness.c implements it).
  *
- *   TAP        ok()/is_*() print "ok N - name" or "not ok N - name" at once,
- *              with the file and line of a failure as a "#" comment.
+ *   TAP        tap_start(planned) prints the plan "1..planned" first, so a
+ *              program that stops early or skips tests fails the run even
+ *              when it exits with 0; ok()/is_*() print "ok N - name" or
+ *              "not ok N - name" at once, with the file and line of a
+ *              failure as a "#" comment; tap_done() fails a run of any other
+ *              count than the plan.
  *   keys       test_key(n): 256 keys unique to this process (its pid), so
  *              test programs can run side by side; test/c.test.js sweeps the
  *              same range after each program.
@@ -24,11 +28,12 @@
 
 /* ==== TAP ==== */
 
-void tap_start(void);
+/* Prints the plan: the number of tests a passing run makes. */
+void tap_start(int planned);
 int tap_ok(int pass, const char *file, int line, const char *fmt, ...);
 void tap_diag(const char *fmt, ...);
 void tap_group(const char *name);
-int tap_done(void); /* prints the plan; the exit status to return */
+int tap_done(void); /* the exit status to return: 1 on a failure or a count off the plan */
 void tap_bail(const char *fmt, ...);
 
 #define ok(pass, ...) tap_ok(!!(pass), __FILE__, __LINE__, __VA_ARGS__)
@@ -38,12 +43,9 @@ void tap_bail(const char *fmt, ...);
   is_u64_at((uint64_t)(got), (uint64_t)(want), __FILE__, __LINE__, __VA_ARGS__)
 #define is_str(got, want, ...) is_str_at((got), (want), __FILE__, __LINE__, __VA_ARGS__)
 
-int is_int_at(long long got, long long want, const char *file, int line,
-              const char *fmt, ...);
-int is_u64_at(uint64_t got, uint64_t want, const char *file, int line,
-              const char *fmt, ...);
-int is_str_at(const char *got, const char *want, const char *file, int line,
-              const char *fmt, ...);
+int is_int_at(long long got, long long want, const char *file, int line, const char *fmt, ...);
+int is_u64_at(uint64_t got, uint64_t want, const char *file, int line, const char *fmt, ...);
+int is_str_at(const char *got, const char *want, const char *file, int line, const char *fmt, ...);
 
 /* malloc() that bails out when memory runs out. Test files call this: there,
    malloc is declared only under its double's name (see shmop-under-test.h). */

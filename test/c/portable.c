@@ -70,7 +70,8 @@ static void test_open_modes(void) {
   ok(shmop_read(&n, 0, 100, buf) == 0 && memcmp(buf, zero, 100) == 0, "... zero-filled");
 
   call = unset;
-  is_int(shmop_open(&other, key, 'n', 0600, 100, &call), -EEXIST, "'n' on an existing key: -EEXIST");
+  is_int(shmop_open(&other, key, 'n', 0600, 100, &call), -EEXIST,
+         "'n' on an existing key: -EEXIST");
   is_str(call, "shmget", "... failed in shmget");
 
   shmop_write(&n, "hello", 5, 0, &written);
@@ -152,7 +153,8 @@ static void test_size_rule(void) {
          "'c' with size 0 on an existing segment: still SHMOP_ESIZE");
   is_int(shmop_open(&c, key, 'w', 01000 | 0600, 0, &call), SHMOP_ESIZE,
          "'w' with IPC_CREAT in the permissions on an existing segment: still SHMOP_ESIZE");
-  if (is_int(shmop_open(&c, key, 'c', 0600, 1, &call), 0, "'c' with size 1 attaches")) shmop_close(&c);
+  if (is_int(shmop_open(&c, key, 'c', 0600, 1, &call), 0, "'c' with size 1 attaches"))
+    shmop_close(&c);
   shmop_delete(&seg);
   shmop_close(&seg);
   drop(key);
@@ -199,18 +201,21 @@ static void test_read_spans(void) {
   fill(data, sizeof data, 5);
   shmop_write(&seg, data, sizeof data, 0, &written);
 
-  ok(shmop_read_span(&seg, 0, 0, &len) == 0 && len == 100, "start 0, count 0: to the end, 100 bytes");
+  ok(shmop_read_span(&seg, 0, 0, &len) == 0 && len == 100,
+     "start 0, count 0: to the end, 100 bytes");
   ok(shmop_read_span(&seg, 99, 0, &len) == 0 && len == 1, "start 99, count 0: 1 byte");
   ok(shmop_read_span(&seg, 100, 0, &len) == 0 && len == 0, "start == size, count 0: 0 bytes");
   ok(shmop_read_span(&seg, 0, 100, &len) == 0 && len == 100, "start 0, count 100: 100 bytes");
   ok(shmop_read_span(&seg, 50, 50, &len) == 0 && len == 50, "start 50, count 50: 50 bytes");
   is_int(shmop_read_span(&seg, 100, 1, &len), SHMOP_ECOUNT, "start == size, count 1: SHMOP_ECOUNT");
   is_int(shmop_read_span(&seg, 50, 51, &len), SHMOP_ECOUNT, "start 50, count 51: SHMOP_ECOUNT");
-  is_int(shmop_read_span(&seg, 0, UINT64_MAX, &len), SHMOP_ECOUNT, "count UINT64_MAX: SHMOP_ECOUNT");
+  is_int(shmop_read_span(&seg, 0, UINT64_MAX, &len), SHMOP_ECOUNT,
+         "count UINT64_MAX: SHMOP_ECOUNT");
   is_int(shmop_read_span(&seg, 1, UINT64_MAX, &len), SHMOP_ECOUNT,
          "start 1, count UINT64_MAX: SHMOP_ECOUNT (no wrap-around)");
   is_int(shmop_read_span(&seg, 101, 0, &len), SHMOP_EOFFSET, "start 101: SHMOP_EOFFSET");
-  is_int(shmop_read_span(&seg, UINT64_MAX, 0, &len), SHMOP_EOFFSET, "start UINT64_MAX: SHMOP_EOFFSET");
+  is_int(shmop_read_span(&seg, UINT64_MAX, 0, &len), SHMOP_EOFFSET,
+         "start UINT64_MAX: SHMOP_EOFFSET");
   is_int(shmop_read_span(&seg, 101, 1000, &len), SHMOP_EOFFSET,
          "start and count both wrong: SHMOP_EOFFSET first");
 
@@ -239,9 +244,11 @@ static void test_read_spans(void) {
      "... from 4 GiB: the rest");
   ok(shmop_read_span(&big, 5, UINT64_C(1) << 40, &len) == 0 && len == UINT64_C(1) << 40,
      "... a 1 TiB count that ends at the end");
-  is_int(shmop_read_span(&big, 6, UINT64_C(1) << 40, &len), SHMOP_ECOUNT, "... one byte more: SHMOP_ECOUNT");
+  is_int(shmop_read_span(&big, 6, UINT64_C(1) << 40, &len), SHMOP_ECOUNT,
+         "... one byte more: SHMOP_ECOUNT");
   ok(shmop_read_span(&big, huge, 0, &len) == 0 && len == 0, "... start == size: 0 bytes");
-  is_int(shmop_read_span(&big, huge + 1, 0, &len), SHMOP_EOFFSET, "... start == size + 1: SHMOP_EOFFSET");
+  is_int(shmop_read_span(&big, huge + 1, 0, &len), SHMOP_EOFFSET,
+         "... start == size + 1: SHMOP_EOFFSET");
   ok(shmop_read(&big, huge, 0, buf) == 0, "... shmop_read at the end of it reads nothing");
 }
 
@@ -260,23 +267,27 @@ static void test_write_spans(void) {
      "6 bytes at 97 of 100: 3 written, the rest cut");
   ok(memcmp(seg.addr + 97, "abc", 3) == 0 && seg.addr[96] == 0, "... into bytes 97..99 only");
   written = 99;
-  ok(shmop_write(&seg, "x", 1, 100, &written) == 0 && written == 0, "1 byte at offset == size: 0 written");
+  ok(shmop_write(&seg, "x", 1, 100, &written) == 0 && written == 0,
+     "1 byte at offset == size: 0 written");
   written = 99;
   ok(shmop_write(&seg, "", 0, 0, &written) == 0 && written == 0, "0 bytes at 0: 0 written");
   written = 0;
-  ok(shmop_write(&seg, data, 150, 0, &written) == 0 && written == 100, "150 bytes at 0: 100 written");
+  ok(shmop_write(&seg, data, 150, 0, &written) == 0 && written == 100,
+     "150 bytes at 0: 100 written");
   ok(memcmp(seg.addr, data, 100) == 0, "... the first 100 of them");
   written = 0;
   ok(shmop_write(&seg, data + 1, UINT64_MAX, 0, &written) == 0 && written == 100,
      "a UINT64_MAX length is cut to the 100 bytes there is room for");
   ok(memcmp(seg.addr, data + 1, 100) == 0, "... and copies those");
   is_int(shmop_write(&seg, "x", 1, 101, &written), SHMOP_EOFFSET, "offset 101: SHMOP_EOFFSET");
-  is_int(shmop_write(&seg, "x", 1, UINT64_MAX, &written), SHMOP_EOFFSET, "offset UINT64_MAX: SHMOP_EOFFSET");
+  is_int(shmop_write(&seg, "x", 1, UINT64_MAX, &written), SHMOP_EOFFSET,
+         "offset UINT64_MAX: SHMOP_EOFFSET");
   ok(memcmp(seg.addr, data + 1, 100) == 0, "... and refused writes change nothing");
 
   memcpy(before, seg.addr, 100);
   if (is_int(shmop_open(&ro, key, 'a', 0, 0, &ignored_call), 0, "an 'a' handle")) {
-    is_int(shmop_write(&ro, "x", 1, 0, &written), SHMOP_EREADONLY, "... refuses a write: SHMOP_EREADONLY");
+    is_int(shmop_write(&ro, "x", 1, 0, &written), SHMOP_EREADONLY,
+           "... refuses a write: SHMOP_EREADONLY");
     is_int(shmop_write(&ro, "x", 1, 101, &written), SHMOP_EREADONLY,
            "... refuses it before looking at a bad offset");
     is_int(shmop_write(&ro, "x", 1, UINT64_MAX, &written), SHMOP_EREADONLY, "... even UINT64_MAX");
@@ -293,7 +304,8 @@ static void test_write_spans(void) {
   big.size = (UINT64_C(1) << 40) + 5;
   ok(shmop_write(&big, "x", 1, big.size, &written) == 0 && written == 0,
      "a 1 TiB + 5 segment: a write at its end writes 0 bytes");
-  is_int(shmop_write(&big, "x", 1, big.size + 1, &written), SHMOP_EOFFSET, "... past its end: SHMOP_EOFFSET");
+  is_int(shmop_write(&big, "x", 1, big.size + 1, &written), SHMOP_EOFFSET,
+         "... past its end: SHMOP_EOFFSET");
   big.readonly = 1;
   is_int(shmop_write(&big, "x", 1, big.size + 1, &written), SHMOP_EREADONLY,
          "... read-only: SHMOP_EREADONLY first");
@@ -330,7 +342,7 @@ static unsigned char *page_align(unsigned char *p) {
 }
 
 static void test_copy(void) {
-  static const size_t sizes[] = {0,    1,    63,   64,   65,   2047, 2048, 2049, 2050, 2111,
+  static const size_t sizes[] = {0,    1,    63,   64,   65,   2047, 2048, 2049,  2050, 2111,
                                  2112, 2113, 4095, 4096, 4097, 6161, 8192, 10000, 12345};
   static const size_t aligns[] = {0, 1, 7, 31, 32, 33, 63, 64, 100, 4000, 4095};
   static const size_t beyond[] = {64, 65, 100, 2048, 4032, 4095};
@@ -435,7 +447,8 @@ static void test_strerror(void) {
     for (j = 0; distinct && j < i; j++) distinct = strcmp(text, shmop_strerror(codes[j].code)) != 0;
     ok(distinct && strstr(text, codes[i].word) != NULL, "%s: \"%s\"", codes[i].name,
        text ? text : "(null)");
-    ok(shmop_strerror(codes[i].code) == text, "%s: the same static string every time", codes[i].name);
+    ok(shmop_strerror(codes[i].code) == text, "%s: the same static string every time",
+       codes[i].name);
   }
   for (i = 0; i < sizeof errnos / sizeof errnos[0]; i++) {
     /* strerror() may reuse its buffer: keep a copy of the expected text */
@@ -476,7 +489,8 @@ static void test_table_first_use(void) {
   is_int(test_calloc_calls - calls, 1, "... after trying once");
   calls = test_malloc_calls;
   fail_next_malloc(1);
-  is_int(shmop_table_add(&seg, &handle), -ENOMEM, "add while its entry cannot be allocated: -ENOMEM");
+  is_int(shmop_table_add(&seg, &handle), -ENOMEM,
+         "add while its entry cannot be allocated: -ENOMEM");
   is_int(test_malloc_calls - calls, 1, "... after trying once");
   is_u64(shmop_table_count(), 0, "... and the table stays empty");
   is_int(probe_nattch(seg.id), 1, "a failed add leaves the caller's mapping attached");
@@ -492,7 +506,8 @@ static void test_table_first_use(void) {
   ok(got && got->addr == seg.addr && got->size == seg.size && got->id == seg.id && got->key == key,
      "acquire(1) gives the segment that was added");
   if (got) shmop_table_release(got);
-  is_int(probe_nattch(seg.id), 1, "release of a reference while the handle is open keeps the mapping");
+  is_int(probe_nattch(seg.id), 1,
+         "release of a reference while the handle is open keeps the mapping");
   is_int(shmop_table_close(handle), 0, "close(1): 0");
   is_u64(shmop_table_count(), 0, "0 handles open");
   is_int(probe_nattch(seg.id), 0, "with no reference held, close detaches at once");
@@ -588,24 +603,34 @@ static void test_table_read_write(void) {
     return;
   }
   is_int(shmop_table_write(handle, "short", 5, 10, &written, &size), 0, "a short write: 0");
-  ok(written == 5 && size == 4096 && memcmp(base.addr + 10, "short", 5) == 0, "... 5 bytes, size 4096");
+  ok(written == 5 && size == 4096 && memcmp(base.addr + 10, "short", 5) == 0,
+     "... 5 bytes, size 4096");
   fill(big, n, 7);
-  is_int(shmop_table_write(handle, big, n, 100, &written, &size), 0, "a write longer than SHMOP_LOCKED_COPY: 0");
+  is_int(shmop_table_write(handle, big, n, 100, &written, &size), 0,
+         "a write longer than SHMOP_LOCKED_COPY: 0");
   ok(written == n && memcmp(base.addr + 100, big, n) == 0, "... all of it landed");
-  is_int(shmop_table_write(handle, "tail", 4, 4094, &written, &size), 0, "a write cut at the end: 0");
+  is_int(shmop_table_write(handle, "tail", 4, 4094, &written, &size), 0,
+         "a write cut at the end: 0");
   is_u64(written, 2, "... 2 bytes written");
-  is_int(shmop_table_write(handle, "x", 1, 4097, &written, &size), SHMOP_EOFFSET, "past the end: SHMOP_EOFFSET");
+  is_int(shmop_table_write(handle, "x", 1, 4097, &written, &size), SHMOP_EOFFSET,
+         "past the end: SHMOP_EOFFSET");
   is_int(shmop_table_read(handle, 10, 5, ro_buf, &size), 0, "a short read: 0");
   ok(memcmp(ro_buf, "short", 4) == 0, "... the bytes written");
   is_int(shmop_table_read(handle, 100, n, back, &size), 0, "a long read: 0");
   ok(memcmp(back, big, n) == 0, "... the bytes written");
-  is_int(shmop_table_read(handle, 4097, 0, back, &size), SHMOP_EOFFSET, "start past the end: SHMOP_EOFFSET");
-  is_int(shmop_table_read(handle, 4000, n, back, &size), SHMOP_ECOUNT, "a long read past the end: SHMOP_ECOUNT");
+  is_int(shmop_table_read(handle, 4097, 0, back, &size), SHMOP_EOFFSET,
+         "start past the end: SHMOP_EOFFSET");
+  is_int(shmop_table_read(handle, 4000, n, back, &size), SHMOP_ECOUNT,
+         "a long read past the end: SHMOP_ECOUNT");
   is_int(shmop_table_close(handle), 0, "close the handle");
-  is_int(shmop_table_read(handle, 0, 1, back, &size), SHMOP_EBADHANDLE, "a short read of a closed handle: SHMOP_EBADHANDLE");
-  is_int(shmop_table_read(handle, 0, n, back, &size), SHMOP_EBADHANDLE, "a long one: SHMOP_EBADHANDLE");
-  is_int(shmop_table_write(handle, "x", 1, 0, &written, &size), SHMOP_EBADHANDLE, "a short write: SHMOP_EBADHANDLE");
-  is_int(shmop_table_write(handle, big, n, 0, &written, &size), SHMOP_EBADHANDLE, "a long one: SHMOP_EBADHANDLE");
+  is_int(shmop_table_read(handle, 0, 1, back, &size), SHMOP_EBADHANDLE,
+         "a short read of a closed handle: SHMOP_EBADHANDLE");
+  is_int(shmop_table_read(handle, 0, n, back, &size), SHMOP_EBADHANDLE,
+         "a long one: SHMOP_EBADHANDLE");
+  is_int(shmop_table_write(handle, "x", 1, 0, &written, &size), SHMOP_EBADHANDLE,
+         "a short write: SHMOP_EBADHANDLE");
+  is_int(shmop_table_write(handle, big, n, 0, &written, &size), SHMOP_EBADHANDLE,
+         "a long one: SHMOP_EBADHANDLE");
   shmop_delete(&base);
   shmop_close(&base);
   drop(key);
@@ -647,8 +672,8 @@ static void test_table_growth(void) {
     added++;
   }
   is_int(added, N, "%d handles added", N);
-  ok(fault_tried && fault_kept, "an add whose growth fails still succeeds, with the %lu old buckets",
-     (unsigned long)buckets);
+  ok(fault_tried && fault_kept,
+     "an add whose growth fails still succeeds, with the %lu old buckets", (unsigned long)buckets);
   is_int(grew_after, 1, "... and the next add grows them");
   ok(table_bucket_count > 64, "the table grew to %lu buckets", (unsigned long)table_bucket_count);
   is_u64(shmop_table_count(), open_before + (size_t)added, "shmop_table_count counts them");
@@ -721,7 +746,8 @@ static void test_table_threads_read_close(void) {
   shmop_write(&base, want, SIZE, 0, &written);
   for (round = 0; round < ROUNDS; round++) {
     int64_t handle;
-    if (shmop_open(&seg, key, 'w', 0, 0, &ignored_call) != 0 || shmop_table_add(&seg, &handle) != 0) {
+    if (shmop_open(&seg, key, 'w', 0, 0, &ignored_call) != 0 ||
+        shmop_table_add(&seg, &handle) != 0) {
       failures++;
       break;
     }
@@ -798,7 +824,8 @@ static void test_table_threads_add_close(void) {
     free(handles);
     return;
   }
-  while (opened < THREADS * EACH && shmop_open(&segs[opened], key, 'w', 0, 0, &ignored_call) == 0) opened++;
+  while (opened < THREADS * EACH && shmop_open(&segs[opened], key, 'w', 0, 0, &ignored_call) == 0)
+    opened++;
   is_int(opened, THREADS * EACH, "%d mappings opened", THREADS * EACH);
   for (i = 0; i < THREADS && opened == THREADS * EACH; i++) {
     adders[i].segs = segs + i * EACH;
@@ -835,7 +862,7 @@ static void test_table_threads_add_close(void) {
 }
 
 int main(void) {
-  tap_start();
+  tap_start(282);
   test_open_modes();
   test_bad_modes();
   test_size_rule();

@@ -74,7 +74,8 @@ static void test_ipc_private(void) {
   uint64_t written;
 
   tap_group("key 0 (IPC_PRIVATE)");
-  if (!is_int(shmop_open(&one, 0, 'c', 0600, 64, &ignored_call), 0, "'c' with key 0 creates")) return;
+  if (!is_int(shmop_open(&one, 0, 'c', 0600, 64, &ignored_call), 0, "'c' with key 0 creates"))
+    return;
   is_int(shmop_delete(&one), 0, "... (deleted at once: nothing else can reach it)");
   is_int(one.key, 0, "... keeps key 0");
   if (is_int(shmop_open(&two, 0, 'c', 0600, 64, &ignored_call), 0, "'c' with key 0 again")) {
@@ -84,17 +85,20 @@ static void test_ipc_private(void) {
     ok(two.addr[0] == 0, "... that does not share the first's data");
     shmop_close(&two);
   }
-  if (is_int(shmop_open(&three, 0, 'n', 0600, 64, &ignored_call), 0, "'n' with key 0 creates too")) {
+  if (is_int(shmop_open(&three, 0, 'n', 0600, 64, &ignored_call), 0,
+             "'n' with key 0 creates too")) {
     shmop_delete(&three);
     ok(three.id != one.id, "... a segment of its own");
     shmop_close(&three);
   }
   call = unset;
-  is_int(shmop_open(&two, 0, 'a', 0, 0, &call), -EINVAL, "'a' with key 0: -EINVAL (a size-0 creation)");
+  is_int(shmop_open(&two, 0, 'a', 0, 0, &call), -EINVAL,
+         "'a' with key 0: -EINVAL (a size-0 creation)");
   is_str(call, "shmget", "... from shmget");
   call = unset;
   is_int(shmop_open(&two, 0, 'w', 0, 0, &call), -EINVAL, "'w' with key 0: -EINVAL");
-  ok(kernel_stat(one.id, &ds) == 0 && (ds.shm_perm.mode & SHM_DEST), "a deleted private segment is marked");
+  ok(kernel_stat(one.id, &ds) == 0 && (ds.shm_perm.mode & SHM_DEST),
+     "a deleted private segment is marked");
   shmop_close(&one);
   ok(kernel_stat(one.id, &ds) != 0, "... and gone after its last detach");
 }
@@ -115,7 +119,8 @@ static void test_delete_frees_key(void) {
     return;
   }
   is_int(shmop_delete(&ro), 0, "... deletes: IPC_RMID needs ownership, not write access");
-  ok(kernel_stat(seg.id, &ds) == 0 && (ds.shm_perm.mode & SHM_DEST), "the segment is marked for deletion");
+  ok(kernel_stat(seg.id, &ds) == 0 && (ds.shm_perm.mode & SHM_DEST),
+     "the segment is marked for deletion");
   is_int(probe_key(key), -ENOENT, "the key is free at once");
   is_int(shmop_open(&fresh, key, 'w', 0, 0, &call), -ENOENT, "'w' on it: -ENOENT");
   if (is_int(shmop_open(&fresh, key, 'c', 0600, 64, &ignored_call), 0, "'c' on it creates anew")) {
@@ -158,7 +163,8 @@ static void test_hugetlb_noreserve(void) {
   tap_group("SHM_HUGETLB with SHM_NORESERVE (SIGBUS at first touch when no huge page is free)");
   is_int(shmop_open(&seg, key, 'c', 0600 | SHM_HUGETLB | SHM_NORESERVE, 4096, &call), SHMOP_EUNSAFE,
          "'c' with perms|SHM_HUGETLB|SHM_NORESERVE: SHMOP_EUNSAFE");
-  is_int(shmop_open(&seg, key, 'n', -1, 4096, &call), SHMOP_EUNSAFE, "'n' with perms -1 (every bit): SHMOP_EUNSAFE");
+  is_int(shmop_open(&seg, key, 'n', -1, 4096, &call), SHMOP_EUNSAFE,
+         "'n' with perms -1 (every bit): SHMOP_EUNSAFE");
   ok(probe_key(key) < 0, "... and no segment was made");
   drop(key);
 }
@@ -174,7 +180,8 @@ static void test_huge(void) {
   tap_group("a segment over 4 GiB (SHM_NORESERVE: only touched pages cost memory)");
   if (create(&seg, key, 0600 | NORESERVE, (int64_t)size) != 0) return;
   is_u64(seg.size, size, "'n' with perms|010000 makes a 4 GiB + 4097 segment");
-  ok(shmop_read_span(&seg, 0, 0, &len) == 0 && len == size, "count 0 from 0 spans it all, in 64 bits");
+  ok(shmop_read_span(&seg, 0, 0, &len) == 0 && len == size,
+     "count 0 from 0 spans it all, in 64 bits");
   ok(shmop_read_span(&seg, four, 0, &len) == 0 && len == 4097, "count 0 from 4 GiB: 4097 bytes");
   ok(shmop_write(&seg, "at4GiB", 6, four, &written) == 0 && written == 6, "write at offset 4 GiB");
   ok(shmop_write(&seg, "below", 5, four - 5, &written) == 0 && written == 5, "write just below it");
@@ -186,14 +193,17 @@ static void test_huge(void) {
   ok(shmop_read(&seg, size - 3, 0, buf) == 0, "read at size - 3, count 0");
   ok(shmop_read(&seg, size - 3, 3, buf) == 0 && memcmp(buf, "012", 3) == 0, "... the 3 bytes");
   ok(shmop_write(&seg, "x", 1, size, &written) == 0 && written == 0, "write at offset == size: 0");
-  is_int(shmop_write(&seg, "x", 1, size + 1, &written), SHMOP_EOFFSET, "write at size + 1: SHMOP_EOFFSET");
-  is_int(shmop_read_span(&seg, size + 1, 0, &len), SHMOP_EOFFSET, "read at size + 1: SHMOP_EOFFSET");
+  is_int(shmop_write(&seg, "x", 1, size + 1, &written), SHMOP_EOFFSET,
+         "write at size + 1: SHMOP_EOFFSET");
+  is_int(shmop_read_span(&seg, size + 1, 0, &len), SHMOP_EOFFSET,
+         "read at size + 1: SHMOP_EOFFSET");
   is_int(shmop_read_span(&seg, 1, size, &len), SHMOP_ECOUNT, "count == size from 1: SHMOP_ECOUNT");
   if (is_int(shmop_open(&again, key, 'c', 0600, 1, &call), 0, "'c' with size 1 attaches it")) {
     is_u64(again.size, size, "... with its full 64-bit size");
     shmop_close(&again);
   }
-  is_int(shmop_open(&again, key, 'c', 0600, (int64_t)size + 1, &call), -EINVAL, "'c' one byte larger: -EINVAL");
+  is_int(shmop_open(&again, key, 'c', 0600, (int64_t)size + 1, &call), -EINVAL,
+         "'c' one byte larger: -EINVAL");
   shmop_delete(&seg);
   shmop_close(&seg);
   drop(key);
@@ -298,7 +308,8 @@ static void test_failure_stages(void) {
     stage_child(fds[1], targets, ids);
   }
   close(fds[1]);
-  while (pid > 0 && got < (ssize_t)sizeof r && (n = read(fds[0], (char *)&r + got, sizeof r - got)) > 0) {
+  while (pid > 0 && got < (ssize_t)sizeof r &&
+         (n = read(fds[0], (char *)&r + got, sizeof r - got)) > 0) {
     got += n;
   }
   close(fds[0]);
@@ -316,8 +327,9 @@ static void test_failure_stages(void) {
     if (c->rc == 0) {
       is_int(r.open[i].rc, 0, "%s: opens", c->what);
     } else {
-      ok(r.open[i].rc == c->rc && strcmp(r.open[i].call, c->call) == 0, "%s: %s in %s (got %s in %s)",
-         c->what, shmop_strerror(c->rc), c->call, shmop_strerror(r.open[i].rc), r.open[i].call);
+      ok(r.open[i].rc == c->rc && strcmp(r.open[i].call, c->call) == 0,
+         "%s: %s in %s (got %s in %s)", c->what, shmop_strerror(c->rc), c->call,
+         shmop_strerror(r.open[i].rc), r.open[i].call);
     }
     if (c->target == FRESH) {
       ok(!r.open[i].kept && probe_key(test_key(c->fresh_key)) == -ENOENT,
@@ -328,15 +340,18 @@ static void test_failure_stages(void) {
   }
   if (r.done) {
     is_int(r.ro_delete, as_root ? -EPERM : 0,
-           as_root ? "shmop_delete of root's segment: -EPERM" : "shmop_delete of its own segment: 0");
+           as_root ? "shmop_delete of root's segment: -EPERM"
+                   : "shmop_delete of its own segment: 0");
     is_int(r.none_stat, -EACCES, "shmop_stat without read permission: -EACCES");
     ok(r.none_find == 0 && r.none_find_id == ids[ROOT_NONE],
        "shmop_find needs no read permission: it finds the 0000 segment");
     is_int(r.none_remove, as_root ? -EPERM : 0,
-           as_root ? "shmop_remove of root's segment: -EPERM" : "shmop_remove of its own segment: 0");
+           as_root ? "shmop_remove of root's segment: -EPERM"
+                   : "shmop_remove of its own segment: 0");
   }
   if (as_root) {
-    ok(probe_key(targets[ROOT_NONE]) == ids[ROOT_NONE] && probe_key(targets[ROOT_READ]) == ids[ROOT_READ],
+    ok(probe_key(targets[ROOT_NONE]) == ids[ROOT_NONE] &&
+           probe_key(targets[ROOT_READ]) == ids[ROOT_READ],
        "root's two segments are still there");
   }
   for (i = 0; i < STAGE_CASES; i++) {
@@ -360,7 +375,8 @@ static void test_shmget_loop(void) {
   calls = test_shmget_calls;
   rc = shmop_open(&seg, key, 'c', 0600, 64, &ignored_call);
   if (is_int(rc, 0, "'c' while a peer creates and removes the key in between: opens")) {
-    is_int(test_shmget_calls - calls, 3, "... in 3 shmget calls: create (EEXIST), look up (ENOENT), create");
+    is_int(test_shmget_calls - calls, 3,
+           "... in 3 shmget calls: create (EEXIST), look up (ENOENT), create");
     is_int(probe_key(key), seg.id, "... its own segment is the key's");
     is_u64(seg.size, 64, "... with its own size");
     shmop_delete(&seg);
@@ -371,7 +387,8 @@ static void test_shmget_loop(void) {
   race_next_creates(1);
   fail_next_shmat(ENOMEM);
   call = unset;
-  is_int(shmop_open(&seg, key, 'c', 0600, 64, &call), -ENOMEM, "the same, with shmat failing: -ENOMEM");
+  is_int(shmop_open(&seg, key, 'c', 0600, 64, &call), -ENOMEM,
+         "the same, with shmat failing: -ENOMEM");
   is_str(call, "shmat", "... in shmat");
   is_int(probe_key(key), -ENOENT, "... and the segment it created in the second round is removed");
   drop(key);
@@ -379,7 +396,8 @@ static void test_shmget_loop(void) {
   race_next_creates(99);
   fail_next_shmat(ENOMEM);
   calls = test_shmget_calls;
-  is_int(shmop_open(&seg, key, 'c', 0600, 64, &ignored_call), -ENOMEM, "99 lost rounds, then shmat failing");
+  is_int(shmop_open(&seg, key, 'c', 0600, 64, &ignored_call), -ENOMEM,
+         "99 lost rounds, then shmat failing");
   is_int(test_shmget_calls - calls, 199, "... created in the 100th round (199 calls)");
   is_int(probe_key(key), -ENOENT, "... which is removed again");
   drop(key);
@@ -388,7 +406,8 @@ static void test_shmget_loop(void) {
   calls = test_shmget_calls;
   rc = shmop_open(&seg, key, 'c', 0600, 64, &ignored_call);
   if (is_int(rc, 0, "100 lost rounds: opens anyway")) {
-    is_int(test_shmget_calls - calls, 201, "... with one plain IPC_CREAT call after the 200, as PHP makes");
+    is_int(test_shmget_calls - calls, 201,
+           "... with one plain IPC_CREAT call after the 200, as PHP makes");
     is_int(probe_key(key), seg.id, "... its segment is the key's");
     is_u64(seg.size, 64, "... with its size");
     shmop_delete(&seg);
@@ -399,7 +418,8 @@ static void test_shmget_loop(void) {
   fail_next_shmget(ENOSPC);
   calls = test_shmget_calls;
   call = unset;
-  is_int(shmop_open(&seg, key, 'c', 0600, 64, &call), -ENOSPC, "'c' when the system is out of segments: -ENOSPC");
+  is_int(shmop_open(&seg, key, 'c', 0600, 64, &call), -ENOSPC,
+         "'c' when the system is out of segments: -ENOSPC");
   is_str(call, "shmget", "... in shmget");
   is_int(test_shmget_calls - calls, 1, "... after 1 call");
   fail_next_shmget(ENOSPC);
@@ -408,7 +428,8 @@ static void test_shmget_loop(void) {
 
   if (create(&found, key, 0600, 64) != 0) return;
   calls = test_shmget_calls;
-  if (is_int(shmop_open(&seg, key, 'c', 0600, 64, &ignored_call), 0, "'c' on an existing segment")) {
+  if (is_int(shmop_open(&seg, key, 'c', 0600, 64, &ignored_call), 0,
+             "'c' on an existing segment")) {
     is_int(test_shmget_calls - calls, 2, "... in 2 calls: create (EEXIST), look up");
     shmop_close(&seg);
   }
@@ -420,7 +441,8 @@ static void test_shmget_loop(void) {
   is_int(test_shmget_calls - calls, 1, "... in 1 call");
   fail_next_shmat(ENOMEM);
   call = unset;
-  is_int(shmop_open(&seg, key, 'c', 0600, 64, &call), -ENOMEM, "'c' on it with shmat failing: -ENOMEM");
+  is_int(shmop_open(&seg, key, 'c', 0600, 64, &call), -ENOMEM,
+         "'c' on it with shmat failing: -ENOMEM");
   is_str(call, "shmat", "... in shmat");
   is_int(probe_key(key), found.id, "... and the segment it did not create is kept");
   fail_next_shmat(ENOMEM);
@@ -451,7 +473,8 @@ static void test_introspection(void) {
   ok(shmop_find(key, &id) == 0 && id == seg.id, "shmop_find of its key: its id");
 
   memset(&st, 0xff, sizeof st);
-  if (is_int(shmop_stat(seg.id, &st), 0, "shmop_stat") && is_int(kernel_stat(seg.id, &ds), 0, "IPC_STAT")) {
+  if (is_int(shmop_stat(seg.id, &st), 0, "shmop_stat") &&
+      is_int(kernel_stat(seg.id, &ds), 0, "IPC_STAT")) {
     ok(st.key == key && st.id == seg.id && st.size == 5000 && st.mode == 0640,
        "... key, id, size and mode are the segment's");
     ok(st.uid == ds.shm_perm.uid && st.gid == ds.shm_perm.gid && st.cuid == ds.shm_perm.cuid &&
@@ -477,16 +500,18 @@ static void test_introspection(void) {
   is_int(shmop_remove(seg.id), -EINVAL, "shmop_remove once it is gone: -EINVAL");
   is_int(shmop_stat(-1, &st), -EINVAL, "shmop_stat(-1): -EINVAL");
 
-  ok(shmop_ftok("/", 'x', &got_key) == 0 && got_key == (int32_t)ftok("/", 'x'), "shmop_ftok(\"/\", 'x') is ftok's");
+  ok(shmop_ftok("/", 'x', &got_key) == 0 && got_key == (int32_t)ftok("/", 'x'),
+     "shmop_ftok(\"/\", 'x') is ftok's");
   rc = shmop_ftok(".", 0xff, &got_key);
   ok(rc == 0 && got_key == (int32_t)ftok(".", 0xff), "shmop_ftok(\".\", 0xff) is ftok's (0x%08x)",
      (unsigned)got_key);
-  is_int(shmop_ftok("/nonexistent/nodejs-shm", 'x', &got_key), -ENOENT, "shmop_ftok of a missing path: -ENOENT");
+  is_int(shmop_ftok("/nonexistent/nodejs-shm", 'x', &got_key), -ENOENT,
+         "shmop_ftok of a missing path: -ENOENT");
   drop(key);
 }
 
 int main(void) {
-  tap_start();
+  tap_start(141);
   test_kernel_view();
   test_ipc_private();
   test_delete_frees_key();

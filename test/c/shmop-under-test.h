@@ -1,8 +1,9 @@
 /*
- * shmop-under-test.h: shmop.c compiled into the test program, first and with
- * its own feature macros, as the addon builds it, except that malloc, calloc,
- * shmget and shmat are the fault-injection doubles of harness.c. Each double
- * is the real call until a test arms a fault.
+ * shmop-under-test.h: shmop.c and the files under it (src/: the platform's
+ * primitives, the handle table, the copy) compiled into the test program,
+ * first and with their own feature macros, as the addon builds them, except
+ * that malloc, calloc, shmget and shmat are the fault-injection doubles of
+ * harness.c. Each double is the real call until a test arms a fault.
  *
  * The system headers shmop.c includes declare the doubles under their real
  * names' place, so test files call xmalloc() rather than malloc(), and the
@@ -20,7 +21,14 @@
 #define shmat test_shmat
 #endif
 
+#if defined(_WIN32)
+#include "../../src/shmop-win.c"
+#else
+#include "../../src/shmop-posix.c"
+#endif
 #include "../../shmop.c"
+#include "../../src/handles.c"
+#include "../../src/copy.c"
 
 #undef malloc
 #undef calloc

@@ -28,13 +28,14 @@ int main(void) {
   const char *call = "(unset)";
   long calls = test_shmget_calls;
 
-  tap_start();
+  tap_start(9);
   key = test_key(1);
   tap_group("sizes above a 32-bit SIZE_MAX");
   is_int(shmop_open(&seg, key, 'c', 0600, four, &call), -ENOMEM, "'c' with size 4 GiB: -ENOMEM");
   is_str(call, "shmget", "... reported as from shmget");
   is_int(test_shmget_calls - calls, 0, "... without calling it");
-  is_int(shmop_open(&seg, key, 'n', 0600, INT64_MAX, &call), -ENOMEM, "'n' with size INT64_MAX: -ENOMEM");
+  is_int(shmop_open(&seg, key, 'n', 0600, INT64_MAX, &call), -ENOMEM,
+         "'n' with size INT64_MAX: -ENOMEM");
   is_int(shmop_open(&seg, key, 'w', 0600, INT64_MAX, &call), -ENOENT,
          "'w' ignores its size: -ENOENT, the key is missing");
   is_int(probe_key(key), -ENOENT, "nothing was created");

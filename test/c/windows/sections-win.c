@@ -1,20 +1,19 @@
 /*
- * sections-win.c: the Windows branch of sections.c, run under Wine (or on
- * Windows). One section is laid out by hand (docs/sections.md, 1.4) in a
- * segment made through shmop.c's Windows branch; then publish and read,
- * claims between this process, a second identity and child processes, waits
- * that time out, see another process's or thread's publish, or are
- * cancelled, and reads of damaged control blocks.
+ * sections-win.c: the section protocol with its Windows hooks
+ * (src/sections-win.c), run under Wine (or on Windows). One section is laid out by hand
+ * (docs/sections.md, 1.4) in a segment made through shmop.c's Windows branch; then publish and
+ * read, claims between this process, a second identity and child processes, waits that time out,
+ * see another process's or thread's publish, or are cancelled, and reads of damaged control blocks.
  *
- * sections.c is linked as the addon compiles it (build/sections.o) and used
- * through sections.h only; control words are checked and damaged through
+ * The section files are linked as the addon compiles them (build/src/) and
+ * used through sections.h only; control words are checked and damaged through
  * their bytes, at the offsets of docs/sections.md, 1.3.
  *
  * Run without arguments; the two-process tests start this program again as
  * "child <case> <key>" and read its exit status.
  */
 #include "../shmop-under-test.h"
-#include "../../../sections.h"
+#include "sections.h"
 #include "win.h"
 
 #include <stdio.h>
@@ -23,10 +22,10 @@
 
 /* The section: control block at 128, data areas at 24 mod 64 (1.4). */
 enum {
-  CONTROL = 128,               /* a multiple of 64 */
+  CONTROL = 128, /* a multiple of 64 */
   CAPACITY = 1000,
-  DATA0 = 320 + 24,            /* align64(CONTROL + 192) + 24 */
-  DATA1 = 1344 + 24,           /* align64(DATA0 + CAPACITY) + 24 */
+  DATA0 = 320 + 24,  /* align64(CONTROL + 192) + 24 */
+  DATA1 = 1344 + 24, /* align64(DATA0 + CAPACITY) + 24 */
   SEGMENT_SIZE = DATA1 + CAPACITY
 };
 
@@ -45,7 +44,9 @@ static void section_at(const shmop_t *seg, shmsect_t *s) {
   s->capacity = CAPACITY;
 }
 
-static unsigned char *ctrl(const shmsect_t *s, unsigned offset) { return s->base + s->control + offset; }
+static unsigned char *ctrl(const shmsect_t *s, unsigned offset) {
+  return s->base + s->control + offset;
+}
 static uint64_t rd64(const unsigned char *p) {
   uint64_t v;
   memcpy(&v, p, sizeof v);
@@ -233,7 +234,8 @@ static void test_empty(const shmsect_t *s) {
 static void test_claim(const shmsect_t *s) {
   uint64_t self = shmsect_self(), other = self ^ 1u, holder = 0, version = 0;
   tap_group("claim by this process; busy for a second identity");
-  is_int(shmsect_publish(s, self, "x", 1, &version), SHMSECT_ENOTWRITER, "publish before claiming: SHMSECT_ENOTWRITER");
+  is_int(shmsect_publish(s, self, "x", 1, &version), SHMSECT_ENOTWRITER,
+         "publish before claiming: SHMSECT_ENOTWRITER");
   is_int(shmsect_claim(s, self, 0, -1, &holder), 0, "claim: 0");
   is_u64(shmsect_claimant(s), self, "the claimant is this process");
   is_u64(rd64(ctrl(s, CLAIM)), self, "claim word (offset 8) = pid << 32 | creation");
@@ -242,7 +244,8 @@ static void test_claim(const shmsect_t *s) {
   is_int(shmsect_claim(s, self, 0, -1, &holder), SHMSECT_EBUSY, "claiming again: SHMSECT_EBUSY");
   is_u64(holder, self, "... held by this process");
   holder = 0;
-  is_int(shmsect_claim(s, other, 0, -1, &holder), SHMSECT_EBUSY, "a second identity: SHMSECT_EBUSY");
+  is_int(shmsect_claim(s, other, 0, -1, &holder), SHMSECT_EBUSY,
+         "a second identity: SHMSECT_EBUSY");
   is_u64(holder, self, "... held by this process, alive");
   is_int(shmsect_publish(s, other, "x", 1, &version), SHMSECT_ENOTWRITER, "it cannot publish");
   is_int(shmsect_release(s, other, -1), SHMSECT_ENOTWRITER, "nor release");
@@ -266,7 +269,8 @@ static void test_publish_read(const shmsect_t *s) {
   is_u64(rd32(ctrl(s, SLOT1 + SEQ)), 2, "slot 1's seq: even again (2)");
   memset(got, 0, sizeof got);
   is_int(shmsect_read(s, got, sizeof got, &snap), 0, "read: 0");
-  ok(snap.version == 1 && snap.length == 5 && memcmp(got, "first", 5) == 0, "... version 1, the 5 bytes");
+  ok(snap.version == 1 && snap.length == 5 && memcmp(got, "first", 5) == 0,
+     "... version 1, the 5 bytes");
   is_u64(snap.writer_pid, GetCurrentProcessId(), "... writer pid: this process");
   GetSystemTimeAsFileTime(&ft);
   t.LowPart = ft.dwLowDateTime;
@@ -281,8 +285,10 @@ static void test_publish_read(const shmsect_t *s) {
   is_u64(rd64(ctrl(s, COMMIT)), 2 * 2 + 0, "commit word: version 2 in slot 0");
   ok(memcmp(s->base + s->data[0], big, CAPACITY) == 0, "the payload is in data area 0");
   is_int(shmsect_read(s, got, sizeof got, &snap), 0, "read: 0");
-  ok(snap.version == 2 && snap.length == CAPACITY && memcmp(got, big, CAPACITY) == 0, "... all of it");
-  is_int(shmsect_read(s, small, sizeof small, &snap), SHMSECT_ETOOSMALL, "read into 4 bytes: SHMSECT_ETOOSMALL");
+  ok(snap.version == 2 && snap.length == CAPACITY && memcmp(got, big, CAPACITY) == 0,
+     "... all of it");
+  is_int(shmsect_read(s, small, sizeof small, &snap), SHMSECT_ETOOSMALL,
+         "read into 4 bytes: SHMSECT_ETOOSMALL");
   is_u64(snap.length, CAPACITY, "... length says the room needed");
   is_int(shmsect_publish(s, self, big, CAPACITY + 1, &version), SHMSECT_ETOOSMALL,
          "publish capacity + 1: SHMSECT_ETOOSMALL");
@@ -325,7 +331,8 @@ static void test_takeover(const shmsect_t *s, int32_t key) {
 
   tap_group("takeover of a claim held by a process that is gone");
   if (!ok(ready && go, "two events for the child")) return;
-  if (!ok(start_child("claim-and-exit", key, &pi) == 0, "a child that claims and publishes")) return;
+  if (!ok(start_child("claim-and-exit", key, &pi) == 0, "a child that claims and publishes"))
+    return;
   if (!ok(WaitForSingleObject(ready, 20000) == WAIT_OBJECT_0, "... says it has")) {
     SetEvent(go);
     child_status(&pi, "claim-and-exit");
@@ -336,7 +343,8 @@ static void test_takeover(const shmsect_t *s, int32_t key) {
   is_u64(claim >> 32, pi.dwProcessId, "the claimant is the child's pid");
   ok(shmsect_alive(claim), "... alive");
   is_u64(rd32(ctrl(s, FLAGS)), 1, "... which says it wakes (flags bit 0)");
-  is_int(shmsect_claim(s, self, 0, -1, &holder), SHMSECT_EBUSY, "claim while it lives: SHMSECT_EBUSY");
+  is_int(shmsect_claim(s, self, 0, -1, &holder), SHMSECT_EBUSY,
+         "claim while it lives: SHMSECT_EBUSY");
   is_u64(holder, claim, "... holder: the child's word");
   is_int(shmsect_read(s, buf, sizeof buf, &snap), 0, "its publish reads back");
   ok(snap.length == 14 && memcmp(buf, "from the child", 14) == 0, "... its bytes");
@@ -356,7 +364,8 @@ static void test_takeover(const shmsect_t *s, int32_t key) {
 
   /* A pid reused by another process: here, this one with another start. */
   wr64(ctrl(s, CLAIM), (uint64_t)GetCurrentProcessId() << 32 | (my_creation() ^ 1u));
-  is_int(shmsect_claim(s, self, 0, -1, &holder), 0, "a claim word with this pid and another creation time: taken over");
+  is_int(shmsect_claim(s, self, 0, -1, &holder), 0,
+         "a claim word with this pid and another creation time: taken over");
   is_int(shmsect_release(s, self, -1), 0, "release: 0");
   CloseHandle(ready);
   CloseHandle(go);
@@ -430,7 +439,8 @@ static void test_wait_thread(const shmsect_t *s) {
   int i, wrong = 0;
 
   tap_group("a wait returns when a thread publishes: polls, even behind a claimant that 'wakes'");
-  if (!is_int(shmsect_claim(s, self, 1, -1, &holder), 0, "claim, saying this writer wakes waiters")) return;
+  if (!is_int(shmsect_claim(s, self, 1, -1, &holder), 0, "claim, saying this writer wakes waiters"))
+    return;
   for (i = 0; i < ROUNDS; i++) {
     memset(&h, 0, sizeof h);
     h.s = s;
@@ -452,10 +462,12 @@ static void test_wait_thread(const shmsect_t *s) {
     total += late;
     if (late > worst) worst = late;
   }
-  is_int(wrong, 0, "%d waits each return the version a thread published %d-%d ms after", ROUNDS, 5, 5 + ROUNDS - 1);
+  is_int(wrong, 0, "%d waits each return the version a thread published %d-%d ms after", ROUNDS, 5,
+         5 + ROUNDS - 1);
   /* A waiter trusting the flag would sleep its whole 1 s slice. The bound
      leaves room for a loaded machine: Wine's timers overshoot there. */
-  ok(worst < 10.0 * SHMSECT_POLL_MAX_MS, "... each seen at a poll (every %d ms): mean %.1f ms, worst %.1f ms after",
+  ok(worst < 10.0 * SHMSECT_POLL_MAX_MS,
+     "... each seen at a poll (every %d ms): mean %.1f ms, worst %.1f ms after",
      SHMSECT_POLL_MAX_MS, total / ROUNDS, worst);
   is_int(shmsect_release(s, self, -1), 0, "release: 0");
 }
@@ -483,7 +495,8 @@ static void test_wait_cancel(const shmsect_t *s) {
   is_u64(got, v, "... the version unchanged");
   after = ms - ms_between(t0, h.at);
   ok(after >= 0 && after < 10.0 * SHMSECT_POLL_MAX_MS,
-     "... at its next poll (every %d ms at most): %.1f ms after the cancel", SHMSECT_POLL_MAX_MS, after);
+     "... at its next poll (every %d ms at most): %.1f ms after the cancel", SHMSECT_POLL_MAX_MS,
+     after);
 }
 
 static void test_corrupt(const shmsect_t *s) {
@@ -506,7 +519,8 @@ static void test_corrupt(const shmsect_t *s) {
   wr64(ctrl(s, slot + VERSION), commit >> 1);
 
   wr64(ctrl(s, slot + LENGTH), CAPACITY + 1);
-  is_int(shmsect_read(s, buf, sizeof buf, &snap), SHMSECT_ECORRUPT, "a length past the capacity: SHMSECT_ECORRUPT");
+  is_int(shmsect_read(s, buf, sizeof buf, &snap), SHMSECT_ECORRUPT,
+         "a length past the capacity: SHMSECT_ECORRUPT");
   wr64(ctrl(s, slot + LENGTH), 1);
 
   wr32(ctrl(s, slot + SEQ), rd32(ctrl(s, slot + SEQ)) | 1);
@@ -545,11 +559,13 @@ int main(int argc, char **argv) {
   shmop_t seg;
   shmsect_t s;
 
-  if (argc == 4 && strcmp(argv[1], "child") == 0) return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
-  tap_start();
+  if (argc == 4 && strcmp(argv[1], "child") == 0)
+    return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
+  tap_start(119);
   key = test_key(40);
   tap_group("a segment for the section (shmop.c's Windows branch)");
-  if (!is_int(shmop_open(&seg, key, 'n', 0600, SEGMENT_SIZE, &call), 0, "'n' %d bytes", SEGMENT_SIZE)) {
+  if (!is_int(shmop_open(&seg, key, 'n', 0600, SEGMENT_SIZE, &call), 0, "'n' %d bytes",
+              SEGMENT_SIZE)) {
     return tap_done();
   }
   ok(seg.size >= SEGMENT_SIZE, "size %llu", (unsigned long long)seg.size);

@@ -16,10 +16,10 @@
 
 /* struct shmid_ds of TSRM/tsrm_win32.h under MSVC packing, x64. */
 enum {
-  PHP_KEY = 0,     /* int32 key_t */
-  PHP_UID = 4,     /* uid gid cuid cgid mode seq: 6 x uint16 */
-  PHP_SEGSZ = 16,  /* size_t */
-  PHP_ATIME = 24,  /* int64 time_t */
+  PHP_KEY = 0,    /* int32 key_t */
+  PHP_UID = 4,    /* uid gid cuid cgid mode seq: 6 x uint16 */
+  PHP_SEGSZ = 16, /* size_t */
+  PHP_ATIME = 24, /* int64 time_t */
   PHP_DTIME = 32,
   PHP_CTIME = 40,
   PHP_CPID = 48,   /* uint16 */

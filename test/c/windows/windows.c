@@ -50,8 +50,8 @@ static int raw_create(raw_t *raw, const char *prefix, int32_t key, uint64_t size
   char name[64];
   php_name(name, sizeof name, prefix, key);
   raw->view = NULL;
-  raw->mapping = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
-                                    (DWORD)(size >> 32), (DWORD)size, name);
+  raw->mapping = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, (DWORD)(size >> 32),
+                                    (DWORD)size, name);
   if (!raw->mapping || GetLastError() == ERROR_ALREADY_EXISTS) return -1;
   raw->view = php_view(raw->mapping);
   return raw->view ? 0 : -1;
@@ -130,12 +130,15 @@ static void test_create_layout(void) {
   uint64_t written;
 
   tap_group("'n' creates PHP 8.2-8.5's layout, byte for byte");
-  if (!is_int(shmop_open(&seg, key, 'n', 0644, 100, &call), 0, "'n' key 0x%08x, 100 bytes", (unsigned)key)) return;
+  if (!is_int(shmop_open(&seg, key, 'n', 0644, 100, &call), 0, "'n' key 0x%08x, 100 bytes",
+              (unsigned)key))
+    return;
   after = time(NULL);
   is_int(seg.id, key, "id is the key, as in TSRM");
   is_u64(seg.size, 100 + PHP_B_EXTRA, "size is 108: PHP's shmop_size() counts sizeof(void *) more");
   php_name(name, sizeof name, "TSRM_SHM_SEGMENT", key);
-  if (!ok(raw_open(&raw, "TSRM_SHM_SEGMENT", key) == 0, "OpenFileMappingA(\"%s\") finds it", name)) {
+  if (!ok(raw_open(&raw, "TSRM_SHM_SEGMENT", key) == 0, "OpenFileMappingA(\"%s\") finds it",
+          name)) {
     shmop_close(&seg);
     return;
   }
@@ -144,10 +147,13 @@ static void test_create_layout(void) {
   is_int(rd64(raw.view + PHP_SEGSZ), 108, "byte 16: shm_segsz = 100 + 8");
   for (i = 0; i < 6; i++) zero_ids = zero_ids && rd16(raw.view + PHP_UID + 2 * i) == 0;
   ok(zero_ids, "bytes 4..15: uid gid cuid cgid mode seq all 0 (permissions ignored, as PHP)");
-  ok(rd64(raw.view + PHP_CTIME) >= before && rd64(raw.view + PHP_CTIME) <= after, "byte 40: ctime is now");
-  ok(rd64(raw.view + PHP_ATIME) >= before && rd64(raw.view + PHP_ATIME) <= after, "byte 24: atime is now");
+  ok(rd64(raw.view + PHP_CTIME) >= before && rd64(raw.view + PHP_CTIME) <= after,
+     "byte 40: ctime is now");
+  ok(rd64(raw.view + PHP_ATIME) >= before && rd64(raw.view + PHP_ATIME) <= after,
+     "byte 24: atime is now");
   is_int(rd64(raw.view + PHP_DTIME), 0, "byte 32: dtime 0 (never detached)");
-  is_int(rd16(raw.view + PHP_CPID), GetCurrentProcessId() & 0xffff, "byte 48: cpid, 16 bits of the pid");
+  is_int(rd16(raw.view + PHP_CPID), GetCurrentProcessId() & 0xffff,
+         "byte 48: cpid, 16 bits of the pid");
   is_int(rd16(raw.view + PHP_LPID), GetCurrentProcessId() & 0xffff, "byte 50: lpid");
   is_int(rds16(raw.view + PHP_NATTCH), 1, "byte 52: nattch 1");
   shmop_write(&seg, "payload!", 8, 0, &written);
@@ -169,7 +175,8 @@ static void test_negative_key_name(void) {
   char name[64];
 
   tap_group("names carry the key as signed decimal");
-  if (!is_int(shmop_open(&seg, key, 'c', 0600, 10, &call), 0, "'c' key 0x%08x", (unsigned)key)) return;
+  if (!is_int(shmop_open(&seg, key, 'c', 0600, 10, &call), 0, "'c' key 0x%08x", (unsigned)key))
+    return;
   snprintf(name, sizeof name, "TSRM_SHM_SEGMENT:%ld", (long)key);
   ok(name[17] == '-' && exists_named(name), "\"%s\" exists", name);
   snprintf(name, sizeof name, "TSRM_SHM_SEGMENT:%lu", (unsigned long)(uint32_t)key);
@@ -207,10 +214,12 @@ static void test_modes(void) {
     is_int(rds16(raw.view + PHP_NATTCH), 2, "... nattch 2");
     shmop_close(&c);
   }
-  if (is_int(shmop_open(&c, key, 'c', 0600, 108, &call), 0, "'c' with 108 (= shm_segsz) attaches, as in PHP")) {
+  if (is_int(shmop_open(&c, key, 'c', 0600, 108, &call), 0,
+             "'c' with 108 (= shm_segsz) attaches, as in PHP")) {
     shmop_close(&c);
   }
-  is_int(shmop_open(&c, key, 'c', 0600, 109, &call), -EINVAL, "'c' with 109 (> shm_segsz): -EINVAL");
+  is_int(shmop_open(&c, key, 'c', 0600, 109, &call), -EINVAL,
+         "'c' with 109 (> shm_segsz): -EINVAL");
   is_str(call, "shmget", "... failed in shmget");
   if (is_int(shmop_open(&w, key, 'w', 0, 9999, &call), 0, "'w' attaches, ignoring the size")) {
     is_int(w.readonly, 0, "... read-write");
@@ -224,7 +233,8 @@ static void test_modes(void) {
     is_int(a.readonly, 1, "... read-only");
     is_int(shmop_write(&a, "x", 1, 0, &written), SHMOP_EREADONLY, "... a write: SHMOP_EREADONLY");
     ok(shmop_read(&a, 0, 10, buf) == 0 && memcmp(buf, "helloworld", 10) == 0, "... reads");
-    ok(shmop_read_span(&a, 0, 0, &length) == 0 && length == 108, "... count 0 reads to the end: 108 bytes");
+    ok(shmop_read_span(&a, 0, 0, &length) == 0 && length == 108,
+       "... count 0 reads to the end: 108 bytes");
     shmop_close(&a);
   }
   raw_close(&raw);
@@ -242,10 +252,12 @@ static void test_sizes_and_bounds(void) {
   tap_group("size rules and read/write bounds");
   is_int(shmop_open(&seg, key, 'c', 0600, 0, &call), SHMOP_ESIZE, "'c' size 0: SHMOP_ESIZE");
   is_int(shmop_open(&seg, key, 'n', 0600, -1, &call), SHMOP_ESIZE, "'n' size -1: SHMOP_ESIZE");
-  is_int(shmop_open(&seg, key, 'w', 01000, 0, &call), SHMOP_ESIZE, "'w' with IPC_CREAT in perms: SHMOP_ESIZE");
+  is_int(shmop_open(&seg, key, 'w', 01000, 0, &call), SHMOP_ESIZE,
+         "'w' with IPC_CREAT in perms: SHMOP_ESIZE");
   ok(!exists("TSRM_SHM_SEGMENT", key), "... none of them made a segment");
   rc = shmop_open(&seg, key, 'n', 0600, INT64_MAX, &call);
-  ok(rc == -ENOMEM || rc == -EINVAL, "'n' with INT64_MAX bytes: refused, -ENOMEM or -EINVAL (got %d)", rc);
+  ok(rc == -ENOMEM || rc == -EINVAL,
+     "'n' with INT64_MAX bytes: refused, -ENOMEM or -EINVAL (got %d)", rc);
   if (rc == 0) shmop_close(&seg);
   rc = shmop_open(&seg, key, 'n', 0600, (int64_t)1 << 46, &call);
   is_int(rc, -ENOMEM, "'n' with 64 TiB: -ENOMEM from CreateFileMapping");
@@ -258,16 +270,20 @@ static void test_sizes_and_bounds(void) {
   if (!is_int(shmop_open(&seg, key, 'n', 0600, 192, &call), 0, "'n' with 192 bytes")) return;
   raw_open(&raw, "TSRM_SHM_SEGMENT", key);
   memset(data, 'd', sizeof data);
-  ok(shmop_write(&seg, data, 200, 0, &written) == 0 && written == 200, "200 bytes at 0: all 200 fit (size 200)");
-  ok(shmop_write(&seg, "abcdef", 6, 197, &written) == 0 && written == 3, "6 bytes at 197: 3 written");
+  ok(shmop_write(&seg, data, 200, 0, &written) == 0 && written == 200,
+     "200 bytes at 0: all 200 fit (size 200)");
+  ok(shmop_write(&seg, "abcdef", 6, 197, &written) == 0 && written == 3,
+     "6 bytes at 197: 3 written");
   ok(memcmp(raw.view + PHP_B_DATA + 197, "abc", 3) == 0, "... into bytes 197..199");
   ok(raw.view[PHP_B_DATA + 200] == 0, "... and byte 200 is untouched");
-  ok(shmop_write(&seg, "x", 1, 200, &written) == 0 && written == 0, "1 byte at offset == size: 0 written");
+  ok(shmop_write(&seg, "x", 1, 200, &written) == 0 && written == 0,
+     "1 byte at offset == size: 0 written");
   is_int(shmop_write(&seg, "x", 1, 201, &written), SHMOP_EOFFSET, "offset 201: SHMOP_EOFFSET");
   ok(shmop_read_span(&seg, 200, 0, &length) == 0 && length == 0, "read at 200 (== size): 0 bytes");
   is_int(shmop_read_span(&seg, 201, 0, &length), SHMOP_EOFFSET, "read at 201: SHMOP_EOFFSET");
   is_int(shmop_read_span(&seg, 100, 101, &length), SHMOP_ECOUNT, "read 101 at 100: SHMOP_ECOUNT");
-  ok(shmop_read(&seg, 194, 6, buf) == 0 && memcmp(buf, "dddabc", 6) == 0, "read 6 at 194: the last bytes");
+  ok(shmop_read(&seg, 194, 6, buf) == 0 && memcmp(buf, "dddabc", 6) == 0,
+     "read 6 at 194: the last bytes");
   raw_close(&raw);
   shmop_close(&seg);
 }
@@ -292,7 +308,8 @@ static void test_delete(void) {
   ok(shmop_write(&seg, "still", 5, 0, &written) == 0 && shmop_read(&seg, 0, 5, buf) == 0 &&
          memcmp(buf, "still", 5) == 0,
      "the mapping stays usable");
-  is_int(shmop_open(&other, key, 'w', 0, 0, &call), -ENOENT, "'w' no longer finds the key: -ENOENT");
+  is_int(shmop_open(&other, key, 'w', 0, 0, &call), -ENOENT,
+         "'w' no longer finds the key: -ENOENT");
   is_int(shmop_open(&other, key, 'a', 0, 0, &call), -ENOENT, "'a': -ENOENT");
   is_int(shmop_open(&other, key, 'c', 0600, 64, &call), -EIDRM,
          "'c': -EIDRM (the deleted segment holds the name while open)");
@@ -335,7 +352,8 @@ static void test_introspection(void) {
     is_int(st.key, key, "key");
     is_int(st.id, key, "id = key");
     is_u64(st.size, 1008, "size 1008 (shm_segsz)");
-    ok(st.mode == 0 && st.uid == 0 && st.gid == 0 && st.cuid == 0 && st.cgid == 0, "mode and owners 0");
+    ok(st.mode == 0 && st.uid == 0 && st.gid == 0 && st.cuid == 0 && st.cgid == 0,
+       "mode and owners 0");
     is_int(st.cpid, GetCurrentProcessId() & 0xffff, "cpid");
     is_int(st.attachments, 1, "1 attachment");
     ok(st.ctime >= before && st.atime >= before && st.dtime == 0, "times from the descriptor");
@@ -378,20 +396,25 @@ static void test_php_layout_b(void) {
 
   tap_group("a segment laid out by hand as PHP 8.2-8.5 makes one (layout B)");
   /* PHP: one mapping of size + 8 bytes, descriptor at 0, data at 448. */
-  if (!ok(raw_create(&raw, "TSRM_SHM_SEGMENT", key, 100 + PHP_B_EXTRA) == 0, "PHP-style mapping of 108 bytes")) return;
+  if (!ok(raw_create(&raw, "TSRM_SHM_SEGMENT", key, 100 + PHP_B_EXTRA) == 0,
+          "PHP-style mapping of 108 bytes"))
+    return;
   php_descriptor(raw.view, key, 100 + PHP_B_EXTRA);
   memcpy(raw.view + PHP_B_DATA, "from php", 8);
   if (is_int(shmop_open(&seg, key, 'w', 0, 0, &call), 0, "'w' opens it")) {
     is_u64(seg.size, 108, "size 108, what PHP's shmop_size() reports");
-    ok(shmop_read(&seg, 0, 8, buf) == 0 && memcmp(buf, "from php", 8) == 0, "reads PHP's data at byte 448");
+    ok(shmop_read(&seg, 0, 8, buf) == 0 && memcmp(buf, "from php", 8) == 0,
+       "reads PHP's data at byte 448");
     is_int(rds16(raw.view + PHP_NATTCH), 2, "nattch 1 -> 2");
     is_int(rd16(raw.view + PHP_CPID), 4242, "cpid left as PHP wrote it");
     shmop_write(&seg, "from node", 9, 20, &written);
-    ok(memcmp(raw.view + PHP_B_DATA + 20, "from node", 9) == 0, "writes where PHP reads (448 + 20)");
+    ok(memcmp(raw.view + PHP_B_DATA + 20, "from node", 9) == 0,
+       "writes where PHP reads (448 + 20)");
     shmop_close(&seg);
     is_int(rds16(raw.view + PHP_NATTCH), 1, "close: nattch back to 1");
   }
-  if (is_int(shmop_open(&seg, key, 'c', 0600, 100, &call), 0, "'c' with PHP's own size 100 opens it")) {
+  if (is_int(shmop_open(&seg, key, 'c', 0600, 100, &call), 0,
+             "'c' with PHP's own size 100 opens it")) {
     shmop_close(&seg);
   }
   is_int(shmop_open(&seg, key, 'c', 0600, 109, &call), -EINVAL, "'c' with 109: -EINVAL, as in PHP");
@@ -409,10 +432,13 @@ static void test_php_layout_b_short_view(void) {
 
   tap_group("PHP 8.2-8.5's short mapping: 4000 bytes leave 3648 after byte 448");
   /* 4000 + 8 bytes round to one page, so the data can only go to 4096 - 448. */
-  if (!ok(raw_create(&raw, "TSRM_SHM_SEGMENT", key, 4000 + PHP_B_EXTRA) == 0, "PHP-style mapping of 4008 bytes")) return;
+  if (!ok(raw_create(&raw, "TSRM_SHM_SEGMENT", key, 4000 + PHP_B_EXTRA) == 0,
+          "PHP-style mapping of 4008 bytes"))
+    return;
   php_descriptor(raw.view, key, 4000 + PHP_B_EXTRA);
   if (is_int(shmop_open(&seg, key, 'w', 0, 0, &call), 0, "'w' opens it")) {
-    is_u64(seg.size, view_bytes(raw.view) - PHP_B_DATA, "size is what the view holds (%lu), not 4008",
+    is_u64(seg.size, view_bytes(raw.view) - PHP_B_DATA,
+           "size is what the view holds (%lu), not 4008",
            (unsigned long)(view_bytes(raw.view) - PHP_B_DATA));
     memset(seg.addr, 'x', (size_t)seg.size); /* faults if the size were past the view */
     ok(1, "all of it can be written");
@@ -440,14 +466,17 @@ static void test_php_layout_a(void) {
   memcpy(data.view, "old php", 7);
   if (is_int(shmop_open(&seg, key, 'c', 0600, 100, &call), 0, "'c' opens it")) {
     is_u64(seg.size, 100, "size 100 (shm_segsz; no extra bytes in this layout)");
-    ok(shmop_read(&seg, 0, 7, buf) == 0 && memcmp(buf, "old php", 7) == 0, "reads PHP's data at byte 0");
+    ok(shmop_read(&seg, 0, 7, buf) == 0 && memcmp(buf, "old php", 7) == 0,
+       "reads PHP's data at byte 0");
     is_int(rds16(desc.view + PHP_NATTCH), 2, "nattch 1 -> 2 in the descriptor mapping");
     shmop_write(&seg, "node", 4, 96, &written);
-    ok(written == 4 && memcmp(data.view + 96, "node", 4) == 0, "writes at 96..99 of the data mapping");
+    ok(written == 4 && memcmp(data.view + 96, "node", 4) == 0,
+       "writes at 96..99 of the data mapping");
     ok(memcmp(desc.view + PHP_DESC_SIZE, "\0\0\0\0", 4) == 0 && rd32(desc.view) == key,
        "... and nothing into the descriptor mapping");
     if (is_int(shmop_stat(key, &st), 0, "stat")) {
-      ok(st.size == 100 && st.attachments == 2 && st.cpid == 4242, "... reads the descriptor mapping");
+      ok(st.size == 100 && st.attachments == 2 && st.cpid == 4242,
+         "... reads the descriptor mapping");
     }
     is_int(shmop_delete(&seg), 0, "delete");
     is_int(rd32(desc.view + PHP_KEY), -1, "... marks the descriptor mapping's key -1");
@@ -468,7 +497,8 @@ static void test_foreign_and_unready(void) {
 
   tap_group("a name whose descriptor is not this key's");
   /* As when old PHP cut names short: the stored key differs. */
-  if (!ok(raw_create(&raw, "TSRM_SHM_SEGMENT", key, 108) == 0, "mapping under this key's name")) return;
+  if (!ok(raw_create(&raw, "TSRM_SHM_SEGMENT", key, 108) == 0, "mapping under this key's name"))
+    return;
   php_descriptor(raw.view, key + 1, 108);
   is_int(shmop_open(&seg, key, 'w', 0, 0, &call), -EINVAL, "a stored key that differs: -EINVAL");
   wr32(raw.view + PHP_KEY, 0);
@@ -476,7 +506,8 @@ static void test_foreign_and_unready(void) {
   started = GetTickCount();
   is_int(shmop_open(&seg, key, 'w', 0, 0, &call), -EINVAL,
          "a descriptor never filled in: -EINVAL after waiting for its creator");
-  ok(GetTickCount() - started >= 150, "... which it did (%lu ms)", (unsigned long)(GetTickCount() - started));
+  ok(GetTickCount() - started >= 150, "... which it did (%lu ms)",
+     (unsigned long)(GetTickCount() - started));
   raw_close(&raw);
 }
 
@@ -496,7 +527,8 @@ static void test_waits_for_creator(void) {
   HANDLE thread;
 
   tap_group("an opener waits for a creator that has not filled in the descriptor yet");
-  if (!ok(raw_create(&raw, "TSRM_SHM_SEGMENT", key, 108) == 0, "an empty PHP-style mapping")) return;
+  if (!ok(raw_create(&raw, "TSRM_SHM_SEGMENT", key, 108) == 0, "an empty PHP-style mapping"))
+    return;
   thread = CreateThread(NULL, 0, late_creator, &raw, 0, NULL);
   if (is_int(shmop_open(&seg, key, 'c', 0600, 100, &call), 0, "'c' opens it once filled in")) {
     is_u64(seg.size, 108, "... with the creator's size");
@@ -549,7 +581,8 @@ static void test_creators_race(void) {
     if (racers[0].rc != 0 || racers[1].rc != 0) {
       failed = 1;
       tap_diag("round %d: %d and %d", round, racers[0].rc, racers[1].rc);
-      for (i = 0; i < 2; i++) if (racers[i].rc == 0) shmop_close(&racers[i].seg);
+      for (i = 0; i < 2; i++)
+        if (racers[i].rc == 0) shmop_close(&racers[i].seg);
       break;
     }
     shmop_write(&racers[0].seg, &round, sizeof round, 0, &written);
@@ -557,7 +590,9 @@ static void test_creators_race(void) {
     counted += probe_nattch(racers[0].key) == 2;
     for (i = 0; i < 2; i++) shmop_close(&racers[i].seg);
   }
-  is_int(failed, 0, "%d rounds: both opens succeed (one creates, the other finds ERROR_ALREADY_EXISTS)", ROUNDS);
+  is_int(failed, 0,
+         "%d rounds: both opens succeed (one creates, the other finds ERROR_ALREADY_EXISTS)",
+         ROUNDS);
   is_int(split, 0, "... and both always have the same segment");
   is_int(counted, ROUNDS, "... counted twice in nattch");
 }
@@ -588,7 +623,8 @@ static void test_name_of_other_type(void) {
   php_name(name, sizeof name, "TSRM_SHM_SEGMENT", key);
   event = CreateEventA(NULL, FALSE, FALSE, name); /* the name taken by another kind of object */
   if (!ok(event != NULL, "an event named \"%s\"", name)) return;
-  is_int(shmop_open(&seg, key, 'c', 0600, 10, &call), -EINVAL, "'c': ERROR_INVALID_HANDLE -> -EINVAL");
+  is_int(shmop_open(&seg, key, 'c', 0600, 10, &call), -EINVAL,
+         "'c': ERROR_INVALID_HANDLE -> -EINVAL");
   is_str(call, "shmget", "... in shmget");
   CloseHandle(event);
 }
@@ -606,7 +642,8 @@ static void test_ftok(void) {
   tap_group("shmop_ftok: PHP's win32/ftok.c");
   GetTempPathA(sizeof dir, dir);
   snprintf(path, sizeof path, "%sshmop-ftok-%lu.txt", dir, (unsigned long)GetCurrentProcessId());
-  file = CreateFileA(path, GENERIC_WRITE | GENERIC_READ, FILE_SHARE_READ, NULL, CREATE_ALWAYS, 0, NULL);
+  file = CreateFileA(path, GENERIC_WRITE | GENERIC_READ, FILE_SHARE_READ, NULL, CREATE_ALWAYS, 0,
+                     NULL);
   if (!ok(file != INVALID_HANDLE_VALUE, "a file %s", path)) return;
   GetFileInformationByHandle(file, &info);
   CloseHandle(file);
@@ -619,7 +656,8 @@ static void test_ftok(void) {
   ok(rc == 0 && key < 0, "project 0xff gives a negative key");
   DeleteFileA(path);
   is_int(shmop_ftok(path, 'z', &key), -ENOENT, "a missing file: -ENOENT");
-  is_int(shmop_ftok(dir, 'z', &key), -EACCES, "a directory: -EACCES (PHP's CreateFileW cannot open one either)");
+  is_int(shmop_ftok(dir, 'z', &key), -EACCES,
+         "a directory: -EACCES (PHP's CreateFileW cannot open one either)");
 }
 
 /* ==== Two processes ==== */
@@ -707,8 +745,9 @@ static void test_two_processes(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 4 && strcmp(argv[1], "child") == 0) return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
-  tap_start();
+  if (argc == 4 && strcmp(argv[1], "child") == 0)
+    return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
+  tap_start(183);
   test_create_layout();
   test_negative_key_name();
   test_modes();

@@ -145,8 +145,8 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
  * poll, at least every SHMSECT_POLL_MAX_MS. Returns 0 with the version then in
  * *version, or SHMSECT_ERETIRED.
  */
-int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms,
-                 const volatile int *cancel, uint64_t *version);
+int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const volatile int *cancel,
+                 uint64_t *version);
 
 /*
  * The same wait, one step at a time, for callers that sleep their own way (an
@@ -162,24 +162,6 @@ void shmsect_wait_start(shmsect_wait_t *w, uint64_t since, int64_t timeout_ms);
 int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint64_t *version,
                       uint32_t *expected, uint64_t *slice_ns);
 uint32_t *shmsect_futex_word(const shmsect_t *s);
-
-/*
- * Futex sleeps for an event loop (Linux io_uring, IORING_OP_FUTEX_WAIT, 6.7+):
- * the ring's fd turns readable when a sleep ends, so the loop's own poll wakes
- * the JavaScript thread directly when a writer wakes the futex (one wake-up,
- * as for a socket, instead of a thread's and then the loop's). open returns
- * -ENOSYS (or another -errno) where this is not available; callers then wait
- * on threads with shmsect_wait. sleep starts one sleep, reported by reap with
- * its tag; it ends at a wake, when the word no longer holds expected, or after
- * ns nanoseconds.
- */
-typedef struct shmsect_ring_s shmsect_ring_t;
-int shmsect_ring_open(shmsect_ring_t **ring);
-int shmsect_ring_fd(const shmsect_ring_t *ring);
-int shmsect_ring_sleep(shmsect_ring_t *ring, uint32_t *word, uint32_t expected, uint64_t ns,
-                       uint64_t tag);
-int shmsect_ring_reap(shmsect_ring_t *ring, uint64_t *tags, int room);
-void shmsect_ring_close(shmsect_ring_t *ring);
 
 /* Wakes every thread waiting on the section (to make a cancelled wait return).
    Where waiters poll (not Linux), there is nothing to wake: a cancelled wait
@@ -212,5 +194,9 @@ int shmsect_lock_remove(int id);
 #ifdef __cplusplus
 }
 #endif
+
+/* The event-loop sleeper for shmsect_futex_word() is declared apart
+   (futex-ring.h); included so that glue using both needs one header. */
+#include "futex-ring.h"
 
 #endif /* SECTIONS_H */

@@ -1,0 +1,361 @@
+/*
+ * shm-sections.cc: the section natives, over the atomic operations of
+ * sections.c (lib/sections.js writes and checks the table; docs/sections.md).
+ *
+ * A section is described by a Float64Array [control, data0, data1, capacity]
+ * that lib/sections.js made from the table it validated; it is checked against
+ * the segment again on every call, so no call can reach outside the segment.
+ * Asynchronous waits are in src/shm-waits.cc.
+ */
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "shm.h"
+
+namespace shm {
+
+namespace {
+
+bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
+  if (!value->IsFloat64Array() || value.As<v8::Float64Array>()->Length() != 4) {
+    ThrowArgType("section", "a Float64Array of 4 offsets", value);
+    return false;
+  }
+  double parts[4];
+  value.As<v8::Float64Array>()->CopyContents(parts, sizeof parts);
+  for (double part : parts) {
+    if (!(part >= 0 && part <= kMaxSafeInteger) || std::trunc(part) != part) {
+      ThrowCoded(kRangeError, "ERR_OUT_OF_RANGE", "A section offset is not a byte offset");
+      return false;
+    }
+  }
+  *sect = {seg->addr, seg->size, static_cast<uint64_t>(parts[0]),
+           {static_cast<uint64_t>(parts[1]), static_cast<uint64_t>(parts[2])},
+           static_cast<uint64_t>(parts[3])};
+  if (shmsect_check(sect) != 0) {
+    Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "bounds").Throw();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+SectionCall::SectionCall(const Nan::FunctionCallbackInfo<Value> &info) : seg_(nullptr) {
+  double handle;
+  if (!HandleArg(info[0], &handle)) return;
+  seg_ = shmop_table_acquire(static_cast<int64_t>(handle));
+  if (!seg_) {
+    ThrowBadHandle(handle);
+    return;
+  }
+  if (!SectionArg(info[1], seg_, &sect_)) Drop();
+}
+
+bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int64_t *timeout_ms) {
+  double number;
+  if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &number)) return false;
+  *since = static_cast<uint64_t>(number);
+  Local<Value> timeout = info[3];
+  if (timeout->IsUndefined() || (timeout->IsNumber() && timeout.As<v8::Number>()->Value() == INFINITY)) {
+    *timeout_ms = -1;
+    return true;
+  }
+  if (!IntegerArg(timeout, "timeout", 0, kMaxSafeInteger, nullptr, &number)) return false;
+  *timeout_ms = static_cast<int64_t>(number);
+  return true;
+}
+
+namespace {
+
+void ThrowCorrupt(const shmop_t *seg) {
+  Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "control").Throw();
+}
+
+void ThrowReadOnly(const char *operation) {
+  Report(kError, "ERR_SHM_READ_ONLY").Set("operation", operation).Throw();
+}
+
+// The table was replaced or removed by its manager (lib/sections.js follows or explains).
+void ThrowRetired(const shmop_t *seg, const shmsect_t *sect) {
+  uint32_t how = shmsect_retired(sect);
+  if (how != SHMSECT_REPLACED && how != SHMSECT_REMOVED) {
+    return Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "retired word").Throw();
+  }
+  Report(kError, "ERR_SHM_TABLE_RETIRED")
+      .Set("key", seg->key)
+      .Set("retired", how == SHMSECT_REMOVED ? "removed" : "replaced")
+      .Throw();
+}
+
+// ---- Claims held by this thread's JavaScript environment. Released when it
+// is torn down (a worker that ends, however it ends), and by a table's close()
+// or collection (sectionReleaseAll), so that a thread's claims die with it.
+
+struct HeldClaim {
+  double handle;  // the table's segment handle, as JavaScript knows it
+  shmop_t *seg;   // a reference: the mapping stays while the claim is held
+  shmsect_t sect;
+  int lock;
+};
+
+struct HeldClaims {
+  std::vector<HeldClaim> list;
+};
+
+thread_local HeldClaims *held_claims = nullptr;
+
+// Gives back the claims of `handle` (or all of them) held here.
+void ReleaseHeld(HeldClaims *held, bool all, double handle) {
+  auto &list = held->list;
+  for (size_t i = list.size(); i-- > 0;) {
+    if (!all && list[i].handle != handle) continue;
+    HeldClaim claim = list[i];
+    list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
+    shmsect_release(&claim.sect, shmsect_self(), claim.lock);
+    shmop_table_release(claim.seg);
+  }
+}
+
+void ReleaseHeldAtCleanup(void *arg) {
+  HeldClaims *held = static_cast<HeldClaims *>(arg);
+  ReleaseHeld(held, true, 0);
+  if (held_claims == held) held_claims = nullptr;
+  delete held;
+}
+
+HeldClaims *ThisThreadsClaims() {
+  if (!held_claims) {
+    held_claims = new HeldClaims();
+    node::AddEnvironmentCleanupHook(v8::Isolate::GetCurrent(), ReleaseHeldAtCleanup, held_claims);
+  }
+  return held_claims;
+}
+
+/** sectionVersion(handle, section) -> the committed version (0: none yet). */
+NAN_METHOD(SectionVersion) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  if (shmsect_retired(call.sect()) != SHMSECT_LIVE) return ThrowRetired(call.seg(), call.sect());
+  info.GetReturnValue().Set(static_cast<double>(shmsect_version(call.sect())));
+}
+
+/**
+ * sectionRead(handle, section, target, out) -> true when the committed payload
+ * was copied into target, false when it needs more room (out[1] says how much).
+ * out (Float64Array(4)) gets version, length, published (us), writer pid.
+ */
+NAN_METHOD(SectionRead) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  if (!info[2]->IsArrayBufferView()) {
+    return ThrowArgType("target", "an instance of Buffer, TypedArray, or DataView", info[2]);
+  }
+  if (!info[3]->IsFloat64Array() || info[3].As<v8::Float64Array>()->Length() != 4) {
+    return ThrowArgType("out", "a Float64Array of 4", info[3]);
+  }
+  Bytes room = ViewBytes(info[2]);
+  unsigned char *into = const_cast<unsigned char *>(room.data);
+  std::vector<unsigned char> aside;
+  bool aliased = InAView(into, room.length);  // see InAView
+  if (aliased) aside.resize(room.length);
+  shmsect_snapshot_t snap;
+  int rc = shmsect_read(call.sect(), aliased ? aside.data() : into, room.length, &snap);
+  if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt(call.seg());
+  if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
+  if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
+  double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
+                   static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
+  Local<v8::Float64Array> array = info[3].As<v8::Float64Array>();
+  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), out, sizeof out);
+  info.GetReturnValue().Set(rc == 0);
+}
+
+/** sectionPublish(handle, section, data) -> the new version. */
+NAN_METHOD(SectionPublish) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  std::string text;
+  Bytes bytes;
+  if (!DataArg(info[2], &text, &bytes)) return;
+  if (call.seg()->readonly) {
+    return ThrowReadOnly("publish");
+  }
+  std::vector<unsigned char> aside;
+  const unsigned char *data = Unaliased(bytes.data, bytes.length, &aside);
+  uint64_t version = 0;
+  int rc = shmsect_publish(call.sect(), shmsect_self(), data, bytes.length, &version);
+  if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
+  if (rc == SHMSECT_ENOTWRITER) {
+    return Report(kError, "ERR_SHM_NOT_WRITER").Set("key", call.seg()->key).Throw();
+  }
+  if (rc == SHMSECT_ETOOSMALL) {
+    return ThrowOutOfRange("data", Between(0, static_cast<double>(call.sect()->capacity),
+                                           "the section's capacity, in bytes"),
+                           NumberText(static_cast<double>(bytes.length)) + " bytes");
+  }
+  info.GetReturnValue().Set(static_cast<double>(version));
+}
+
+/**
+ * sectionClaim(handle, section, lock, wakes) -> true, or the pid the claim
+ * word names while another holds the claim lock (0: none written yet).
+ */
+NAN_METHOD(SectionClaim) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double lock;
+  if (!IntegerArg(info[2], "lock", -1, 2147483647.0, nullptr, &lock)) return;
+  if (call.seg()->readonly) {
+    return ThrowReadOnly("claim");
+  }
+  uint64_t holder = 0;
+  int rc = shmsect_claim(call.sect(), shmsect_self(), info[3]->IsTrue(), static_cast<int>(lock), &holder);
+  if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
+  if (rc == SHMSECT_EBUSY) return info.GetReturnValue().Set(static_cast<double>(holder >> 32));
+  if (rc != 0) return Report::Os(rc, "semop").Set("key", call.seg()->key).Throw();
+  double handle = info[0].As<v8::Number>()->Value();
+  ThisThreadsClaims()->list.push_back({handle, call.seg(), *call.sect(), static_cast<int>(lock)});
+  call.Take();  // the claim keeps the reference
+  info.GetReturnValue().Set(true);
+}
+
+/** sectionRelease(handle, section) -> true, or false when this thread held no claim on it. */
+NAN_METHOD(SectionRelease) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double handle = info[0].As<v8::Number>()->Value();
+  if (held_claims) {
+    auto &list = held_claims->list;
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      if (it->handle == handle && it->sect.control == call.sect()->control) {
+        HeldClaim claim = *it;
+        list.erase(it);
+        shmsect_release(&claim.sect, shmsect_self(), claim.lock);
+        shmop_table_release(claim.seg);
+        return info.GetReturnValue().Set(true);
+      }
+    }
+  }
+  info.GetReturnValue().Set(false);
+}
+
+/** sectionReleaseAll(handle) -> undefined; gives back every claim this thread holds through handle. */
+NAN_METHOD(SectionReleaseAll) {
+  double handle;
+  if (!HandleArg(info[0], &handle)) return;
+  if (held_claims) ReleaseHeld(held_claims, false, handle);
+}
+
+/** sectionClaimant(handle, section) -> { pid, alive, self } of the claim, or null. */
+NAN_METHOD(SectionClaimant) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  uint64_t claim = shmsect_claimant(call.sect());
+  if (claim == 0) return info.GetReturnValue().SetNull();
+  Local<Object> result = Nan::New<Object>();
+  Nan::Set(result, Nan::New("pid").ToLocalChecked(), Nan::New(static_cast<double>(claim >> 32)));
+  Nan::Set(result, Nan::New("alive").ToLocalChecked(), Nan::New<v8::Boolean>(shmsect_alive(claim) != 0));
+  Nan::Set(result, Nan::New("self").ToLocalChecked(), Nan::New<v8::Boolean>(claim == shmsect_self()));
+  info.GetReturnValue().Set(result);
+}
+
+
+/** sectionWaitSync(handle, section, since, timeoutMs) -> the version when it returned. */
+NAN_METHOD(SectionWaitSync) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  uint64_t since, version = 0;
+  int64_t timeout_ms;
+  if (!WaitArgs(info, &since, &timeout_ms)) return;
+  if (shmsect_wait(call.sect(), since, timeout_ms, nullptr, &version) == SHMSECT_ERETIRED) {
+    return ThrowRetired(call.seg(), call.sect());
+  }
+  info.GetReturnValue().Set(static_cast<double>(version));
+}
+
+/** sectionLockCreate(key, mode) -> the id of a new claim lock (-1 where there are none: Windows). */
+NAN_METHOD(SectionLockCreate) {
+  int32_t key;
+  double mode;
+  if (!KeyArg(info[0], &key)) return;
+  if (!IntegerArg(info[1], "mode", 0, 0777, nullptr, &mode)) return;
+  int id = -1;
+  int rc = shmsect_lock_create(key, static_cast<int>(mode), &id);
+  if (rc != 0) return Report::Os(rc, "semget").Set("key", key).Throw();
+  info.GetReturnValue().Set(id);
+}
+
+/**
+ * sectionLockCheck(id, key, uid, cuid) -> null when the set with this id is
+ * the claim lock the table records (key, 3 semaphores, owner and creator);
+ * else why not: 'foreign' or the errno name (EINVAL: no such set).
+ */
+NAN_METHOD(SectionLockCheck) {
+  double id, uid, cuid;
+  int32_t key;
+  if (!IntegerArg(info[0], "id", -2147483648.0, 2147483647.0, nullptr, &id)) return;
+  if (!KeyArg(info[1], &key)) return;
+  if (!IntegerArg(info[2], "uid", 0, 4294967295.0, nullptr, &uid)) return;
+  if (!IntegerArg(info[3], "cuid", 0, 4294967295.0, nullptr, &cuid)) return;
+  int rc = shmsect_lock_check(static_cast<int>(id), key, static_cast<uint32_t>(uid), static_cast<uint32_t>(cuid));
+  if (rc == 0) return info.GetReturnValue().SetNull();
+  info.GetReturnValue().Set(Nan::New(rc == SHMSECT_EFOREIGN ? "foreign" : ErrnoName(-rc)).ToLocalChecked());
+}
+
+/** sectionLockRemove(id) -> undefined; deletes a claim lock. */
+NAN_METHOD(SectionLockRemove) {
+  double id;
+  if (!IntegerArg(info[0], "id", -1, 2147483647.0, nullptr, &id)) return;
+  int rc = shmsect_lock_remove(static_cast<int>(id));
+  if (rc != 0) return Report::Os(rc, "semctl").Throw();
+}
+
+/**
+ * sectionRetire(handle, section, how, target, out) -> as sectionRead, for the
+ * manager: marks the section retired (1 replaced, 2 removed), copies its last
+ * payload (the carry-over) and wakes its waiters.
+ */
+NAN_METHOD(SectionRetire) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double how;
+  if (!IntegerArg(info[2], "how", 1, 2, nullptr, &how)) return;
+  if (!info[3]->IsArrayBufferView()) {
+    return ThrowArgType("target", "an instance of Buffer, TypedArray, or DataView", info[3]);
+  }
+  if (!info[4]->IsFloat64Array() || info[4].As<v8::Float64Array>()->Length() != 4) {
+    return ThrowArgType("out", "a Float64Array of 4", info[4]);
+  }
+  if (call.seg()->readonly) return ThrowReadOnly("retire");
+  Bytes room = ViewBytes(info[3]);
+  std::vector<unsigned char> aside(room.length);  // never a view of the segment itself
+  shmsect_snapshot_t snap;
+  int rc = shmsect_retire(call.sect(), static_cast<uint32_t>(how), aside.data(), room.length, &snap);
+  if (rc == 0) memcpy(const_cast<unsigned char *>(room.data), aside.data(), static_cast<size_t>(snap.length));
+  double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
+                   static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
+  Local<v8::Float64Array> array = info[4].As<v8::Float64Array>();
+  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), out, sizeof out);
+  info.GetReturnValue().Set(rc == 0);
+}
+
+}  // namespace
+
+NAN_MODULE_INIT(InitSections) {
+  Nan::SetMethod(target, "sectionVersion", SectionVersion);
+  Nan::SetMethod(target, "sectionRead", SectionRead);
+  Nan::SetMethod(target, "sectionPublish", SectionPublish);
+  Nan::SetMethod(target, "sectionClaim", SectionClaim);
+  Nan::SetMethod(target, "sectionRelease", SectionRelease);
+  Nan::SetMethod(target, "sectionClaimant", SectionClaimant);
+  Nan::SetMethod(target, "sectionWaitSync", SectionWaitSync);
+  Nan::SetMethod(target, "sectionReleaseAll", SectionReleaseAll);
+  Nan::SetMethod(target, "sectionLockCreate", SectionLockCreate);
+  Nan::SetMethod(target, "sectionLockCheck", SectionLockCheck);
+  Nan::SetMethod(target, "sectionLockRemove", SectionLockRemove);
+  Nan::SetMethod(target, "sectionRetire", SectionRetire);
+}
+
+}  // namespace shm

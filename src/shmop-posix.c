@@ -1,0 +1,151 @@
+/*
+ * shmop-posix.c: the System V primitives under shmop.c and handles.c
+ * (shmop-platform.h), and the introspection functions of shmop.h.
+ *
+ * Operating-system calls: shmget, shmctl(IPC_STAT), shmat, shmdt,
+ * shmctl(IPC_RMID), ftok; the handle table is guarded by a spin lock
+ * (GCC/Clang atomics).
+ */
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE /* SHM_DEST on Linux */
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+
+#include "shmop-platform.h"
+#include "shmop.h"
+
+static int table_lock; /* a spin lock: held for a hash lookup at most */
+
+void shmop__lock(void) {
+  while (__atomic_exchange_n(&table_lock, 1, __ATOMIC_ACQUIRE)) sched_yield();
+}
+
+void shmop__unlock(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE); }
+
+long shmop__add_refs(long *refs, long delta) {
+  return __atomic_add_fetch(refs, delta, __ATOMIC_ACQ_REL);
+}
+
+#if IPC_CREAT != SHMOP_IPC_CREAT || IPC_EXCL != SHMOP_IPC_EXCL
+#error "this system's IPC flags differ from PHP's"
+#endif
+
+/*
+ * shmget() that also tells whether this call created the segment, so that a
+ * failed open can remove it. Creating flags first try IPC_EXCL; if the key
+ * exists, the segment is looked up without IPC_CREAT, which the kernel checks
+ * exactly as it checks a plain IPC_CREAT call (size, then permissions). A
+ * segment that vanishes in between is created on the next round.
+ */
+static int shmop__get(int32_t key, size_t size, int flags, int *created) {
+  int id, round;
+  *created = 0;
+  if (!(flags & IPC_CREAT)) {
+    id = shmget((key_t)key, size, flags);
+    return id >= 0 ? id : -errno;
+  }
+  for (round = 0; round < 100; round++) {
+    id = shmget((key_t)key, size, flags | IPC_EXCL);
+    if (id >= 0) {
+      *created = 1;
+      return id;
+    }
+    if (errno != EEXIST || (flags & IPC_EXCL)) return -errno;
+    id = shmget((key_t)key, size, flags & ~IPC_CREAT);
+    if (id >= 0) return id;
+    if (errno != ENOENT) return -errno;
+  }
+  id = shmget((key_t)key, size, flags); /* a creation storm: do as PHP does */
+  return id >= 0 ? id : -errno;
+}
+
+int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly, uint64_t size,
+                const char **failed_call) {
+  struct shmid_ds ds;
+  void *addr;
+  int id, created, rc;
+#if defined(SHM_HUGETLB) && defined(SHM_NORESERVE)
+  /* Huge pages taken at first touch rather than at shmget: when none is free
+     then, the process dies of SIGBUS. PHP passes these bits on; we refuse. */
+  if ((flags & SHM_HUGETLB) && (flags & SHM_NORESERVE)) return SHMOP_EUNSAFE;
+#endif
+  *failed_call = "shmget";
+  id = shmop__get(key, (size_t)size, flags, &created);
+  if (id < 0) return id;
+  *failed_call = "shmctl";
+  if (shmctl(id, IPC_STAT, &ds) != 0) goto failed;
+  *failed_call = "shmat";
+  addr = shmat(id, NULL, readonly ? SHM_RDONLY : 0);
+  if (addr == (void *)-1) goto failed;
+  memset(seg, 0, sizeof *seg);
+  seg->addr = (unsigned char *)addr;
+  seg->size = (uint64_t)ds.shm_segsz;
+  seg->key = key;
+  seg->id = id;
+  seg->readonly = readonly;
+  seg->_view = addr;
+  return 0;
+failed:
+  rc = -errno;
+  if (created) shmctl(id, IPC_RMID, NULL);
+  return rc;
+}
+
+int shmop__detach(shmop_t *seg) { return shmdt(seg->_view) == 0 ? 0 : -errno; }
+
+int shmop__remove(shmop_t *seg) { return shmop_remove(seg->id); }
+
+/* The key field of struct ipc_perm is spelt differently by each libc. */
+#if defined(__GLIBC__)
+#define SHMOP__PERM_KEY(perm) ((perm).__key)
+#elif defined(__APPLE__)
+#define SHMOP__PERM_KEY(perm) ((perm)._key)
+#else
+#define SHMOP__PERM_KEY(perm) ((perm).key)
+#endif
+
+int shmop_find(int32_t key, int *id) {
+  /* IPC_PRIVATE would make a new segment rather than find one. */
+  if (key == IPC_PRIVATE) return -EINVAL;
+  *id = shmget((key_t)key, 0, 0);
+  return *id >= 0 ? 0 : -errno;
+}
+
+int shmop_stat(int id, shmop_stat_t *st) {
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) != 0) return -errno;
+  memset(st, 0, sizeof *st);
+  st->key = (int32_t)SHMOP__PERM_KEY(ds.shm_perm);
+  st->id = id;
+  st->size = (uint64_t)ds.shm_segsz;
+  st->mode = ds.shm_perm.mode & 0777;
+#ifdef SHM_DEST
+  st->marked = (ds.shm_perm.mode & SHM_DEST) != 0;
+#endif
+  st->uid = ds.shm_perm.uid;
+  st->gid = ds.shm_perm.gid;
+  st->cuid = ds.shm_perm.cuid;
+  st->cgid = ds.shm_perm.cgid;
+  st->cpid = ds.shm_cpid;
+  st->lpid = ds.shm_lpid;
+  st->attachments = (uint64_t)ds.shm_nattch;
+  st->atime = (int64_t)ds.shm_atime;
+  st->dtime = (int64_t)ds.shm_dtime;
+  st->ctime = (int64_t)ds.shm_ctime;
+  return 0;
+}
+
+int shmop_remove(int id) { return shmctl(id, IPC_RMID, NULL) == 0 ? 0 : -errno; }
+
+int shmop_ftok(const char *path, unsigned char project, int32_t *key) {
+  key_t k;
+  errno = 0; /* -1 is also a valid key: only errno tells a failure */
+  k = ftok(path, project);
+  if (k == (key_t)-1 && errno) return -errno;
+  *key = (int32_t)k;
+  return 0;
+}
