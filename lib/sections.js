@@ -330,10 +330,11 @@ class Section {
 
   /** Runs a reader's operation; on a replaced table, follows it once and runs it again. */
   #reading (operation) {
+    const handle = this.#open() // its own ERR_SHM_TABLE_RETIRED (no table followed, or the name is gone) is final
     try {
-      return operation(this.#open())
+      return operation(handle)
     } catch (error) {
-      if (error.code !== 'ERR_SHM_TABLE_RETIRED' || error.retired === undefined) throw error
+      if (error.code !== 'ERR_SHM_TABLE_RETIRED') throw error
       this.#table.follow(error.retired)
       return operation(this.#open())
     }

@@ -166,8 +166,11 @@ for (const [language, command, script] of [['Node', process.execPath, 'sections-
     t.match(stderr, /ERR_SHM_TABLE_RETIRED/, 'ERR_SHM_TABLE_RETIRED')
     const last = versions.at(-1)
     t.ok(versions.length > 0, `it published ${versions.length} versions first`)
-    t.equal(carried[0].version, last, `the carried version is the last one it published without an error (${last})`)
-    t.equal(table.section('orders').version, last)
+    // Carried over: every version it published without an error; perhaps also the one that
+    // reported the error (both sides saw the other: docs/sections.md, section 8).
+    t.ok(carried[0].version === last || carried[0].version === last + 1,
+      `the carried version ${carried[0].version} is the last one it published without an error (${last}), or the next`)
+    t.equal(table.section('orders').version, carried[0].version)
   })
 }
 
