@@ -561,7 +561,7 @@ int main(int argc, char **argv) {
 
   if (argc == 4 && strcmp(argv[1], "child") == 0)
     return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
-  tap_start(119);
+  tap_start(133);
   key = test_key(40);
   tap_group("a segment for the section (shmop.c's Windows branch)");
   if (!is_int(shmop_open(&seg, key, 'n', 0600, SEGMENT_SIZE, &call), 0, "'n' %d bytes",
