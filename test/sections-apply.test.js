@@ -222,3 +222,54 @@ t.test('nodejs-shm sections apply KEY layout.json, and nodejs-shm rm KEY on a ta
   run = cli('rm', hex(keyFor(8)))
   t.equal(run.stdout, `marked ${hex(keyFor(8))} for deletion (it goes at its last detach)\n`, 'rm on a plain segment: as before')
 })
+
+t.test('a follower waits for the next table, up to 2 s, and says when none came', async (t) => {
+  const binding = require('../lib/binding')
+  const { handleOf } = require('../lib/segment')
+  const key = keyFor(9)
+  const layout = { mode: 0o600, sections: [{ name: 'a', size: 16 }] }
+  /** Retires the table at key as a manager would, leaving the key empty. */
+  const retireByHand = () => {
+    const raw = shm.open(key, 'w')
+    const { offsets: { control, data } } = shm.sections.attach(key).section('a')
+    raw.delete()
+    binding.sectionRetire(handleOf(raw), new Float64Array([control, ...data, 16]), 1, Buffer.alloc(16), new Float64Array(4))
+    raw.close()
+  }
+  shm.sections.create(key, layout).close()
+  const reader = shm.sections.attach(key, { readOnly: true })
+  t.teardown(() => reader.close())
+  // The next table comes 200 ms after the retirement, from another process (started first: under load, Node starts slowly).
+  const later = spawn(process.execPath, ['-e', `const shm = require(${JSON.stringify(path.join(__dirname, '..'))})
+    process.stdout.write('ready\\n')
+    process.stdin.once('data', () => setTimeout(() => { shm.sections.apply(${key}, ${JSON.stringify(layout)}).table.close(); process.exit(0) }, 200))`])
+  await new Promise((resolve) => later.stdout.once('data', resolve))
+  retireByHand()
+  later.stdin.write('go\n')
+  const started = Date.now()
+  t.equal(reader.section('a').version, 0, 'the reader followed to the table that came later')
+  t.ok(Date.now() - started >= 150, `after waiting for it (${Date.now() - started} ms)`)
+  await new Promise((resolve) => later.on('close', resolve))
+
+  retireByHand()
+  const before = Date.now()
+  t.throws(() => reader.section('a').read(), { code: 'ERR_SHM_TABLE_RETIRED', message: /replaced by its manager \(sections\.apply\), and no table is at its key now/ }, 'no next table: the reason')
+  t.ok(Date.now() - before >= 1900, `after 2 s (${Date.now() - before} ms)`)
+  t.equal(reader.retired, 'replaced', 'table.retired says so')
+  t.throws(() => reader.section('a').version, { code: 'ERR_SHM_TABLE_RETIRED' }, 'and so does every later call')
+})
+
+t.test('a damaged retired word is damage, not a retirement', async (t) => {
+  const key = keyFor(10)
+  const made = shm.sections.create(key, { mode: 0o600, sections: [{ name: 'a', size: 16 }] })
+  t.teardown(() => { made.close(); shm.sections.remove(key) })
+  const raw = shm.open(key, 'w')
+  t.teardown(() => raw.close())
+  const word = made.section('a').offsets.control + 16
+  raw.write(Buffer.from([7, 0, 0, 0]), word)
+  t.throws(() => made.section('a').read(), { code: 'ERR_SHM_CORRUPT', message: "The section's retired word holds a value no manager writes: the segment is corrupt" }, 'a value no manager writes')
+  raw.write(Buffer.from([1, 0, 0, 0]), word)
+  t.throws(() => made.section('a').version, { code: 'ERR_SHM_CORRUPT', message: /a control block says the table was replaced, yet it is still the table at its key/ }, '"replaced", while the table is still at its key')
+  raw.write(Buffer.from([0, 0, 0, 0]), word)
+  t.equal(made.section('a').version, 0, 'repaired')
+})
