@@ -335,3 +335,33 @@ t.test('nodejs-shm sections KEY', async (t) => {
   t.match(help.stdout, /^Usage: nodejs-shm sections KEY \[--json\]\n\nShow a section table/)
   t.equal(table.section('live').info().writer.self, true, 'the CLI attached read-only and released nothing')
 })
+
+t.test('create: a claim lock key that is taken is passed over; a failure undoes what it made', async (t) => {
+  const binding = require('../lib/binding')
+  const taken = keyFor(200)
+  const free = keyFor(201)
+  const takenId = binding.sectionLockCreate(taken, 0o600)
+  t.teardown(() => binding.sectionLockRemove(takenId))
+  const keys = [taken, free]
+  const sections = t.mockRequire('../lib/sections.js', { 'node:crypto': { randomInt: () => keys.shift() } })
+  const key = keyFor(202)
+  const table = sections.create(key, { mode: 0o600, sections: [{ name: 'a', size: 8 }] })
+  t.equal(table.section('a').entry.lock.key, free, 'the key another set has is passed over (EEXIST)')
+  table.close()
+  sections.remove(key)
+
+  let calls = 0
+  const failing = t.mockRequire('../lib/sections.js', {
+    'node:crypto': { randomInt: () => keyFor(203 + calls) },
+    '../lib/binding.js': {
+      ...binding,
+      sectionLockCreate (lockKey, mode) {
+        if (++calls === 2) throw Object.assign(new Error('ENOSPC: no room for a semaphore set'), { code: 'ENOSPC' })
+        return binding.sectionLockCreate(lockKey, mode)
+      }
+    }
+  })
+  t.throws(() => failing.create(key, { mode: 0o600, sections: [{ name: 'a', size: 8 }, { name: 'b', size: 8 }] }), { code: 'ENOSPC' }, 'the failure is thrown')
+  t.equal(segmentByKey(key), undefined, 'the segment is gone')
+  t.equal(semaphoreByKey(keyFor(203)), undefined, 'and so is the claim lock it made first')
+})
