@@ -417,12 +417,7 @@ class Section {
    */
   wait (sinceVersion, { timeout, signal } = {}) {
     if (signal?.aborted) return Promise.reject(signal.reason) // a rejection, as for a later abort
-    let now
-    try {
-      now = this.version
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    const now = this.version // throws at once, as every call on a closed or retired table
     if (now !== sinceVersion) return Promise.resolve(now)
     const deadline = timeout === undefined ? Infinity : Date.now() + timeout
     return new Promise((resolve, reject) => {
