@@ -6,7 +6,7 @@
 // a message. (The original six functions keep their own contract and words:
 // shm.cc and lastErrorSHM().)
 
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('./util')
 
 class ShmError extends Error {
   constructor (message, { code, errno, syscall, key, cause }) {
@@ -127,15 +127,17 @@ const quoted = (names) => names.map((name) => JSON.stringify(name)).join(', ')
 const tableCorrupt = (key, what) => `The section table in segment ${hex(key)} is corrupt: ${what}`
 
 /*
- * The words of every other failure, by code; each takes the failure's fields.
- * Codes with several causes tell them apart by a field (operation, part, ...).
+ * The words of every other failure, by code: a string, or a function of the
+ * failure's fields. Codes with several causes tell them apart by a field
+ * (operation, part, argument).
  */
 const WORDS = {
-  ERR_ILLEGAL_CONSTRUCTOR: () => 'Segment cannot be constructed directly; use open()',
+  ERR_ILLEGAL_CONSTRUCTOR: 'Segment cannot be constructed directly; use open()',
   ERR_SHM_CLOSED: ({ key, id }) => id === undefined
     ? `The section table ${hex(key)} is closed`
     : `The segment with key ${hex(key)} (id ${id}) is closed`,
-  ERR_SHM_READ_ONLY: ({ operation }) => ({
+  ERR_SHM_READ_ONLY: ({ operation, key }) => ({
+    write: `The segment with key ${hex(key)} was opened read-only ('a') and cannot be written; open it with 'w' or 'c' to write`,
     view: "A segment opened read-only ('a') has no view: a write through it would crash the process. " +
       "Use read() or readInto(), or open it with 'w'",
     publish: 'A table attached read-only cannot publish',
@@ -145,7 +147,7 @@ const WORDS = {
   ERR_BUFFER_TOO_LARGE: ({ size, max }) =>
     `A segment of ${size} bytes is larger than a Buffer can be (${max} bytes); use read() or readInto() on parts of it`,
   ERR_SHM_UNSUPPORTED: ({ procFile }) => `Listing segments needs ${procFile} (Linux); use ipcs -m on this system`,
-  ERR_SHM_WAIT_FAILED: () => 'Could not start a thread to wait on',
+  ERR_SHM_WAIT_FAILED: 'Could not start a thread to wait on',
   ERR_SHM_NOT_SECTIONS: ({ key, size }) => size === undefined
     ? `Segment ${hex(key)} is not a section table (no "NJSHMSEC" at its start)`
     : `Segment ${hex(key)} (${size} bytes) is too small to hold a section table`,
@@ -223,7 +225,9 @@ const TYPES = {
 /** The Error for a failure: its code (see WORDS) and the fields its words need. */
 function failure (code, fields = {}, cause = undefined) {
   const Type = TYPES[code] ?? Error
-  const error = new Type(WORDS[code](fields), cause === undefined ? undefined : { cause })
+  const words = WORDS[code]
+  const message = typeof words === 'function' ? words(fields) : words
+  const error = new Type(message, cause === undefined ? undefined : { cause })
   error.code = code
   if (code === 'ERR_SHM_TABLE_RETIRED') error.retired = fields.retired // 'replaced' (readers follow) or 'removed'
   return error

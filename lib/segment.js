@@ -74,7 +74,13 @@ class Segment {
 
   /** Writes data at offset, cut at the end of the segment; returns the bytes written. */
   write (data, offset = 0) {
-    return binding.writeSHM(this.#open(), data, offset)
+    const handle = this.#open()
+    try {
+      return binding.writeSHM(handle, data, offset)
+    } catch (error) {
+      // The original API's words name the handle, which a Segment does not show.
+      throw error.code === 'ERR_SHM_READ_ONLY' ? failure('ERR_SHM_READ_ONLY', { operation: 'write', key: this.key }) : error
+    }
   }
 
   /** A Buffer over the segment's memory itself; it keeps the mapping alive until collected. */
