@@ -23,7 +23,6 @@ const { peer } = require('./fixtures/sections-common')
 cleanupTablesAfter(t)
 requirePHP()
 
-const FIXTURES = path.join(__dirname, 'fixtures')
 const PHP_FILES = ['php/autoload.php', ...fs.readdirSync(path.join(__dirname, '..', 'php', 'src')).map((f) => `php/src/${f}`),
   'test/fixtures/sections-peer.php', 'test/fixtures/sections-payload.php', 'test/fixtures/sections-peer.js']
 const figures = { tried: 0, wronglySucceeded: 0, takenOverAtOnce: 0, takeoversAfterKill: 0 }

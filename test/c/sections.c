@@ -573,7 +573,7 @@ static void test_lapping(uint64_t self) {
   section_free(&s);
 }
 
-/* ==== Claim locks (one semaphore set per section, laid out as PHP's sysvsem), between processes ==== */
+/* ==== Claim locks (a semaphore set per section, as PHP's sysvsem), between processes ==== */
 
 static void test_lock(int *lock) {
   shmsect_t s;
@@ -587,16 +587,23 @@ static void test_lock(int *lock) {
   is_int(semctl(*lock, 0, GETVAL), 1, "... semaphore 0, the lock: free (1)");
   is_int(semctl(*lock, 1, GETVAL), 1, "... semaphore 1, PHP's user count: 1, never undone");
   is_int(semctl(*lock, 2, GETVAL), 0, "... semaphore 2, PHP's setup guard: 0");
-  is_int(shmsect_lock_create(test_key(1), 0600, &again), -EEXIST, "create again at that key: -EEXIST");
-  is_int(shmsect_lock_check(*lock, test_key(1), uid, uid), 0, "check: the set, its key, 3 semaphores, owner, creator");
-  is_int(shmsect_lock_check(*lock, test_key(2), uid, uid), SHMSECT_EFOREIGN, "... recorded at another key: SHMSECT_EFOREIGN");
-  is_int(shmsect_lock_check(*lock, test_key(1), uid + 1, uid), SHMSECT_EFOREIGN, "... another owner: SHMSECT_EFOREIGN");
-  is_int(shmsect_lock_check(*lock, test_key(1), uid, uid + 1), SHMSECT_EFOREIGN, "... another creator: SHMSECT_EFOREIGN");
-  is_int(shmsect_lock_check(-1, test_key(1), uid, uid), SHMSECT_EFOREIGN, "... no set (-1): SHMSECT_EFOREIGN");
+  is_int(shmsect_lock_create(test_key(1), 0600, &again), -EEXIST,
+         "create again at that key: -EEXIST");
+  is_int(shmsect_lock_check(*lock, test_key(1), uid, uid), 0,
+         "check: the set, its key, 3 semaphores, owner, creator");
+  is_int(shmsect_lock_check(*lock, test_key(2), uid, uid), SHMSECT_EFOREIGN,
+         "... recorded at another key: SHMSECT_EFOREIGN");
+  is_int(shmsect_lock_check(*lock, test_key(1), uid + 1, uid), SHMSECT_EFOREIGN,
+         "... another owner: SHMSECT_EFOREIGN");
+  is_int(shmsect_lock_check(*lock, test_key(1), uid, uid + 1), SHMSECT_EFOREIGN,
+         "... another creator: SHMSECT_EFOREIGN");
+  is_int(shmsect_lock_check(-1, test_key(1), uid, uid), SHMSECT_EFOREIGN,
+         "... no set (-1): SHMSECT_EFOREIGN");
   section_new(&s);
   is_int(shmsect_claim(&s, self, 1, *lock, &holder), 0, "claim under the lock: 0");
   is_int(semctl(*lock, 0, GETVAL), 0, "... semaphore 0 taken");
-  is_int(shmsect_claim(&s, self, 1, *lock, &holder), SHMSECT_EBUSY, "claim again: SHMSECT_EBUSY at once (never waits)");
+  is_int(shmsect_claim(&s, self, 1, *lock, &holder), SHMSECT_EBUSY,
+         "claim again: SHMSECT_EBUSY at once (never waits)");
   is_u64(holder, self, "... naming the claim word");
   /* A PHP process joins the set (sem_get): it counts 2 users, so it never resets the held lock. */
   is_int(semop(*lock, join, 3), 0, "PHP's sem_get joins: semop {2,0},{2,+1},{1,+1}");
@@ -651,9 +658,12 @@ static void claim_round(const shmsect_t *s, int lock, int round) {
   is_int(winners, 1, "round %d: exactly one of %d processes wins", round, CLAIMERS);
   for (i = 0; i < CLAIMERS && winner >= 0; i++) {
     /* The winner writes its claim word just after it takes the lock: a loser may read it before. */
-    if (i != winner && (r[i].rc != SHMSECT_EBUSY || (r[i].holder != r[winner].self && r[i].holder != 0))) losers_told = 0;
+    if (i != winner &&
+        (r[i].rc != SHMSECT_EBUSY || (r[i].holder != r[winner].self && r[i].holder != 0)))
+      losers_told = 0;
   }
-  ok(winner >= 0 && losers_told, "... the others get SHMSECT_EBUSY naming the winner (or no one yet)");
+  ok(winner >= 0 && losers_told,
+     "... the others get SHMSECT_EBUSY naming the winner (or no one yet)");
   ok(winner >= 0 && shmsect_claimant(s) == r[winner].self, "... the claim word names the winner");
   close(report_pipe[0]);
   close(done_pipe[0]);
@@ -699,7 +709,8 @@ static void test_lock_dies(int lock) {
   ok(read(report_pipe[0], &c, 1) == 1, "the child holds the lock");
   close(report_pipe[0]);
   started = now_ms();
-  is_int(shmsect_claim(&s, self, 1, lock, &holder), SHMSECT_EBUSY, "claim while it lives: SHMSECT_EBUSY");
+  is_int(shmsect_claim(&s, self, 1, lock, &holder), SHMSECT_EBUSY,
+         "claim while it lives: SHMSECT_EBUSY");
   ok(now_ms() - started < 100, "... at once (%.1f ms)", now_ms() - started);
   close(done_pipe[1]); /* the child exits */
   is_int(child_status(pid), 0, "the child exited with 0, holding the lock");
@@ -732,21 +743,26 @@ static void test_retire(uint64_t self) {
   publish_next(&s, self);
   before = shmsect_version(&s);
   is_u64(shmsect_retired(&s), SHMSECT_LIVE, "live: the retired word is 0");
-  is_int(shmsect_retire(&s, SHMSECT_REPLACED, out, sizeof out, &snap), 0, "retire: the carry-over reads 0");
+  is_int(shmsect_retire(&s, SHMSECT_REPLACED, out, sizeof out, &snap), 0,
+         "retire: the carry-over reads 0");
   is_u64(snap.version, before, "... the last version");
   is_u64(shmsect_retired(&s), SHMSECT_REPLACED, "the retired word: 1 (replaced)");
-  is_u64(shmsect_version(&s), before + 1, "the futex word changed (a sleeper about to sleep returns)");
+  is_u64(shmsect_version(&s), before + 1,
+         "the futex word changed (a sleeper about to sleep returns)");
   is_int(shmsect_read(&s, out, sizeof out, &snap), SHMSECT_ERETIRED, "read: SHMSECT_ERETIRED");
-  is_int(shmsect_publish(&s, self, out, 1, &version), SHMSECT_ERETIRED, "publish: SHMSECT_ERETIRED");
+  is_int(shmsect_publish(&s, self, out, 1, &version), SHMSECT_ERETIRED,
+         "publish: SHMSECT_ERETIRED");
   is_int(shmsect_claim(&s, self, 1, -1, &holder), SHMSECT_ERETIRED, "claim: SHMSECT_ERETIRED");
-  is_int(shmsect_wait(&s, shmsect_version(&s), 5000, NULL, &version), SHMSECT_ERETIRED, "wait: SHMSECT_ERETIRED");
+  is_int(shmsect_wait(&s, shmsect_version(&s), 5000, NULL, &version), SHMSECT_ERETIRED,
+         "wait: SHMSECT_ERETIRED");
   is_int(shmsect_release(&s, self, -1), 0, "release still gives the claim back: 0");
   section_free(&s);
 
   section_new(&s);
   if (pthread_create(&thread, NULL, retire_later, &s) != 0) tap_bail("pthread_create failed");
   started = now_ms();
-  is_int(shmsect_wait(&s, 0, 10000, NULL, &version), SHMSECT_ERETIRED, "a pending wait ends when the section retires");
+  is_int(shmsect_wait(&s, 0, 10000, NULL, &version), SHMSECT_ERETIRED,
+         "a pending wait ends when the section retires");
   ok(now_ms() - started < 400.0, "... at once (%.0f ms; its slice was 10 s)", now_ms() - started);
   pthread_join(thread, NULL);
   is_u64(shmsect_retired(&s), SHMSECT_REMOVED, "the retired word: 2 (removed)");
@@ -969,8 +985,8 @@ static void test_ring(uint64_t self) {
 #endif
 
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
-#define PLANNED                                                                                    \
-  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 21 + 4 * CLAIM_ROUNDS + 7 + 14 + 16 + 3 +       \
+#define PLANNED                                                                             \
+  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 21 + 4 * CLAIM_ROUNDS + 7 + 14 + 16 + 3 + \
    RING_TESTS + 3)
 
 int main(void) {

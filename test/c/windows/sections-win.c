@@ -196,7 +196,8 @@ static void test_lock(int32_t key) {
   tap_group("no claim locks on Windows");
   is_int(shmsect_lock_create(key, 0600, &lock), 0, "shmsect_lock_create: 0");
   is_int(lock, -1, "... and the lock is -1 (none)");
-  is_int(shmsect_lock_check(-1, key, 0, 0), 0, "shmsect_lock_check: -1 is what a Windows table records");
+  is_int(shmsect_lock_check(-1, key, 0, 0), 0,
+         "shmsect_lock_check: -1 is what a Windows table records");
   is_int(shmsect_lock_check(5, key, 0, 0), SHMSECT_EFOREIGN, "... any other id is not");
   is_int(shmsect_lock_remove(-1), 0, "shmsect_lock_remove: 0");
 }
@@ -521,7 +522,8 @@ static void test_retired(const shmsect_t *s) {
   is_int(shmsect_claim(s, self, 0, -1, &holder), 0, "claim: 0");
   before = shmsect_version(s);
   is_u64(shmsect_retired(s), SHMSECT_LIVE, "live: retired word 0");
-  is_int(shmsect_retire(s, SHMSECT_REPLACED, buf, sizeof buf, &snap), 0, "retire: the carry-over reads 0");
+  is_int(shmsect_retire(s, SHMSECT_REPLACED, buf, sizeof buf, &snap), 0,
+         "retire: the carry-over reads 0");
   is_u64(snap.version, before, "... the last version");
   is_u64(shmsect_retired(s), SHMSECT_REPLACED, "retired word: 1 (replaced)");
   is_u64(shmsect_version(s), before + 1, "the commit word changed (a sleeper cannot miss it)");
@@ -529,7 +531,8 @@ static void test_retired(const shmsect_t *s) {
   is_int(shmsect_publish(s, self, "x", 1, &version), SHMSECT_ERETIRED, "publish: SHMSECT_ERETIRED");
   is_int(shmsect_claim(s, self, 0, -1, &holder), SHMSECT_ERETIRED, "claim: SHMSECT_ERETIRED");
   QueryPerformanceCounter(&t0);
-  is_int(shmsect_wait(s, shmsect_version(s), 5000, NULL, &version), SHMSECT_ERETIRED, "wait: SHMSECT_ERETIRED");
+  is_int(shmsect_wait(s, shmsect_version(s), 5000, NULL, &version), SHMSECT_ERETIRED,
+         "wait: SHMSECT_ERETIRED");
   ok(ms_since(t0) < 1000, "... at once (%.1f ms)", ms_since(t0));
   is_int(shmsect_release(s, self, -1), 0, "release still gives the claim back: 0");
 }
