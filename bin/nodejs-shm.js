@@ -7,6 +7,7 @@ const fs = require('node:fs')
 const { once } = require('node:events')
 const { parseArgs } = require('node:util')
 const shm = require('..')
+const bridge = require('../lib/bridge-cli')
 
 const KEY_HELP = 'KEY is decimal (1577058305), hex (0x5e000001), or PATH:CHAR (ftok, as PHP\'s ftok()).'
 const COMMANDS = {
@@ -22,7 +23,8 @@ const COMMANDS = {
     usage: 'sections apply KEY LAYOUT.json',
     about: 'The central manager: make the table at KEY hold the layout {"mode": "0644", "sections": [{"name": "a", "size": 1024}]} (created if missing, replaced if different, carrying payloads over).',
     args: ['KEY', 'LAYOUT']
-  }
+  },
+  bridge: bridge.command
 }
 const CHUNK = 1 << 20
 
@@ -240,7 +242,9 @@ function sections ({ json }, key) {
   }
 }
 
-const RUN = { ls, stat, dump, read, write: writeCommand, create, rm, sections, 'sections apply': sectionsApply }
+const RUN = {
+  ls, stat, dump, read, write: writeCommand, create, rm, sections, 'sections apply': sectionsApply, bridge: (options) => bridge.run(options, parseKey)
+}
 
 async function main (argv) {
   let [name, ...rest] = argv

@@ -165,7 +165,7 @@ const WORDS = {
     const table = `The section table ${hex(key)} was ${retired} by its manager`
     if (writer) {
       return `${table} while this process held section '${section}': the claim ended, and the last publish may not ` +
-        'have reached the new table; attach the table again and claim the section again'
+        'have reached the new table; claim the section again (claim() follows to the table now at the key)'
     }
     if (retired === 'removed') return `${table} (sections.remove); attach the table again to go on`
     return `${table} (sections.apply), and ` +

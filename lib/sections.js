@@ -367,23 +367,37 @@ class Section {
     })
   }
 
-  /** Becomes the section's single writer, or ERR_SHM_SECTION_BUSY. Never waits. */
+  /**
+   * Becomes the section's single writer, or ERR_SHM_SECTION_BUSY. Never waits.
+   * On a replaced table it follows to the table now at the key and claims there.
+   */
   claim () {
     if (this.#claimed) return
     const handle = this.#open()
     if (this.#table.readOnly) throw failure('ERR_SHM_READ_ONLY', { operation: 'claim' })
     let holder
     try {
-      holder = binding.sectionClaim(handle, this.#where, this.#lock.id, true)
+      holder = this.#claimOnce(handle)
     } catch (error) {
-      if (error.code === 'ERR_SHM_TABLE_RETIRED') throw this.#writerRetired(error)
-      throw lockCorrupt(this.#table.key, this.entry, lockProblem(this.entry, this.#segment.stat()) ?? error.code)
+      if (error.code !== 'ERR_SHM_TABLE_RETIRED') throw error
+      this.#table.follow(error.retired)
+      holder = this.#claimOnce(this.#open())
     }
     if (holder !== true) {
       throw failure('ERR_SHM_SECTION_BUSY', { key: this.#table.key, section: this.name, pid: holder })
     }
     this.#claimed = true
     this.#lostClaim = false
+  }
+
+  /** The claim lock, taken or not (true, or the pid the claim word names); a lock that is not the table's own is ERR_SHM_CORRUPT. */
+  #claimOnce (handle) {
+    try {
+      return binding.sectionClaim(handle, this.#where, this.#lock.id, true)
+    } catch (error) {
+      if (error.code === 'ERR_SHM_TABLE_RETIRED') throw error
+      throw lockCorrupt(this.#table.key, this.entry, lockProblem(this.entry, this.#segment.stat()) ?? error.code)
+    }
   }
 
   /** Stops being the section's writer. Never throws for what other processes did. */

@@ -127,9 +127,11 @@ t.test('processes on the replaced table: readers and waiters follow, writers mus
   await t.rejects(writers.node.call('publish', { name: 'prices', hex: '00' }), { code: 'ERR_SHM_TABLE_RETIRED', message: /claim the section again/ }, 'the Node writer is told its claim ended')
   await t.rejects(writers.php.call('publish', { name: 'old', hex: '00' }), { code: 'ERR_SHM_TABLE_RETIRED', message: /claim the section again/ }, 'and the PHP writer')
   t.throws(() => old.section('orders').publish('lost?'), { code: 'ERR_SHM_TABLE_RETIRED' }, 'and this process\'s writer')
-  await writers.php.call('attach', { key })
+  await writers.node.call('claim', { name: 'prices' })
+  t.equal(await writers.node.call('publish', { name: 'prices', hex: '01' }), 1, 'the Node writer claims again (on the new table) and publishes')
+  await t.rejects(writers.php.call('claim', { name: 'old' }), { code: 'ERR_SHM_TABLE_RETIRED', message: /has no section 'old'/ }, 'PHP claiming a section that is gone: told so')
   await writers.php.call('claim', { name: 'orders' })
-  t.equal(await writers.php.call('publish', { name: 'orders', hex: Buffer.from('v2').toString('hex') }), 2, 'after attaching again, PHP claims and publishes')
+  t.equal(await writers.php.call('publish', { name: 'orders', hex: Buffer.from('v2').toString('hex') }), 2, 'PHP claims again on the new table and publishes')
 
   // The waits that followed end with that publish.
   t.equal(await surviving, 2, 'the Node wait followed and saw version 2')

@@ -89,7 +89,7 @@ final class Section
         $this->claimed = false;
         $this->lostClaim = false;
         return new SectionsException('ERR_SHM_TABLE_RETIRED', sprintf(
-            "the section table 0x%08x was %s by its manager while this process held section '%s': the claim ended, and the last publish may not have reached the new table; attach the table again and claim the section again",
+            "the section table 0x%08x was %s by its manager while this process held section '%s': the claim ended, and the last publish may not have reached the new table; claim the section again (claim() follows to the table now at the key)",
             $this->table->key & 0xffffffff, $how, $this->name));
     }
 
@@ -153,7 +153,8 @@ final class Section
             throw new SectionsException('ERR_SHM_READ_ONLY', 'a table attached read-only cannot claim a section');
         }
         if (($how = $this->retiredHow()) !== null) {
-            throw $this->writerRetired($how);
+            $this->table->follow($how); // claiming again on a replaced table: on the table now at the key
+            $this->open();
         }
         if (!function_exists('sem_get')) {
             throw new SectionsException('ERR_SHM_UNSUPPORTED', 'claiming a section needs the sysvsem extension');
