@@ -34,13 +34,16 @@
 #endif
 #undef _XOPEN_SOURCE
 #undef _DEFAULT_SOURCE
+#define semctl test_semctl /* a fault double, below */
 #include "../../src/sections-posix.c"
+#undef semctl
 #include "../../src/copy.c"
 #include "../../src/sections.c"
 #include "control-block.h"
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +576,24 @@ static void test_lapping(uint64_t self) {
   section_free(&s);
 }
 
+/* semctl, whose next SETALL fails with setall_fails (0: none): shmsect_lock_create's clean-up. */
+extern int semctl(int id, int num, int cmd, ...);
+static int setall_fails;
+int test_semctl(int id, int num, int cmd, ...) {
+  union sect__semun arg;
+  va_list ap;
+  if (cmd != SETALL && cmd != IPC_STAT) return semctl(id, num, cmd);
+  va_start(ap, cmd);
+  arg = va_arg(ap, union sect__semun);
+  va_end(ap);
+  if (cmd == SETALL && setall_fails) {
+    errno = setall_fails;
+    setall_fails = 0;
+    return -1;
+  }
+  return semctl(id, num, cmd, arg);
+}
+
 /* ==== Claim locks (a semaphore set per section, as PHP's sysvsem), between processes ==== */
 
 static void test_lock(int *lock) {
@@ -589,6 +610,10 @@ static void test_lock(int *lock) {
   is_int(semctl(*lock, 2, GETVAL), 0, "... semaphore 2, PHP's setup guard: 0");
   is_int(shmsect_lock_create(test_key(1), 0600, &again), -EEXIST,
          "create again at that key: -EEXIST");
+  setall_fails = ENOSPC;
+  is_int(shmsect_lock_create(test_key(3), 0600, &again), -ENOSPC,
+         "a set that cannot be set up: the error");
+  ok(semget(test_key(3), 0, 0) < 0 && errno == ENOENT, "... and no set is left at its key");
   is_int(shmsect_lock_check(*lock, test_key(1), uid, uid), 0,
          "check: the set, its key, 3 semaphores, owner, creator");
   is_int(shmsect_lock_check(*lock, test_key(2), uid, uid), SHMSECT_EFOREIGN,
@@ -986,7 +1011,7 @@ static void test_ring(uint64_t self) {
 
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
 #define PLANNED                                                                             \
-  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 21 + 4 * CLAIM_ROUNDS + 7 + 14 + 16 + 3 + \
+  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 16 + 3 + \
    RING_TESTS + 3)
 
 int main(void) {
