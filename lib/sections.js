@@ -433,10 +433,13 @@ class Section {
     if (signal?.aborted) return Promise.reject(signal.reason) // a rejection, as for a later abort
     const now = this.version // throws at once, as every call on a closed or retired table
     if (now !== sinceVersion) return Promise.resolve(now)
-    const deadline = timeout === undefined ? Infinity : Date.now() + timeout
+    // The addon checks the timeout as given; after following a replaced table, what is left of it.
+    const deadline = typeof timeout === 'number' ? Date.now() + timeout : Infinity
+    let first = true
     return new Promise((resolve, reject) => {
       const start = () => {
-        const left = deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
+        const left = first || deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
+        first = false
         const id = binding.sectionWait(this.#open(), this.#where, sinceVersion, left, (version, retired) => {
           this.#waits.delete(id)
           if (signal?.aborted) return finish(() => reject(signal.reason))
