@@ -6,7 +6,7 @@
 
 const binding = require('./binding')
 const { open, handleOf } = require('./segment')
-const { failure } = require('./errors')
+const { failure, received } = require('./errors')
 const crc32 = require('./crc32')
 
 const MAGIC = Buffer.from('NJSHMSEC', 'latin1')
@@ -17,6 +17,7 @@ const ENTRY_SIZE = 64
 const NAME_SIZE = 32
 const CONTROL_SIZE = 192
 const MAX_SECTIONS = 65536
+const READ_MAX_MS = 100 // a read gives up after this long (SHMSECT_READ_MAX_MS, docs/sections.md section 4)
 // ignoreBOM: a name's leading U+FEFF is part of it, as PHP and the creator see it.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
@@ -205,18 +206,28 @@ class Section {
   /** Whether this object holds the section's claim. */
   get claimed () { return this.#claimed }
 
+  /** sectionRead, with the section's name in ERR_SHM_READ_STARVED. */
+  #read (handle, target) {
+    try {
+      return binding.sectionRead(handle, this.#where, target, this.#out)
+    } catch (error) {
+      if (error.code !== 'ERR_SHM_READ_STARVED') throw error
+      throw failure(error.code, { key: this.#table.key, section: this.name, ms: READ_MAX_MS })
+    }
+  }
+
   /** { version, data }: a copy of the last complete payload. */
   read () {
     const handle = this.#open()
     let data = Buffer.alloc(0)
-    while (!binding.sectionRead(handle, this.#where, data, this.#out)) data = Buffer.allocUnsafe(this.#out[1])
+    while (!this.#read(handle, data)) data = Buffer.allocUnsafe(this.#out[1])
     // A later version may be shorter than the one the buffer was sized for.
     return { version: this.#out[0], data: data.subarray(0, this.#out[1]) }
   }
 
   /** Copies the last complete payload into buffer; returns { version, length }. */
   readInto (buffer) {
-    if (!binding.sectionRead(this.#open(), this.#where, buffer, this.#out)) {
+    if (!this.#read(this.#open(), buffer)) {
       const [version, length] = this.#out
       throw failure('ERR_OUT_OF_RANGE', { argument: 'buffer', room: buffer.byteLength, version, length })
     }
@@ -255,24 +266,28 @@ class Section {
   /**
    * Resolves with the version once it differs from sinceVersion, or with the
    * same version when timeout (ms) passes; rejects with signal.reason on abort.
-   * Waits on another thread: the event loop stays free.
+   * The second argument is { timeout, signal }, or the timeout alone, in
+   * milliseconds as for waitSync. Bad arguments throw as they do for waitSync.
+   * Does not block: the event loop stays free.
    */
-  wait (sinceVersion, { timeout, signal } = {}) {
-    if (signal?.aborted) return Promise.reject(signal.reason) // a rejection, as for a later abort
+  wait (sinceVersion, options = {}) {
+    const { timeout, signal } = waitOptions(options)
     const handle = this.#open()
-    const now = binding.sectionVersion(handle, this.#where)
-    if (now !== sinceVersion) return Promise.resolve(now)
-    return new Promise((resolve, reject) => {
-      const id = binding.sectionWait(handle, this.#where, sinceVersion, timeout, (version) => {
-        this.#waits.delete(id)
-        signal?.removeEventListener('abort', cancel)
-        if (signal?.aborted) reject(signal.reason)
-        else resolve(version)
-      })
-      const cancel = () => binding.sectionWaitCancel(id)
-      this.#waits.add(id)
-      signal?.addEventListener('abort', cancel, { once: true })
+    let settle
+    const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
+    // The addon checks sinceVersion and timeout, with waitSync's words, and
+    // ends the wait at once when the version already differs.
+    const id = binding.sectionWait(handle, this.#where, sinceVersion, timeout, (version) => {
+      this.#waits.delete(id)
+      signal?.removeEventListener('abort', cancel)
+      if (signal?.aborted) settle.reject(signal.reason)
+      else settle.resolve(version)
     })
+    const cancel = () => binding.sectionWaitCancel(id)
+    this.#waits.add(id)
+    if (signal?.aborted) cancel() // a rejection, as for a later abort
+    else signal?.addEventListener('abort', cancel, { once: true })
+    return promise
   }
 
   /** Blocks this thread until the version differs from sinceVersion or timeoutMs passes. */
@@ -303,6 +318,19 @@ class Section {
   }
 }
 
+/** wait()'s second argument: { timeout, signal }, or a timeout in milliseconds. */
+function waitOptions (options) {
+  if (typeof options === 'number') return { timeout: options }
+  if (options === null || typeof options !== 'object') {
+    throw failure('ERR_INVALID_ARG_TYPE', { argument: 'options', received: received(options) })
+  }
+  const { timeout, signal } = options
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw failure('ERR_INVALID_ARG_TYPE', { argument: 'options.signal', received: received(signal) })
+  }
+  return { timeout, signal }
+}
+
 /**
  * The central manager's call: creates the segment (it must not exist),
  * writes the table and returns it attached read-write.
@@ -326,14 +354,14 @@ function create (key, { mode = 0o644, sections } = {}) {
     seen.add(name)
   }
   const plan = layout(sections)
-  const segment = open(key, 'n', mode, plan.size)
+  const segment = open(key, 'n', mode, plan.size, 'sections.create')
   segment.write(encodeHeader(plan, mode & 0o777), 0)
   return new SectionTable(segment, { mode: mode & 0o777, entries: plan.entries })
 }
 
 /** Attaches to a section table by key; readOnly attaches with 'a'. */
 function attach (key, { readOnly = false } = {}) {
-  const segment = open(key, readOnly ? 'a' : 'w')
+  const segment = open(key, readOnly ? 'a' : 'w', undefined, undefined, 'sections.attach')
   try {
     return new SectionTable(segment, decodeHeader(segment.key, segment.size, (start, length) => segment.read(start, length)))
   } catch (error) {

@@ -74,7 +74,10 @@ class Segment {
 
   /** Writes data at offset, cut at the end of the segment; returns the bytes written. */
   write (data, offset = 0) {
-    return binding.writeSHM(this.#open(), data, offset)
+    const handle = this.#open()
+    // Here, not in the addon, whose words (for writeSHM) name the handle.
+    if (this.readOnly) throw failure('ERR_SHM_READ_ONLY', { operation: 'write' })
+    return binding.writeSHM(handle, data, offset)
   }
 
   /** A Buffer over the segment's memory itself; it keeps the mapping alive until collected. */
@@ -111,13 +114,14 @@ class Segment {
 /**
  * Opens a segment with PHP's flags ('a', 'w', 'c', 'n'). mode defaults to
  * 0o644 when creating and to 0 when attaching, which asks for no permission
- * bits, so any process the segment admits can attach.
+ * bits, so any process the segment admits can attach. `api` is the sections
+ * call that opens it, for the words of its errors (lib/errors.js, explain).
  */
-function open (key, flags, mode = flags === 'c' || flags === 'n' ? 0o644 : 0, size = 0) {
+function open (key, flags, mode = flags === 'c' || flags === 'n' ? 0o644 : 0, size = 0, api = undefined) {
   const handle = binding.openSHM(key, flags, mode, size)
   if (handle === 0) {
     const raw = binding.lastErrorSHM()
-    const context = { key: raw.key, flags, mode, size }
+    const context = { key: raw.key, flags, mode, size, api }
     if (raw.code === 'EINVAL' && flags === 'c') context.existingSize = existingSize(raw.key)
     throw systemError(raw, context)
   }

@@ -81,15 +81,24 @@ uint64_t shmsect_version(const shmsect_t *s) { return load64(u64_at(s, CTRL_COMM
 uint64_t shmsect_claimant(const shmsect_t *s) { return load64(u64_at(s, CTRL_CLAIM)); }
 
 int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out) {
-  uint64_t last_commit = 0;
-  int tries = 0;
+  uint64_t last_commit = 0, started = 0;
+  int tries = 0, failed = 0;
   for (;;) {
     uint64_t commit = load64(u64_at(s, CTRL_COMMIT));
     uint64_t slot = CTRL_SLOT(commit & 1);
     uint32_t seq, seq_after;
     if (commit != last_commit) last_commit = commit, tries = 0;
     else if (++tries > READ_TRIES) return SHMSECT_ECORRUPT;
-    else if (tries > 16) sect__yield();
+    /* Every try but the first failed. After a few, let the writer run, and
+       give up once the failures have lasted SHMSECT_READ_MAX_MS: a commit
+       that keeps moving while its slot never holds a stable copy is a
+       writer far faster than the copy, or one that never finishes. */
+    if (++failed > 16) {
+      uint64_t now = sect__now_ns();
+      if (!started) started = now;
+      else if (now - started > (uint64_t)SHMSECT_READ_MAX_MS * 1000000u) return SHMSECT_ESTARVED;
+      sect__yield();
+    }
     memset(out, 0, sizeof *out);
     if (commit >> 1 == 0) return 0; /* nothing published yet */
     SECT_TEST_POINT(SECT_AT_READ_COMMIT);

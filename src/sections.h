@@ -29,7 +29,8 @@ enum {
   SHMSECT_ECORRUPT = -20002,   /* a control word holds what no writer writes */
   SHMSECT_ETOOSMALL = -20003,  /* the payload does not fit the buffer given (or the capacity) */
   SHMSECT_ENOTWRITER = -20004, /* publish without holding the claim */
-  SHMSECT_EBUSY = -20005       /* claimed by another live process */
+  SHMSECT_EBUSY = -20005,      /* claimed by another live process */
+  SHMSECT_ESTARVED = -20006    /* a read found no stable copy for SHMSECT_READ_MAX_MS */
 };
 
 /* Sizes of the layout (docs/sections.md). */
@@ -67,8 +68,11 @@ uint64_t shmsect_version(const shmsect_t *s);
  * Copies the committed payload into dst (room bytes) and describes it in *out.
  * Returns 0; SHMSECT_ETOOSMALL when it does not fit (out->length says how much
  * room it needs, nothing is copied); SHMSECT_ECORRUPT when the control block
- * holds impossible values. Retries while a writer overtakes the copy.
+ * holds impossible values. Retries while a writer overtakes the copy, for at
+ * most SHMSECT_READ_MAX_MS in all: then SHMSECT_ESTARVED (a writer that keeps
+ * the slots odd or changing, as a hostile or broken one can).
  */
+#define SHMSECT_READ_MAX_MS 100
 int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out);
 
 /* ==== Writing ==== */

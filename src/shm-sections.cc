@@ -7,6 +7,8 @@
  * the segment again on every call, so no call can reach outside the segment.
  * Asynchronous waits are in src/shm-waits.cc.
  */
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 
@@ -76,6 +78,30 @@ void ThrowReadOnly(const char *operation) {
   Report(kError, "ERR_SHM_READ_ONLY").Set("operation", operation).Throw();
 }
 
+/*
+ * shmsect_read into a target that lies in a live view: through a buffer in
+ * between (see InAView), the payload's size, not the target's: a small one
+ * first, then one as large as the payload the first read found. Returns
+ * shmsect_read's code, or -ENOMEM after throwing.
+ */
+int ReadAliased(const shmsect_t *sect, unsigned char *into, uint64_t room, shmsect_snapshot_t *snap) {
+  unsigned char small[4096];
+  Scratch large;
+  unsigned char *aside = small;
+  uint64_t size = room < sizeof small ? room : sizeof small;
+  for (int round = 0;; round++) {
+    int rc = shmsect_read(sect, aside, size, snap);
+    if (rc != SHMSECT_ETOOSMALL || snap->length > room) {
+      if (rc == 0) memcpy(into, aside, static_cast<size_t>(snap->length));
+      return rc;
+    }
+    // A later version outgrew the buffer: at most the capacity, after that.
+    size = round == 0 ? snap->length : std::min(room, sect->capacity);
+    if (!large.Reserve(size)) return -ENOMEM;
+    aside = large.data();
+  }
+}
+
 /** sectionVersion(handle, section) -> the committed version (0: none yet). */
 NAN_METHOD(SectionVersion) {
   SectionCall call(info);
@@ -99,13 +125,15 @@ NAN_METHOD(SectionRead) {
   }
   Bytes room = ViewBytes(info[2]);
   unsigned char *into = const_cast<unsigned char *>(room.data);
-  std::vector<unsigned char> aside;
-  bool aliased = InAView(into, room.length);  // see InAView
-  if (aliased) aside.resize(room.length);
   shmsect_snapshot_t snap;
-  int rc = shmsect_read(call.sect(), aliased ? aside.data() : into, room.length, &snap);
+  int rc = InAView(into, room.length)  // see InAView
+               ? ReadAliased(call.sect(), into, room.length, &snap)
+               : shmsect_read(call.sect(), into, room.length, &snap);
+  if (rc == -ENOMEM) return;  // thrown
   if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt(call.seg());
-  if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
+  if (rc == SHMSECT_ESTARVED) {
+    return Report(kError, "ERR_SHM_READ_STARVED").Set("key", call.seg()->key).Throw();
+  }
   double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
                    static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
   Local<v8::Float64Array> array = info[3].As<v8::Float64Array>();
@@ -117,14 +145,15 @@ NAN_METHOD(SectionRead) {
 NAN_METHOD(SectionPublish) {
   SectionCall call(info);
   if (!call.ok()) return;
-  std::string text;
+  Scratch text;
   Bytes bytes;
   if (!DataArg(info[2], &text, &bytes)) return;
   if (call.seg()->readonly) {
     return ThrowReadOnly("publish");
   }
-  std::vector<unsigned char> aside;
+  Scratch aside;
   const unsigned char *data = Unaliased(bytes.data, bytes.length, &aside);
+  if (!data) return;
   uint64_t version = 0;
   int rc = shmsect_publish(call.sect(), shmsect_self(), data, bytes.length, &version);
   if (rc == SHMSECT_ENOTWRITER) {
