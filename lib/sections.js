@@ -267,22 +267,27 @@ class Section {
    * Resolves with the version once it differs from sinceVersion, or with the
    * same version when timeout (ms) passes; rejects with signal.reason on abort.
    * The second argument is { timeout, signal }, or the timeout alone, in
-   * milliseconds as for waitSync. Bad arguments throw as they do for waitSync.
-   * Does not block: the event loop stays free.
+   * milliseconds as for waitSync. Bad arguments reject with the errors
+   * waitSync throws for them. Does not block: the event loop stays free.
    */
   wait (sinceVersion, options = {}) {
-    const { timeout, signal } = waitOptions(options)
     const handle = this.#open()
-    let settle
+    let settle, id, signal
     const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
-    // The addon checks sinceVersion and timeout, with waitSync's words, and
-    // ends the wait at once when the version already differs.
-    const id = binding.sectionWait(handle, this.#where, sinceVersion, timeout, (version) => {
-      this.#waits.delete(id)
-      signal?.removeEventListener('abort', cancel)
-      if (signal?.aborted) settle.reject(signal.reason)
-      else settle.resolve(version)
-    })
+    try {
+      let timeout
+      ({ timeout, signal } = waitOptions(options))
+      // The addon checks sinceVersion and timeout, with waitSync's words, and
+      // ends the wait at once when the version already differs.
+      id = binding.sectionWait(handle, this.#where, sinceVersion, timeout, (version) => {
+        this.#waits.delete(id)
+        signal?.removeEventListener('abort', cancel)
+        if (signal?.aborted) settle.reject(signal.reason)
+        else settle.resolve(version)
+      })
+    } catch (error) {
+      return Promise.reject(error)
+    }
     const cancel = () => binding.sectionWaitCancel(id)
     this.#waits.add(id)
     if (signal?.aborted) cancel() // a rejection, as for a later abort

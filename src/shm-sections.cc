@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <uv.h>
+
 #include "shm.h"
 
 namespace shm {
@@ -214,14 +216,61 @@ NAN_METHOD(SectionClaimant) {
 }
 
 
-/** sectionWaitSync(handle, section, since, timeoutMs) -> the version when it returned. */
+/*
+ * Whether this thread's JavaScript is being terminated (worker.terminate(),
+ * process.exit() from another thread). V8 only notices a termination request
+ * when JavaScript runs, and a futex sleep is not interrupted by one; so a
+ * blocking wait runs an empty function between slices: V8 handles pending
+ * interrupts at its entry, and the call fails once terminating.
+ */
+const int64_t kTerminationSliceMs = 50;
+thread_local Nan::Global<v8::Function> *termination_probe = nullptr;
+
+bool Terminating() {
+  v8::Isolate *isolate = v8::Isolate::GetCurrent();
+  if (isolate->IsExecutionTerminating()) return true;
+  if (!termination_probe) {
+    Local<v8::Script> script;
+    Local<Value> value;
+    if (!Nan::CompileScript(Nan::New("(function () {})").ToLocalChecked()).ToLocal(&script) ||
+        !Nan::RunScript(script).ToLocal(&value) || !value->IsFunction()) {
+      return isolate->IsExecutionTerminating();
+    }
+    termination_probe = new Nan::Global<v8::Function>(value.As<v8::Function>());
+    node::AddEnvironmentCleanupHook(isolate, [](void *) {
+      delete termination_probe;
+      termination_probe = nullptr;
+    }, nullptr);
+  }
+  Nan::TryCatch caught;
+  Local<v8::Function> probe = Nan::New(*termination_probe);
+  return Nan::Call(probe, Nan::GetCurrentContext()->Global(), 0, nullptr).IsEmpty() ||
+         isolate->IsExecutionTerminating();
+}
+
+/**
+ * sectionWaitSync(handle, section, since, timeoutMs) -> the version when it
+ * returned. Sleeps in slices of kTerminationSliceMs, so that a terminated
+ * worker ends within one slice; undefined when it was terminated.
+ */
 NAN_METHOD(SectionWaitSync) {
   SectionCall call(info);
   if (!call.ok()) return;
   uint64_t since, version = 0;
   int64_t timeout_ms;
   if (!WaitArgs(info, &since, &timeout_ms)) return;
-  shmsect_wait(call.sect(), since, timeout_ms, nullptr, &version);
+  uint64_t started = uv_hrtime();
+  for (;;) {
+    int64_t left = -1, slice = kTerminationSliceMs;
+    if (timeout_ms >= 0) {
+      int64_t waited = static_cast<int64_t>((uv_hrtime() - started) / 1000000u);
+      left = waited >= timeout_ms ? 0 : timeout_ms - waited;
+      slice = std::min(left, slice);
+    }
+    shmsect_wait(call.sect(), since, slice, nullptr, &version);
+    if (version != since || left == slice) break;
+    if (Terminating()) return;
+  }
   info.GetReturnValue().Set(static_cast<double>(version));
 }
 
