@@ -91,12 +91,16 @@ int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_
     else if (++tries > READ_TRIES) return SHMSECT_ECORRUPT;
     /* Every try but the first failed. After a few, let the writer run, and
        give up once the failures have lasted SHMSECT_READ_MAX_MS: a commit
-       that keeps moving while its slot never holds a stable copy is a
-       writer far faster than the copy, or one that never finishes. */
+       that stood still meanwhile is damage; one that kept moving while its
+       slot never held a stable copy is a writer far faster than the copy, or
+       one that never finishes (broken or hostile). */
     if (++failed > 16) {
       uint64_t now = sect__now_ns();
-      if (!started) started = now;
-      else if (now - started > (uint64_t)SHMSECT_READ_MAX_MS * 1000000u) return SHMSECT_ESTARVED;
+      if (!started) {
+        started = now;
+      } else if (now - started > (uint64_t)SHMSECT_READ_MAX_MS * 1000000u) {
+        return tries > 16 ? SHMSECT_ECORRUPT : SHMSECT_ESTARVED;
+      }
       sect__yield();
     }
     memset(out, 0, sizeof *out);
@@ -191,6 +195,18 @@ int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const v
     sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
   }
   return 0;
+}
+
+int shmsect_wait_for(const shmsect_t *s, shmsect_wait_t *w, uint64_t ns, uint64_t *version) {
+  uint64_t until = sect__now_ns() + ns, slice, now;
+  uint32_t expected;
+  while (!shmsect_wait_step(s, w, 0, version, &expected, &slice)) {
+    now = sect__now_ns();
+    if (now >= until) return 0;
+    if (slice > until - now) slice = until - now;
+    sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
+  }
+  return 1;
 }
 
 uint32_t *shmsect_futex_word(const shmsect_t *s) { return u32_at(s, CTRL_COMMIT); }

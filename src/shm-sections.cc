@@ -12,8 +12,6 @@
 #include <cmath>
 #include <cstring>
 
-#include <uv.h>
-
 #include "shm.h"
 
 namespace shm {
@@ -223,7 +221,7 @@ NAN_METHOD(SectionClaimant) {
  * blocking wait runs an empty function between slices: V8 handles pending
  * interrupts at its entry, and the call fails once terminating.
  */
-const int64_t kTerminationSliceMs = 50;
+const uint64_t kTerminationSliceMs = 50;
 thread_local Nan::Global<v8::Function> *termination_probe = nullptr;
 
 bool Terminating() {
@@ -259,16 +257,9 @@ NAN_METHOD(SectionWaitSync) {
   uint64_t since, version = 0;
   int64_t timeout_ms;
   if (!WaitArgs(info, &since, &timeout_ms)) return;
-  uint64_t started = uv_hrtime();
-  for (;;) {
-    int64_t left = -1, slice = kTerminationSliceMs;
-    if (timeout_ms >= 0) {
-      int64_t waited = static_cast<int64_t>((uv_hrtime() - started) / 1000000u);
-      left = waited >= timeout_ms ? 0 : timeout_ms - waited;
-      slice = std::min(left, slice);
-    }
-    shmsect_wait(call.sect(), since, slice, nullptr, &version);
-    if (version != since || left == slice) break;
+  shmsect_wait_t state;
+  shmsect_wait_start(&state, since, timeout_ms);
+  while (!shmsect_wait_for(call.sect(), &state, kTerminationSliceMs * 1000000u, &version)) {
     if (Terminating()) return;
   }
   info.GetReturnValue().Set(static_cast<double>(version));

@@ -62,6 +62,8 @@ final class Section
                 $now = hrtime(true);
                 if ($started === 0) {
                     $started = $now;
+                } elseif ($now - $started > self::READ_MAX_NS && $tries > 16) {
+                    throw new SectionsException('ERR_SHM_CORRUPT', "section '{$this->name}' has a damaged control block");
                 } elseif ($now - $started > self::READ_MAX_NS) {
                     throw new SectionsException('ERR_SHM_READ_STARVED', sprintf(
                         "no complete copy of section '%s' in %d ms: its writer keeps overtaking every read, or keeps the slots odd (a broken or hostile writer)",
