@@ -55,7 +55,7 @@ export class ShmError extends Error {
   code: string
   /** The negated errno, as in Node's fs errors. */
   errno: number
-  /** The call that failed: 'shmget', 'shmctl' or 'shmat'. */
+  /** The call that failed: 'shmget', 'shmctl' or 'shmat'; for a table's claim lock 'semget', 'semop' or 'semctl'. */
   syscall: string
   /** The key involved. */
   key?: number

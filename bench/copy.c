@@ -4,15 +4,15 @@
  * glibc's memcpy switches to "rep movsb" from glibc.cpu.x86_rep_movsb_threshold
  * (2112 bytes on the machines we use) upwards. On some CPUs (AMD Zen 4 was
  * measured) that instruction runs 14-27x slower when the destination lies
- * 1..63 bytes past the source modulo 4096. shmop_copy() (../shmop.c) copies
+ * 1..63 bytes past the source modulo 4096. shmop_copy() (../src/copy.c) copies
  * such spans in pieces that stay on glibc's vector path. This program times
  * both, at each distance d = (dst - src) mod 4096 in 0..dmax, so that the
  * benchmark can say whether the trap exists on this CPU and what shmop_copy
  * costs where it does not.
  *
- * Built and run by bench/copy.js (gcc -O2, linked with ../shmop.c); it can
+ * Built and run by bench/copy.js (gcc -O2, linked with ../src/copy.c); it can
  * also be run by hand:
- *   gcc -O2 -std=c99 -I. bench/copy.c shmop.c -o /tmp/copy && /tmp/copy
+ *   gcc -O2 -std=c99 -Isrc bench/copy.c src/copy.c -o /tmp/copy && /tmp/copy
  *   GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=0x10000000 /tmp/copy
  *
  * Method: source and destination are page-aligned anonymous mappings, the
@@ -37,7 +37,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "shmop.h"
+#include "copy.h"
 
 #define PAGE 4096
 
@@ -55,7 +55,7 @@ static copy_fn volatile fn_memcpy = memcpy;
 /*
  * "pieces": shmop_copy()'s algorithm (as of this file's commit) with every
  * piece handed to glibc's memcpy through a pointer the compiler cannot see
- * through. gcc -O2 expands shmop.c's memcpy(d, s, 2048) inline as "rep movsq",
+ * through. gcc -O2 expands copy.c's memcpy(d, s, 2048) inline as "rep movsq",
  * a string instruction of its own; this shows what the algorithm costs when the
  * pieces really take glibc's vector path, i.e. what a fixed shmop_copy costs.
  */

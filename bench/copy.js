@@ -7,7 +7,7 @@
  * rep movsb switched off for these sizes (GLIBC_TUNABLES raising
  * glibc.cpu.x86_rep_movsb_threshold), which shows whether a slow distance is
  * rep movsb's doing. The binary is built by gcc -O2 into bench/build/
- * (ignored by git through .gitignore's build/), linking ../shmop.c as it is now.
+ * (ignored by git through .gitignore's build/), linking ../src/copy.c as it is now.
  */
 const fs = require('node:fs')
 const path = require('node:path')
@@ -27,8 +27,8 @@ const NO_REP_MOVSB = 'glibc.cpu.x86_rep_movsb_threshold=0x10000000'
 
 function build () {
   fs.mkdirSync(OUT_DIR, { recursive: true })
-  const args = ['-O2', '-std=c99', '-Wall', '-Wextra', `-I${ROOT}`,
-    path.join(__dirname, 'copy.c'), path.join(ROOT, 'shmop.c'), '-o', BINARY]
+  const args = ['-O2', '-std=c99', '-Wall', '-Wextra', `-I${path.join(ROOT, 'src')}`,
+    path.join(__dirname, 'copy.c'), path.join(ROOT, 'src', 'copy.c'), '-o', BINARY]
   const r = spawnSync('gcc', args, { encoding: 'utf8' })
   if (r.error) return `gcc not found (${r.error.code})`
   if (r.status !== 0) return `gcc failed:\n${r.stderr}`
@@ -126,7 +126,7 @@ module.exports = {
   title: 'C: memcpy, shmop_copy and "pieces" at page distances 0..64',
   legend: [
     'd = (dst − src) mod 4096, 0..64; both buffers page-aligned anonymous memory, warm; ns per copy, median over rounds per d.',
-    'memcpy: glibc. shmop_copy: ../shmop.c as built by gcc -O2. pieces: shmop_copy\'s algorithm with each piece passed to glibc\'s memcpy (what shmop_copy costs when gcc does not expand its fixed-size memcpy inline).',
+    'memcpy: glibc. shmop_copy: ../src/copy.c as built by gcc -O2. pieces: shmop_copy\'s algorithm with each piece passed to glibc\'s memcpy (what shmop_copy costs when gcc does not expand its fixed-size memcpy inline).',
     '÷ memcpy: per d, the ratio to memcpy timed back to back in the same round; median over d, and the largest (at d).',
     'worst ÷ best: per-d medians; "confirmed": worst and best d timed again, alternating (median and min–max over rounds; the result uses it).',
     `Result: for memcpy, "trap" when confirmed worst ÷ best > ${TRAP}× (the trap measured on AMD Zen 4 is 14–27×); a smaller spread, with d=64 as fast as d=0, is the cost of src and dst not sharing their alignment mod 64.`,
@@ -137,7 +137,7 @@ module.exports = {
       kind: 'custom',
       name: 'copy.c',
       async run ({ opts, progress }) {
-        progress('building bench/build/copy (gcc -O2, ../shmop.c)')
+        progress('building bench/build/copy (gcc -O2, ../src/copy.c)')
         const failure = build()
         if (failure) return { skipped: failure }
         const envs = [

@@ -148,18 +148,19 @@ const quoted = (names) => names.map((name) => JSON.stringify(name)).join(', ')
 const tableCorrupt = (key, what) => `The section table in segment ${hex(key)} is corrupt: ${what}`
 
 /*
- * The words of every other failure, by code; each takes the failure's fields.
- * Codes with several causes tell them apart by a field (operation, part, ...).
+ * The words of every other failure, by code: a string, or a function of the
+ * failure's fields. Codes with several causes tell them apart by a field
+ * (operation, part, argument).
  */
 const WORDS = {
-  ERR_ILLEGAL_CONSTRUCTOR: () => 'Segment cannot be constructed directly; use open()',
+  ERR_ILLEGAL_CONSTRUCTOR: 'Segment cannot be constructed directly; use open()',
   ERR_SHM_CLOSED: ({ key, id }) => id === undefined
     ? `The section table ${hex(key)} is closed`
     : `The segment with key ${hex(key)} (id ${id}) is closed`,
-  ERR_SHM_READ_ONLY: ({ operation }) => ({
+  ERR_SHM_READ_ONLY: ({ operation, key }) => ({
+    write: `The segment with key ${hex(key)} was opened read-only ('a') and cannot be written; open it with 'w' or 'c' to write`,
     view: "A segment opened read-only ('a') has no view: a write through it would crash the process. " +
       "Use read() or readInto(), or open it with 'w'",
-    write: "A segment opened read-only ('a') cannot be written; open it with 'w' or 'c' to write",
     publish: 'A table attached read-only cannot publish',
     claim: 'A table attached read-only cannot claim a section',
     release: 'A table attached read-only cannot release a claim'
@@ -167,7 +168,7 @@ const WORDS = {
   ERR_BUFFER_TOO_LARGE: ({ size, max }) =>
     `A segment of ${size} bytes is larger than a Buffer can be (${max} bytes); use read() or readInto() on parts of it`,
   ERR_SHM_UNSUPPORTED: ({ procFile }) => `Listing segments needs ${procFile} (Linux); use ipcs -m on this system`,
-  ERR_SHM_WAIT_FAILED: () => 'Could not start a thread to wait on',
+  ERR_SHM_WAIT_FAILED: 'Could not start a thread to wait on',
   ERR_SHM_READ_STARVED: ({ key, section, ms = 100 }) =>
     `No complete copy of ${section === undefined ? 'a section' : `section '${section}'`} of table ${hex(key)} in ${ms} ms: its writer overtook every ` +
     'read, or keeps the slots odd (a broken or hostile process with write access to the table)',
@@ -237,7 +238,9 @@ function received (value) {
 /** The Error for a failure: its code (see WORDS) and the fields its words need. */
 function failure (code, fields = {}, cause = undefined) {
   const Type = TYPES[code] ?? Error
-  const error = new Type(WORDS[code](fields), cause === undefined ? undefined : { cause })
+  const words = WORDS[code]
+  const message = typeof words === 'function' ? words(fields) : words
+  const error = new Type(message, cause === undefined ? undefined : { cause })
   error.code = code
   return error
 }

@@ -2,7 +2,7 @@
 // Sections: one segment cut into named sections, each with one writer at a
 // time and any number of readers (the "simple SHM manager" of the original
 // TODO). The layout is specified byte by byte in docs/sections.md; this file
-// writes and checks the header and table, and sections.c does the rest.
+// writes and checks the header and table, and src/sections.c does the rest.
 
 const binding = require('./binding')
 const { open, handleOf } = require('./segment')

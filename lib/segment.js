@@ -75,9 +75,12 @@ class Segment {
   /** Writes data at offset, cut at the end of the segment; returns the bytes written. */
   write (data, offset = 0) {
     const handle = this.#open()
-    // Here, not in the addon, whose words (for writeSHM) name the handle.
-    if (this.readOnly) throw failure('ERR_SHM_READ_ONLY', { operation: 'write' })
-    return binding.writeSHM(handle, data, offset)
+    try {
+      return binding.writeSHM(handle, data, offset)
+    } catch (error) {
+      // The original API's words name the handle, which a Segment does not show.
+      throw error.code === 'ERR_SHM_READ_ONLY' ? failure('ERR_SHM_READ_ONLY', { operation: 'write', key: this.key }) : error
+    }
   }
 
   /** A Buffer over the segment's memory itself; it keeps the mapping alive until collected. */

@@ -68,6 +68,7 @@ ATOMICS_INLINE void relaxed_store64(uint64_t *p, uint64_t v) { *(volatile uint64
 #endif
 
 ATOMICS_INLINE uint32_t relaxed_load32(const uint32_t *p) { return *(const volatile uint32_t *)p; }
+ATOMICS_INLINE int relaxed_load_int(const volatile int *p) { return *p; }
 ATOMICS_INLINE void relaxed_store32(uint32_t *p, uint32_t v) { *(volatile uint32_t *)p = v; }
 
 /* Acquire: nothing after the load moves before it. Release: nothing before
@@ -107,6 +108,9 @@ ATOMICS_INLINE uint64_t relaxed_load64(const uint64_t *p) {
   return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 ATOMICS_INLINE uint32_t relaxed_load32(const uint32_t *p) {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+ATOMICS_INLINE int relaxed_load_int(const volatile int *p) {
   return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 ATOMICS_INLINE void relaxed_store64(uint64_t *p, uint64_t v) {

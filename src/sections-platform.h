@@ -53,7 +53,8 @@ enum {
   SECT_AT_PUBLISH_ODD,     /* publish: the slot's seq is marked odd */
   SECT_AT_PUBLISH_COPIED,  /* publish: the payload is in the slot */
   SECT_AT_PUBLISH_HEADER,  /* publish: the slot's header is written */
-  SECT_AT_PUBLISH_EVEN     /* publish: the seq is even again, not yet committed */
+  SECT_AT_PUBLISH_EVEN,    /* publish: the seq is even again, not yet committed */
+  SECT_AT_CLAIM_LOADED     /* claim: the claim word is loaded, not yet exchanged */
 };
 #if defined(SHMSECT_TEST_POINTS)
 void sect__test_point(int point);

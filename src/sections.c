@@ -185,13 +185,16 @@ int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint
   return 0;
 }
 
+/* The flag is set by another thread: one untorn load each time round. */
+static int is_cancelled(const volatile int *cancel) { return cancel && relaxed_load_int(cancel); }
+
 int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const volatile int *cancel,
                  uint64_t *version) {
   shmsect_wait_t w;
   uint32_t expected;
   uint64_t slice;
   shmsect_wait_start(&w, since, timeout_ms);
-  while (!shmsect_wait_step(s, &w, cancel && *cancel, version, &expected, &slice)) {
+  while (!shmsect_wait_step(s, &w, is_cancelled(cancel), version, &expected, &slice)) {
     sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
   }
   return 0;
@@ -223,6 +226,7 @@ int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64
   if (rc != 0) return rc;
   for (;;) {
     uint64_t current = load64(word);
+    SECT_TEST_POINT(SECT_AT_CLAIM_LOADED);
     if (current == self || shmsect_alive(current)) {
       *holder = current;
       rc = SHMSECT_EBUSY;

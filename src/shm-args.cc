@@ -130,10 +130,10 @@ const char *ErrnoName(int err) {
 
 // ---- Failures as fields (Report), worded by lib/errors.js ----
 
-// The function lib/binding.js hands over (setErrorFactory), for this thread's
-// JavaScript environment: main thread or worker.
 namespace {
 
+// The function lib/binding.js hands over (setErrorFactory), for this thread's
+// JavaScript environment: main thread or worker.
 thread_local Nan::Global<v8::Function> *error_factory = nullptr;
 
 void ForgetErrorFactory(void *) {

@@ -53,6 +53,6 @@ t.test('Segment#write on a read-only segment names no handle', async (t) => {
   t.throws(() => reader.write('x'), {
     name: 'Error',
     code: 'ERR_SHM_READ_ONLY',
-    message: "A segment opened read-only ('a') cannot be written; open it with 'w' or 'c' to write"
+    message: `The segment with key ${hex(key)} was opened read-only ('a') and cannot be written; open it with 'w' or 'c' to write`
   })
 })

@@ -55,6 +55,10 @@ void tap_diag(const char *fmt, ...) {
 
 void tap_group(const char *name) { printf("# %s\n", name); }
 
+void tap_skip(int n, const char *why) {
+  while (n-- > 0) printf("ok %d # SKIP %s\n", ++tap_count, why);
+}
+
 int tap_done(void) {
   if (tap_count != tap_planned) printf("# planned %d tests, ran %d\n", tap_planned, tap_count);
   if (tap_failed) printf("# failed %d of %d\n", tap_failed, tap_count);
@@ -146,6 +150,7 @@ void *test_calloc(size_t count, size_t size) {
 
 #include <grp.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <unistd.h>
 
@@ -195,6 +200,19 @@ void *test_shmat(int id, const void *addr, int flags) {
     return (void *)-1;
   }
   return shmat(id, addr, flags);
+}
+
+static int mmap_fault;
+
+void fail_next_mmap(int err) { mmap_fault = err; }
+
+void *test_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
+  if (mmap_fault) {
+    errno = mmap_fault;
+    mmap_fault = 0;
+    return MAP_FAILED;
+  }
+  return mmap(addr, length, prot, flags, fd, offset);
 }
 
 long probe_nattch(int id) {

@@ -11,8 +11,9 @@
  *              test programs can run side by side; test/c.test.js sweeps the
  *              same range after each program.
  *   doubles    test_malloc, test_calloc (portable) and test_shmget,
- *              test_shmat (POSIX) stand in for the real functions inside
- *              shmop.c (see shmop-under-test.h). Each passes straight through
+ *              test_shmat, test_mmap (POSIX) stand in for the real functions
+ *              inside shmop.c (see shmop-under-test.h) and the futex ring
+ *              (see sections.c). Each passes straight through
  *              to the real function unless a test arms a fault.
  *   probes     the platform's own view of a segment, to check what shmop.c
  *              did without asking shmop.c. A Windows port supplies its own.
@@ -33,6 +34,9 @@ void tap_start(int planned);
 int tap_ok(int pass, const char *file, int line, const char *fmt, ...);
 void tap_diag(const char *fmt, ...);
 void tap_group(const char *name);
+/* Counts n planned tests as skipped ("ok N # SKIP why"): for what this
+   machine cannot do, never for what is inconvenient. */
+void tap_skip(int n, const char *why);
 int tap_done(void); /* the exit status to return: 1 on a failure or a count off the plan */
 void tap_bail(const char *fmt, ...);
 
@@ -86,6 +90,9 @@ void fail_next_shmat(int err);
 void race_next_creates(int rounds);
 int test_shmget(key_t key, size_t size, int flags);
 void *test_shmat(int id, const void *addr, int flags);
+/* The next mmap() fails with this errno without reaching the kernel. */
+void fail_next_mmap(int err);
+void *test_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
 #endif
 
 /* ==== Probes of the platform's view ==== */

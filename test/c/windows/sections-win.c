@@ -13,7 +13,7 @@
  * "child <case> <key>" and read its exit status.
  */
 #include "../shmop-under-test.h"
-#include "sections.h"
+#include "../control-block.h"
 #include "win.h"
 
 #include <stdio.h>
@@ -29,10 +29,6 @@ enum {
   SEGMENT_SIZE = DATA1 + CAPACITY
 };
 
-/* Control block offsets (1.3). */
-enum { COMMIT = 0, CLAIM = 8, FLAGS = 20, SLOT0 = 64, SLOT1 = 128 };
-enum { SEQ = 0, VERSION = 8, LENGTH = 16, PUBLISHED = 24, PID = 32 };
-
 static const char *call;
 
 static void section_at(const shmop_t *seg, shmsect_t *s) {
@@ -43,22 +39,6 @@ static void section_at(const shmop_t *seg, shmsect_t *s) {
   s->data[1] = DATA1;
   s->capacity = CAPACITY;
 }
-
-static unsigned char *ctrl(const shmsect_t *s, unsigned offset) {
-  return s->base + s->control + offset;
-}
-static uint64_t rd64(const unsigned char *p) {
-  uint64_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-static uint32_t rd32(const unsigned char *p) {
-  uint32_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-static void wr64(unsigned char *p, uint64_t v) { memcpy(p, &v, sizeof v); }
-static void wr32(unsigned char *p, uint32_t v) { memcpy(p, &v, sizeof v); }
 
 /* Low 32 bits of this process's creation time, as the test reads it. */
 static uint32_t my_creation(void) {
