@@ -82,16 +82,16 @@ uint64_t shmsect_claimant(const shmsect_t *s) { return load64(u64_at(s, CTRL_CLA
 
 int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out) {
   uint64_t last_commit = 0, started = 0;
-  int tries = 0, failed = 0;
+  int tries = 0, failed = 0, moved = 0;
   for (;;) {
     uint64_t commit = load64(u64_at(s, CTRL_COMMIT));
     uint64_t slot = CTRL_SLOT(commit & 1);
     uint32_t seq, seq_after;
-    if (commit != last_commit) last_commit = commit, tries = 0;
+    if (commit != last_commit) last_commit = commit, tries = 0, moved = started != 0;
     else if (++tries > READ_TRIES) return SHMSECT_ECORRUPT;
     /* Every try but the first failed. After a few, let the writer run, and
        give up once the failures have lasted SHMSECT_READ_MAX_MS: a commit
-       that stood still meanwhile is damage; one that kept moving while its
+       that stood still meanwhile is damage; one that moved while its
        slot never held a stable copy is a writer far faster than the copy, or
        one that never finishes (broken or hostile). */
     if (++failed > 16) {
@@ -99,7 +99,7 @@ int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_
       if (!started) {
         started = now;
       } else if (now - started > (uint64_t)SHMSECT_READ_MAX_MS * 1000000u) {
-        return tries > 16 ? SHMSECT_ECORRUPT : SHMSECT_ESTARVED;
+        return moved ? SHMSECT_ESTARVED : SHMSECT_ECORRUPT;
       }
       sect__yield();
     }

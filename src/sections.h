@@ -70,7 +70,7 @@ uint64_t shmsect_version(const shmsect_t *s);
  * room it needs, nothing is copied); SHMSECT_ECORRUPT when the control block
  * holds impossible values. Retries while a writer overtakes the copy, for at
  * most SHMSECT_READ_MAX_MS in all: then SHMSECT_ECORRUPT if the commit word
- * stood still, else SHMSECT_ESTARVED (a writer that keeps the slots odd or
+ * stood still all that time, else SHMSECT_ESTARVED (a writer that keeps the slots odd or
  * changing, as a hostile or broken one can).
  */
 #define SHMSECT_READ_MAX_MS 100

@@ -51,10 +51,11 @@ final class Section
         $tries = 0;
         $failed = 0;
         $started = 0;
+        $moved = false;
         while (true) {
             $commit = $this->u64($this->control);
             if ($commit !== $last) {
-                [$last, $tries] = [$commit, 0];
+                [$last, $tries, $moved] = [$commit, 0, $moved || $started !== 0];
             } elseif (++$tries > self::READ_TRIES) {
                 throw new SectionsException('ERR_SHM_CORRUPT', "section '{$this->name}' has a damaged control block");
             }
@@ -62,7 +63,7 @@ final class Section
                 $now = hrtime(true);
                 if ($started === 0) {
                     $started = $now;
-                } elseif ($now - $started > self::READ_MAX_NS && $tries > 16) {
+                } elseif ($now - $started > self::READ_MAX_NS && !$moved) {
                     throw new SectionsException('ERR_SHM_CORRUPT', "section '{$this->name}' has a damaged control block");
                 } elseif ($now - $started > self::READ_MAX_NS) {
                     throw new SectionsException('ERR_SHM_READ_STARVED', sprintf(

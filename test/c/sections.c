@@ -411,11 +411,15 @@ typedef struct hostile_s {
 static void *hostile_main(void *arg) {
   hostile_t *h = (hostile_t *)arg;
   uint64_t commit = rd64(ctrl(h->s, COMMIT));
+  /* Atomic stores (the readers' loads are atomic): a race, not a data race. */
+  uint32_t *seq0 = (uint32_t *)(void *)ctrl(h->s, SLOT0 + SEQ);
+  uint32_t *seq1 = (uint32_t *)(void *)ctrl(h->s, SLOT1 + SEQ);
+  uint64_t *word = (uint64_t *)(void *)ctrl(h->s, COMMIT);
   while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
-    wr32(ctrl(h->s, SLOT0 + SEQ), rd32(ctrl(h->s, SLOT0 + SEQ)) | 1);
-    wr32(ctrl(h->s, SLOT1 + SEQ), rd32(ctrl(h->s, SLOT1 + SEQ)) | 1);
+    __atomic_fetch_or(seq0, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_or(seq1, 1, __ATOMIC_RELEASE);
     commit += 2;
-    wr64(ctrl(h->s, COMMIT), commit);
+    __atomic_store_n(word, commit, __ATOMIC_RELEASE);
     __atomic_store_n(&h->started, 1, __ATOMIC_RELEASE); /* both slots odd from here on */
   }
   return NULL;
