@@ -138,8 +138,8 @@ NAN_METHOD(WriteSHM) {
     return;
   }
   Scratch aside;
-  const unsigned char *data = Unaliased(bytes.data, static_cast<uint64_t>(length), &aside);
-  if (!data) return;
+  const unsigned char *data = bytes.data;
+  if (!Unaliased(&data, static_cast<uint64_t>(length), &aside)) return;
   uint64_t written = 0, size = 0;
   int rc = shmop_table_write(static_cast<int64_t>(handle), data, static_cast<uint64_t>(length),
                              Unsigned(offset), &written, &size);

@@ -152,8 +152,8 @@ NAN_METHOD(SectionPublish) {
     return ThrowReadOnly("publish");
   }
   Scratch aside;
-  const unsigned char *data = Unaliased(bytes.data, bytes.length, &aside);
-  if (!data) return;
+  const unsigned char *data = bytes.data;
+  if (!Unaliased(&data, bytes.length, &aside)) return;
   uint64_t version = 0;
   int rc = shmsect_publish(call.sect(), shmsect_self(), data, bytes.length, &version);
   if (rc == SHMSECT_ENOTWRITER) {

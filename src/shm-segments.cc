@@ -45,11 +45,12 @@ bool InAView(const unsigned char *bytes, uint64_t length) {
 }
 
 // The bytes to write, copied aside when they lie in a view (see InAView).
-const unsigned char *Unaliased(const unsigned char *bytes, uint64_t length, Scratch *aside) {
-  if (!InAView(bytes, length)) return bytes;
-  if (!aside->Reserve(length)) return nullptr;
-  memcpy(aside->data(), bytes, static_cast<size_t>(length));
-  return aside->data();
+bool Unaliased(const unsigned char **bytes, uint64_t length, Scratch *aside) {
+  if (!InAView(*bytes, length)) return true;
+  if (!aside->Reserve(length)) return false;
+  memcpy(aside->data(), *bytes, static_cast<size_t>(length));
+  *bytes = aside->data();
+  return true;
 }
 
 namespace {

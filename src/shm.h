@@ -146,8 +146,9 @@ Local<v8::Function> NewFunction(Nan::FunctionCallback callback, const char *name
 // Whether a user-side range lies in a live view (see src/shm-segments.cc), and
 // the bytes to write, copied aside into *aside when they do.
 bool InAView(const unsigned char *bytes, uint64_t length);
-// The bytes to write, or nullptr after throwing ENOMEM.
-const unsigned char *Unaliased(const unsigned char *bytes, uint64_t length, Scratch *aside);
+// Points *bytes at the bytes to write (copied into *aside when they lie in a
+// view); false after throwing ENOMEM.
+bool Unaliased(const unsigned char **bytes, uint64_t length, Scratch *aside);
 
 // readSHM's natives: the length a read returns, and the copy into a target.
 NAN_METHOD(ReadLength);
