@@ -4,7 +4,7 @@
  * chart.js: the handoff benchmark's latencies as an SVG chart (hand-written,
  * no dependencies).
  *
- *   npm run bench -- handoff --save results.json
+ *   npm run bench -- handoff --save results.json (with --research: C's floors too)
  *   node bench/chart.js results.json > handoff.svg
  *   node bench/chart.js results.json --out docs/handoff.svg
  *
@@ -15,6 +15,7 @@
  * is Unix socket ÷ this (the issue's ratio, higher is better).
  */
 const fs = require('node:fs')
+const { parseArgs } = require('node:util')
 
 const WHO = { node: 'Node → Node', php: 'PHP → Node', c: 'C → C (floor)' }
 const ORDER = ['node', 'php', 'c']
@@ -142,18 +143,16 @@ function chart (doc) {
 }
 
 function main () {
-  const args = process.argv.slice(2)
-  let file = null
-  let outFile = null
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--out') outFile = args[++i]
-    else if (args[i] === '--help' || args[i] === '-h') usage()
-    else if (!file) file = args[i]
-    else usage()
+  let parsed
+  try {
+    parsed = parseArgs({ options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true })
+  } catch {
+    usage()
   }
-  if (!file) usage()
-  const svg = chart(JSON.parse(fs.readFileSync(file, 'utf8')))
-  if (outFile) fs.writeFileSync(outFile, svg)
+  const { values, positionals } = parsed
+  if (values.help || positionals.length !== 1) usage()
+  const svg = chart(JSON.parse(fs.readFileSync(positionals[0], 'utf8')))
+  if (values.out) fs.writeFileSync(values.out, svg)
   else process.stdout.write(svg)
 }
 

@@ -1,68 +1,57 @@
 'use strict'
 /*
- * harness.js: how every case is timed, and the statistics reported.
- *
- * The machine is shared and noisy, so nothing here trusts an absolute figure:
- * a candidate is always timed next to its floor in the same run, interleaved
- * (A B A B ..., alternating which side goes first) within each round, and the
- * figure reported is the median over rounds of each round's ratio of medians,
- * with the min-max over rounds beside it.
+ * harness.js: how every case is timed, and the statistics reported. A
+ * candidate is always timed next to its floor, interleaved within each round;
+ * the figure is the median over rounds of each round's ratio of medians, with
+ * the min-max over rounds beside it (why: docs/performance.md, "Method").
  *
  * Kinds of case (a group file returns a list of these; see index.js):
- *   pair   { kind: 'pair', name, bytes, candidate: fn, floor: fn, target }
+ *   pair   { kind: 'pair', name, bytes, candidate: fn, floor: fn, target,
+ *            candidateText, floorText, allocates, clock }
  *          fn() does one operation; target is the largest acceptable
- *          candidate / floor ratio (omit it for a figure without a target).
- *          allocates: true makes samples opts.allocFactor times longer: a
- *          case that allocates a Buffer per call pays for full GCs (which
- *          external memory triggers every few thousand calls), and a sample
- *          must hold several of them to be comparable with the next one.
- *          clock: 'wall' times it by wall-clock time (see sample()).
- *   sweep  { kind: 'sweep', name, bytes, args, fn, target, allocates, clock }
- *          fn(arg) does one operation at arg (e.g. a segment offset); each
- *          round visits every arg once, in a rotated order. Reported: the
- *          per-arg median over rounds, and a confirmation: the best and the
- *          few slowest args timed again, interleaved; the largest confirmed
- *          worst / best ratio is the verdict, so one noisy sample can
- *          neither fail nor pass a sweep.
- *   custom { kind: 'custom', name, run(ctx) } for anything else (copy.c).
+ *          candidate / floor ratio (none: a figure without a target).
+ *          allocates: samples opts.allocFactor times longer, so that each
+ *          holds several of the full GCs a Buffer per call brings.
+ *   sweep  { kind: 'sweep', name, bytes, args, argName, text, fn, buckets,
+ *            target, allocates, clock }
+ *          fn(arg) at every arg; the best and the few slowest args are then
+ *          timed again, interleaved, and the largest confirmed worst / best
+ *          ratio is the verdict.
+ *   custom { kind: 'custom', name, run(ctx) -> { results, skipped } }
+ * clock: 'wall' times a case by wall-clock time; the default is the CPU time
+ * of this process (--clock wall changes it for the run).
  */
 
-let sink // every loop's last result lands here, so no call can be dropped
+// The payload sizes the groups measure (KB = 1024 B).
+const SIZES = [
+  { bytes: 16, label: '16B' },
+  { bytes: 10 * 1024, label: '10KB' },
+  { bytes: 100 * 1024, label: '100KB' }
+]
+
+const now = process.hrtime.bigint
+const tick = () => new Promise(setImmediate) // lets Ctrl-C in between samples
 
 /*
- * One timing loop per case, compiled from its own source text: V8 then gives
- * each loop its own feedback and optimized code, its call site sees a single
- * target and inlines it, and cases cannot slow each other down by sharing a
- * megamorphic call site.
+ * One timing loop per case, compiled from its own source text, so that each
+ * loop gets its own type feedback and inlines its one target: cases cannot
+ * slow each other down through a shared megamorphic call site. The last
+ * result goes to `sink`, so no call can be dropped.
  */
 let loops = 0
+let sink
+const keep = (r) => { sink = r }
 function makeLoop (fn) {
   const id = ++loops
   // eslint-disable-next-line no-new-func
-  return new Function('fn', `'use strict' // bench loop #${id}
+  return new Function('fn', 'keep', `'use strict' // bench loop #${id}
     return function loop${id} (iters, arg) {
       let r
       for (let i = 0; i < iters; i++) r = fn(arg)
-      return r
-    }`)(fn)
+      keep(r)
+    }`)(fn, keep)
 }
 
-const now = process.hrtime.bigint
-
-/* Lets the event loop run between samples, so that Ctrl-C is handled. */
-const tick = () => new Promise(setImmediate)
-
-/*
- * Clocks. 'cpu' (the default) is the CPU time of this process
- * (process.cpuUsage: user + system, every thread): on a shared machine the
- * time this process spends waiting for a core is not the cost of the call,
- * and leaving it out makes ratios several times steadier than wall time
- * (measured here under load average 5: writeSHM 10 KB ÷ floor 1.80/1.86/1.83
- * in three runs by CPU time, 1.79/0.95/0.63 by wall time). It counts V8's
- * helper threads (GC, compiler) too, on both sides of a pair alike. 'wall'
- * (process.hrtime) is for cases that wait for something else, such as another
- * process; a case picks it with clock: 'wall', a run with --clock wall.
- */
 let defaultClock = 'cpu'
 function setClock (clock) {
   if (clock !== 'cpu' && clock !== 'wall') throw new Error(`unknown clock ${clock}: use cpu or wall`)
@@ -73,11 +62,11 @@ function setClock (clock) {
 function sample (loop, iters, arg, clock = defaultClock) {
   if (clock === 'wall') {
     const start = now()
-    sink = loop(iters, arg)
+    loop(iters, arg)
     return Number(now() - start) / iters
   }
   const start = process.cpuUsage()
-  sink = loop(iters, arg)
+  loop(iters, arg)
   const used = process.cpuUsage(start)
   return (used.user + used.system) * 1000 / iters
 }
@@ -98,53 +87,45 @@ function calibrate (loop, arg, ms, clock) {
   let iters = 1
   for (;;) {
     const total = sample(loop, iters, arg, clock) * iters
-    if (total >= goal / 4 || iters >= 2 ** 40) {
-      return Math.max(1, Math.round(iters * goal / Math.max(total, 1)))
-    }
+    if (total >= goal / 4 || iters >= 2 ** 40) return Math.max(1, Math.round(iters * goal / Math.max(total, 1)))
     iters *= total > 0 ? Math.min(16, Math.max(2, Math.ceil(goal / 4 / total))) : 16
   }
 }
 
 // ==== Statistics ====
 
-function median (xs) {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+/** The q-quantile of a sorted list (linear interpolation between closest ranks). */
+function quantile (sorted, q) {
+  if (!sorted.length) return NaN
+  const at = (sorted.length - 1) * q
+  const lo = Math.floor(at)
+  const hi = Math.ceil(at)
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo)
 }
-const min = (xs) => Math.min(...xs)
-const max = (xs) => Math.max(...xs)
-
-/** { median, min, max } of a list. */
-const summary = (xs) => ({ median: median(xs), min: min(xs), max: max(xs) })
-
-/** Milliseconds per sample for a case. */
+const median = (xs) => quantile([...xs].sort((a, b) => a - b), 0.5)
+const summary = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) })
+const verdict = (value, target) => (target === undefined || target === null ? null : value <= target ? 'PASS' : 'MISS')
 const sampleMs = (c, ms, opts) => (c.allocates ? ms * opts.allocFactor : ms)
+/** The index of the smallest (sign 1) or largest (sign -1) value. */
+const argBest = (xs, sign = 1) => xs.reduce((b, x, j) => (sign * x < sign * xs[b] ? j : b), 0)
 
 // ==== Pairs ====
 
 /*
- * Times each pair's candidate and floor in rounds. Within a round, a pair
- * gets opts.samples samples of each side, interleaved A B A B (B A B A on
- * alternate rounds); rounds go round-robin over all pairs, so each pair's
- * rounds are spread over the whole run and meet different background noise.
+ * Within a round, each pair gets opts.samples samples of each side,
+ * interleaved A B A B (B A B A on alternate rounds); rounds go round-robin
+ * over all pairs, so each pair's rounds meet different background noise.
  */
 async function runPairs (cases, opts, progress) {
   const states = []
   for (const c of cases) {
     progress(`warming up ${c.name}`)
-    const a = makeLoop(c.candidate)
-    const b = makeLoop(c.floor)
-    warmUp(a, [undefined], opts.warmupMs)
-    warmUp(b, [undefined], opts.warmupMs)
-    states.push({
-      c,
-      sides: [
-        { loop: a, iters: calibrate(a, undefined, sampleMs(c, opts.sampleMs, opts), c.clock), rounds: [] },
-        { loop: b, iters: calibrate(b, undefined, sampleMs(c, opts.sampleMs, opts), c.clock), rounds: [] }
-      ],
-      ratios: []
+    const sides = [c.candidate, c.floor].map((fn) => {
+      const loop = makeLoop(fn)
+      warmUp(loop, [undefined], opts.warmupMs)
+      return { loop, iters: calibrate(loop, undefined, sampleMs(c, opts.sampleMs, opts), c.clock), rounds: [] }
     })
+    states.push({ c, sides, ratios: [] })
     await tick()
   }
   for (let r = 0; r < opts.rounds; r++) {
@@ -154,10 +135,7 @@ async function runPairs (cases, opts, progress) {
       const times = [[], []]
       for (let i = 0; i < opts.samples; i++) {
         const first = (i + r) % 2
-        for (const side of [first, 1 - first]) {
-          const { loop, iters } = s.sides[side]
-          times[side].push(sample(loop, iters, undefined, s.c.clock))
-        }
+        for (const side of [first, 1 - first]) times[side].push(sample(s.sides[side].loop, s.sides[side].iters, undefined, s.c.clock))
       }
       const [ma, mb] = times.map(median)
       s.sides[0].rounds.push(ma)
@@ -182,33 +160,27 @@ async function runPairs (cases, opts, progress) {
       roundRatios: ratios,
       target: c.target,
       verdict: verdict(ratio.median, c.target),
-      iters: [sides[0].iters, sides[1].iters],
+      iters: sides.map((s) => s.iters),
       clock: c.clock || defaultClock
     }
   })
 }
 
-function verdict (value, target) {
-  if (target === undefined || target === null) return null
-  return value <= target ? 'PASS' : 'MISS'
-}
-
 // ==== Sweeps ====
 
 /*
- * Times fn(arg) for every arg, one sample each per round, in an order rotated
- * from round to round (and reversed every other round) so that drift in the
- * background load spreads evenly over the args; each arg's samples last about
- * sweepSampleMs. Then the best and the few slowest are timed again,
- * interleaved (see the confirmation below).
+ * fn(arg) for every arg, one sample each per round, in an order rotated (and
+ * reversed every other round) so that drift in the load spreads evenly; each
+ * arg gets its own iteration count, so an arg that hits a 20x trap does not
+ * make its samples 20x as long. Then the confirmation: on a busy machine the
+ * slowest median of 64 can be one that noise hit, so the best and the
+ * opts.confirmWorst slowest args are timed again, interleaved, in rounds of
+ * their own; the worst is the arg with the largest median ratio to the best.
  */
 async function runSweep (c, opts, progress) {
   const loop = makeLoop(c.fn)
   const args = c.args
   warmUp(loop, args, opts.warmupMs)
-  // Each arg gets its own iteration count for about sweepSampleMs per sample
-  // (a short pre-pass at each arg): an arg that hits a 20x trap must not
-  // make its samples 20x as long.
   const probe = calibrate(loop, args[0], Math.min(1, opts.sweepSampleMs), 'wall')
   const iters = args.map((arg) => {
     const total = sample(loop, probe, arg, 'wall') * probe
@@ -225,17 +197,8 @@ async function runSweep (c, opts, progress) {
     }
   }
   const medians = perArg.map(median)
-  let best = 0
-  medians.forEach((m, j) => { if (m < medians[best]) best = j })
+  const best = argBest(medians)
 
-  /*
-   * Confirmation. On a busy machine the slowest median of 64 can be one that
-   * noise hit, and the truly slowest arg can hide behind it; so the few
-   * slowest args (opts.confirmWorst) are timed again together with the best,
-   * interleaved in rounds of their own (order rotated within each pass). Per
-   * round, each one's median over the best's; the reported worst is the arg
-   * with the largest median of those ratios.
-   */
   progress('confirming worst / best')
   const slow = medians.map((m, j) => j).filter((j) => j !== best)
     .sort((x, y) => medians[y] - medians[x]).slice(0, opts.confirmWorst)
@@ -247,8 +210,7 @@ async function runSweep (c, opts, progress) {
     for (let i = 0; i < opts.samples; i++) {
       for (let k = 0; k < group.length; k++) {
         const g = (k + i + r) % group.length
-        const j = group[g]
-        times[g].push(sample(loop, iters[j], args[j], c.clock))
+        times[g].push(sample(loop, iters[group[g]], args[group[g]], c.clock))
       }
     }
     const m = times.map(median)
@@ -256,14 +218,8 @@ async function runSweep (c, opts, progress) {
     slow.forEach((_, q) => ratios[q].push(m[q + 1] / m[0]))
     await tick()
   }
-  let w = 0
-  ratios.forEach((rs, q) => { if (median(rs) > median(ratios[w])) w = q })
-  const worst = slow.length ? slow[w] : best
+  const w = argBest(ratios.map(median), -1)
   const confirmed = slow.length ? summary(ratios[w]) : { median: 1, min: 1, max: 1 }
-  const buckets = (c.buckets || []).map(([lo, hi]) => {
-    const inside = medians.filter((_, j) => args[j] >= lo && args[j] <= hi)
-    return { from: lo, to: hi, median: inside.length ? median(inside) : null }
-  })
   return {
     kind: 'sweep',
     name: c.name,
@@ -272,13 +228,13 @@ async function runSweep (c, opts, progress) {
     argName: c.argName,
     // ns from the confirmation rounds (the sweep's own medians are in perArg)
     best: { arg: args[best], ns: median(nsRounds[0]) },
-    worst: { arg: args[worst], ns: slow.length ? median(nsRounds[w + 1]) : median(nsRounds[0]) },
+    worst: slow.length ? { arg: args[slow[w]], ns: median(nsRounds[w + 1]) } : { arg: args[best], ns: median(nsRounds[0]) },
     sweepRatio: Math.max(...medians) / medians[best],
     ratio: confirmed.median,
     ratioMin: confirmed.min,
     ratioMax: confirmed.max,
     confirmed: slow.map((j, q) => ({ arg: args[j], ratio: median(ratios[q]) })),
-    buckets,
+    buckets: buckets(c.buckets, args.map((arg, j) => [arg, medians[j]])),
     perArg: args.map((arg, j) => ({ arg, ns: medians[j] })),
     target: c.target,
     verdict: verdict(confirmed.median, c.target),
@@ -287,4 +243,14 @@ async function runSweep (c, opts, progress) {
   }
 }
 
-module.exports = { setClock, tick, makeLoop, sample, warmUp, calibrate, median, summary, runPairs, runSweep, verdict }
+/** Per [lo, hi] bucket, the median of the values whose arg lies in it. */
+function buckets (ranges = [], pairs) {
+  return ranges.map(([lo, hi]) => {
+    const inside = pairs.filter(([arg]) => arg >= lo && arg <= hi).map(([, v]) => v)
+    return { from: lo, to: hi, median: inside.length ? median(inside) : null }
+  })
+}
+
+module.exports = {
+  SIZES, setClock, tick, sample, warmUp, calibrate, quantile, median, summary, buckets, argBest, verdict, runPairs, runSweep, get sink () { return sink }
+}

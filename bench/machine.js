@@ -59,7 +59,7 @@ function glibcTunables () {
 function git () {
   const root = path.join(__dirname, '..')
   const commit = run('git', ['-C', root, 'rev-parse', '--short', 'HEAD']).trim()
-  const dirty = run('git', ['-C', root, 'status', '--porcelain', '--', 'shmop.c', 'shmop.h', 'shm.cc', 'src', 'lib/read-shm.js'])
+  const dirty = run('git', ['-C', root, 'status', '--porcelain', '--', '*.c', '*.cc', '*.h', 'binding.gyp', 'lib/read-shm.js'])
     .split('\n').filter(Boolean).map((l) => l.slice(3))
   return { commit, dirty }
 }

@@ -1,26 +1,18 @@
 'use strict'
 /*
  * phplayout: PHP's copies of a whole 100 KB payload at the sections' layout
- * (data areas at 24 mod 64, docs/sections.md 1.4) and at every offset 0..64
- * of a plain segment, timed inside PHP with hrtime (bench/phplayout.php).
- *
- * shmop_read copies into a fresh string and shmop_write from one; PHP's large
- * strings keep their bytes 24 bytes into a page (phplayout.php checks that
- * through FFI), so the copy distance (dst - src) mod 4096 is 24 - offset for a
- * read and offset - 24 for a write. glibc's memcpy (rep movsb from 2 KB up)
- * is 14-27x slower at distances 1..63 on some CPUs (AMD Zen): reads at
- * offsets 0..23 and writes at 25..63 (mod 64) would hit that. At 24 both
- * distances are multiples of 64.
- *
- * Rounds visit every offset once, in a rotated order; per offset the median
- * over rounds. Then the chosen offset (24) and the sweep's best and worst
- * are timed again, interleaved, in a second PHP run (the verdict uses it).
+ * (data areas at 24 mod 64) and at every offset 0..64 of a plain segment,
+ * timed inside PHP (peers/phplayout.php). Why 24: docs/performance.md, "PHP
+ * and the sections' layout". Rounds visit every offset once, in a rotated
+ * order; then the chosen offset (24) and the sweep's best and worst are timed
+ * again, interleaved, in a second PHP run, which the verdict uses.
  */
 const path = require('node:path')
-const { spawn } = require('node:child_process')
-const { createTable, removeTable, track, phpProblem, median } = require('./handoff-lib')
+const { median } = require('./harness')
+const report = require('./report')
+const { createTable, removeTable, output, phpProblem } = require('./peers/children')
 
-const SCRIPT = path.join(__dirname, 'phplayout.php')
+const SCRIPT = path.join(__dirname, 'peers', 'phplayout.php')
 const SIZE = 100 * 1024
 const CHOSEN = 24
 const OFFSETS = Array.from({ length: 65 }, (_, i) => i)
@@ -35,20 +27,9 @@ const LEGEND = [
   '"confirmed": the chosen offset against the sweep\'s best and worst, timed again interleaved in a second PHP run (rounds of --samples runs each, ratio of their medians); the verdict is the median over rounds of chosen ÷ best (≤ 1.3×, as the offset group holds Node\'s copies).'
 ]
 
-function runPhp (input) {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn('php', [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] }))
-    let out = ''
-    let err = ''
-    child.stdout.setEncoding('utf8').on('data', (c) => { out += c })
-    child.stderr.setEncoding('utf8').on('data', (c) => { err += c })
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (code !== 0) return reject(new Error(`phplayout.php exited with ${signal || code}: ${err.trim()}`))
-      try { resolve(JSON.parse(out)) } catch { reject(new Error(`phplayout.php: not JSON: ${out.slice(0, 200)}`)) }
-    })
-    child.stdin.end(JSON.stringify(input))
-  })
+async function runPhp (input) {
+  const out = await output('php', [SCRIPT], { input: JSON.stringify(input), label: 'phplayout.php' })
+  try { return JSON.parse(out) } catch { throw new Error(`phplayout.php: not JSON: ${out.slice(0, 200)}`) }
 }
 
 const us = (ns) => (Number.isFinite(ns) ? `${(ns / 1000).toFixed(2)} µs` : '–')
@@ -118,14 +99,10 @@ function layoutTable (sweep, rows) {
       x(r.confirmed.chosenOverBest), x(r.confirmed.worstOverChosen)
     ])
   ]
-  const widths = head.map((h, i) => Math.max(3, h.length, ...body.map((r) => r[i].length)))
-  const line = (r) => `| ${r.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`
-  const rule = `| ${widths.map((w, i) => (i ? '-'.repeat(w - 1) + ':' : '-'.repeat(w))).join(' | ')} |`
-  return [line(head), rule, ...body.map(line)].join('\n')
+  return report.table(head.map((h, i) => [h, i ? 'r' : 'l']), body)
 }
 
 module.exports = {
-  name: 'phplayout',
   title: 'PHP copies of a 100 KB payload: the sections\' layout (24 mod 64) against every other offset',
   legend,
   cases () {

@@ -7,8 +7,7 @@
 // shm.cc and lastErrorSHM().)
 
 const { inspect } = require('node:util')
-
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('./util')
 
 class ShmError extends Error {
   constructor (message, { code, errno, syscall, key, cause }) {

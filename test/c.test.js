@@ -8,6 +8,7 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { cleanupAfter, segments, removeId, semaphores } = require('./helpers')
+const { RANGES, keyRange } = require('./keys')
 
 const ROOT = path.join(__dirname, '..')
 const DIR = path.join(__dirname, 'c')
@@ -20,16 +21,14 @@ const SANITIZERS = {
 
 const make = (...targets) => spawnSync('make', ['-s', '-j2', '-C', DIR, ...targets], { encoding: 'utf8' })
 
-/** The C programs' keys are 0x6Cpppp00-0x6Cppppff, pppp = pid & 0xffff (harness.c). */
-const keyBase = (pid) => (0x6c000000 | ((pid & 0xffff) << 8)) >>> 0
-
 /** Segments a test program left: its keys, or private ones it created. */
 function leftBy (pid) {
-  return segments().filter((s) => ((s.key >>> 0) & 0xffffff00) === keyBase(pid) || (s.key === 0 && s.cpid === pid))
+  const keys = keyRange(RANGES.cTests, pid) // harness.c's keys
+  return segments().filter((s) => keys.owns(s.key) || (s.key === 0 && s.cpid === pid))
 }
 
 /** Semaphore sets (claim locks) a test program left under its keys. */
-const semaphoresLeftBy = (pid) => semaphores().filter((s) => ((s.key >>> 0) & 0xffffff00) === keyBase(pid))
+const semaphoresLeftBy = (pid) => semaphores().filter((s) => keyRange(RANGES.cTests, pid).owns(s.key))
 
 /** Parses TAP: the plan (and whether it came before every test line), the test lines, and any "Bail out!". */
 function parseTap (stdout) {

@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const shm = require('..')
-const { keyFor, segmentByKey, segmentById, cleanupAfter, removeId, unprivilegedPackage } = require('./helpers')
+const { keyFor, segmentByKey, segmentById, cleanupAfter, removeId, unprivilegedPackage, openSegment: open } = require('./helpers')
 
 cleanupAfter(t)
 
@@ -17,7 +17,7 @@ const CLI = path.join(__dirname, '..', 'bin', 'nodejs-shm.js')
 const HOLDER = path.join(__dirname, 'fixtures', 'modern-holder.js')
 const MiB = 1 << 20
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('../lib/util')
 const KEY_HELP = "KEY is decimal (1577058305), hex (0x5e000001), or PATH:CHAR (ftok, as PHP's ftok()).\n"
 const USAGES = {
   ls: 'ls [--json]',
@@ -47,12 +47,6 @@ function fails (t, args, status, line, options) {
   const run = cli(args, options)
   t.same({ status: run.status, stderr: run.stderr, stdout: String(run.stdout) }, { status, stderr: `nodejs-shm: ${line}\n`, stdout: '' },
     `nodejs-shm ${args.join(' ')} exits with ${status}`)
-}
-
-function open (t, ...args) {
-  const seg = shm.open(...args)
-  t.teardown(() => seg.close())
-  return seg
 }
 
 function tempDir (t) {
@@ -237,7 +231,7 @@ t.test('write KEY [--offset N] < FILE', async (t) => {
   t.equal(ok(t, ['write', key, '--offset', 12], { input: 'pipe' }), `wrote 4 bytes at offset 12 of ${hex(key)}\n`, 'a pipe, at --offset')
   t.equal(ok(t, ['write', key, '--offset', 16], { input: '' }), `wrote 0 bytes at offset 16 of ${hex(key)}\n`, 'nothing, at the end')
   t.equal(seg.read().toString(), 'from a file\0pipe')
-  fails(t, ['write', key, '--offset', 13], 2, `4 bytes at offset 13 do not fit in the segment (16 bytes); nothing was written`,
+  fails(t, ['write', key, '--offset', 13], 2, '4 bytes at offset 13 do not fit in the segment (16 bytes); nothing was written',
     { input: 'more' })
   fails(t, ['write', key], 2, '17 bytes at offset 0 do not fit in the segment (16 bytes); nothing was written',
     { input: 'seventeen bytes!!' })

@@ -25,6 +25,7 @@ const path = require('node:path')
 const {
   ADDON, NOBODY, shm, keyFor, segments, removeId, cleanupAfter, requirePHP, unprivileged
 } = require('./helpers')
+const { hex } = require('../lib/util')
 
 cleanupAfter(t)
 requirePHP()
@@ -422,7 +423,7 @@ const ROOT_ROWS = [
 
   // §1, §7: detaching
   {
-    ref: '§1', name: "freeing a handle (PHP: unset; addon: closeSHM) detaches it and nothing else",
+    ref: '§1', name: 'freeing a handle (PHP: unset; addon: closeSHM) detaches it and nothing else',
     run: (K) => [
       [['open', 'h', K(), 'c', 0o600, 100], ok(100)],
       [['open', 'w', K(), 'w', 0, 0], ok(100)],
@@ -653,9 +654,8 @@ function fromNode (op, args, outcome, key) {
   }
   if (outcome.fail) {
     const { code, errno, syscall, key: errorKey, message } = outcome.fail
-    const hex = `0x${(key >>> 0).toString(16).padStart(8, '0')}`
     const wellFormed = errno === -os.constants.errno[code] && errorKey === key &&
-      message.startsWith(`${code}: `) && message.includes(hex) && message.includes(`(${key})`) &&
+      message.startsWith(`${code}: `) && message.includes(hex(key)) && message.includes(`(${key})`) &&
       message.endsWith(`${syscall}: ${STRERROR[code]}`)
     return wellFormed ? fail(syscall, code) : { fail: syscall, errno: code, malformed: outcome.fail }
   }

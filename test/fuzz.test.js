@@ -11,7 +11,8 @@ const { randomInt } = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { shm, ROOT, keyFor, segments, segmentByKey, removeId, cleanupAfter } = require('./helpers')
+const { shm, ROOT, keyFor, segments, segmentByKey, semaphores, removeId, cleanupAfter } = require('./helpers')
+const { ipcrm } = require('./keys')
 
 cleanupAfter(t)
 
@@ -25,11 +26,8 @@ function child (code) {
   return spawnSync(process.execPath, ['-e', source], { encoding: 'utf8' })
 }
 
-/** The System V semaphore sets with this key (/proc/sysvipc/sem). */
-function semaphoresByKey (key) {
-  const rows = fs.readFileSync('/proc/sysvipc/sem', 'utf8').trim().split('\n').slice(1)
-  return rows.map((row) => row.trim().split(/\s+/).map(Number)).filter(([k]) => k === (key | 0))
-}
+/** The System V semaphore sets with this key. */
+const semaphoresByKey = (key) => semaphores().filter((s) => s.key === (key | 0))
 
 t.test(`thousands of random calls of every function, each as specified (seed ${SEED})`, (t) => {
   t.comment(`repeat this run with FUZZ_SEED=${SEED} npx tap test/fuzz.test.js`)
@@ -42,7 +40,7 @@ t.test(`thousands of random calls of every function, each as specified (seed ${S
   t.teardown(() => {
     // Whatever a crashed run left: its private segments and our claim locks.
     for (const seg of segments()) if (seg.key === 0 && seg.cpid === run.pid) removeId(seg.shmid)
-    for (const key of keys) for (const [, id] of semaphoresByKey(key)) spawnSync('ipcrm', ['-s', String(id)])
+    for (const key of keys) for (const { semid } of semaphoresByKey(key)) ipcrm('-s', semid)
   })
   t.same({ status: run.status, signal: run.signal }, { status: 0, signal: null }, 'the fuzzing process never crashes', {
     seed: SEED,

@@ -6,34 +6,19 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { RANGES, keyRange, sysvipc, ipcrm, removeOwned } = require('./keys')
 
 const ROOT = path.join(__dirname, '..')
 const ADDON = path.join(ROOT, 'build', 'Release', 'shm.node')
 const shm = require(ADDON)
 
-/*
- * Keys: tap runs test files in parallel, so each file (process) gets its own
- * 256 keys, 0x6Exxxx00-0x6Exxxxff, made from its pid: keyFor(0..255).
- */
-const KEY_BASE = (0x6e000000 | ((process.pid & 0xffff) << 8)) | 0
-function keyFor (n) {
-  if (!Number.isInteger(n) || n < 0 || n > 255) throw new RangeError(`key index ${n}`)
-  return KEY_BASE + n
-}
-const isOurKey = (key) => ((key >>> 0) & 0xffffff00) === (KEY_BASE >>> 0)
+// Keys: tap runs test files in parallel, so each file (process) gets its own
+// 256 keys, 0x6Exxxx00-0x6Exxxxff, made from its pid: keyFor(0..255).
+const KEYS = keyRange(RANGES.tests)
+const keyFor = KEYS.key
 
 /** Rows of /proc/sysvipc/shm, with numbers as numbers (key signed, as the kernel prints it). */
-function segments () {
-  const [head, ...rows] = fs.readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n')
-  const names = head.trim().split(/\s+/)
-  return rows.map((row) => {
-    const cells = row.trim().split(/\s+/)
-    const seg = {}
-    names.forEach((name, i) => { seg[name] = name === 'perms' ? parseInt(cells[i], 8) : Number(cells[i]) })
-    return seg
-  })
-}
-
+const segments = () => sysvipc('shm')
 /** The kernel's row for a key, or undefined. */
 const segmentByKey = (key) => segments().find((s) => s.key === (key | 0))
 /** The kernel's row for a shmid, or undefined. */
@@ -45,51 +30,46 @@ function sysvMappings (pid = 'self') {
 }
 
 /** Removes a segment by shmid (ipcrm), ignoring one that is already gone. */
-function removeId (id) {
-  spawnSync('ipcrm', ['-m', String(id)], { stdio: 'ignore' })
-}
-
-/** Removes every segment that carries one of this process's keys. */
-function removeOurSegments () {
-  for (const seg of segments()) if (seg.key !== 0 && isOurKey(seg.key)) removeId(seg.shmid)
-}
+const removeId = (id) => ipcrm('-m', id)
 
 /**
  * Call at the top of a test file: every segment with one of this file's keys
  * is removed when the file's tests end, also when they fail.
  */
 function cleanupAfter (t) {
-  removeOurSegments()
-  t.teardown(removeOurSegments)
-  process.once('exit', removeOurSegments)
+  const remove = () => removeOwned(KEYS)
+  remove()
+  t.teardown(remove)
+  process.once('exit', remove)
 }
 
 /** Rows of /proc/sysvipc/sem (semaphore sets), with numbers as numbers. */
-function semaphores () {
-  const [head, ...rows] = fs.readFileSync('/proc/sysvipc/sem', 'utf8').trim().split('\n')
-  const names = head.trim().split(/\s+/)
-  return rows.map((row) => {
-    const cells = row.trim().split(/\s+/)
-    return Object.fromEntries(names.map((name, i) => [name, name === 'perms' ? parseInt(cells[i], 8) : Number(cells[i])]))
-  })
-}
+const semaphores = () => sysvipc('sem')
 
 /** The kernel's row for the semaphore set with this key (a section table's claim lock), or undefined. */
 const semaphoreByKey = (key) => semaphores().find((s) => s.key === (key | 0))
 
-/** Removes every semaphore set that carries one of this process's keys (ipcrm -s). */
-function removeOurSemaphores () {
-  for (const sem of semaphores()) {
-    if (sem.key !== 0 && isOurKey(sem.key)) spawnSync('ipcrm', ['-s', String(sem.semid)], { stdio: 'ignore' })
-  }
-}
-
 /** cleanupAfter(t), and also the semaphore sets with this file's keys (section tables' claim locks). */
 function cleanupTablesAfter (t) {
-  cleanupAfter(t)
-  removeOurSemaphores()
-  t.teardown(removeOurSemaphores)
-  process.once('exit', removeOurSemaphores)
+  const remove = () => removeOwned(KEYS, { semaphores: true })
+  remove()
+  t.teardown(remove)
+  process.once('exit', remove)
+}
+
+/** shm.open(...args) through the package (require('..')), closed when the test ends. */
+function openSegment (t, ...args) {
+  const seg = require(ROOT).open(...args)
+  t.teardown(() => seg.close())
+  return seg
+}
+
+/** openSHM() in this process, asserted to succeed; the handle is closed when the test ends. */
+function openHandle (t, key, flags, mode, size) {
+  const handle = shm.openSHM(key, flags, mode, size)
+  t.ok(handle >= 1, `openSHM(${key}, '${flags}') in this process`, { error: shm.lastErrorSHM() })
+  t.teardown(() => shm.closeSHM(handle))
+  return handle
 }
 
 /** Runs PHP code (php -r) or a script file; returns { status, stdout, stderr }. */
@@ -176,6 +156,8 @@ module.exports = {
   semaphores,
   semaphoreByKey,
   cleanupTablesAfter,
+  openSegment,
+  openHandle,
   php,
   requirePHP,
   unprivileged,

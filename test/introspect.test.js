@@ -6,19 +6,13 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const shm = require('..')
-const { keyFor, segments, segmentByKey, cleanupAfter, php, requirePHP, asNobody } = require('./helpers')
+const { keyFor, segments, segmentByKey, cleanupAfter, php, requirePHP, asNobody, openSegment: open } = require('./helpers')
 
 cleanupAfter(t)
 
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('../lib/util')
 const FIELDS = ['key', 'id', 'size', 'mode', 'uid', 'gid', 'cuid', 'cgid', 'cpid', 'lpid', 'attachments', 'atime',
   'dtime', 'ctime', 'markedForDeletion']
-
-function open (t, ...args) {
-  const seg = shm.open(...args)
-  t.teardown(() => seg.close())
-  return seg
-}
 
 /** A kernel row (helpers.segments()) in the shape stat() returns. */
 function fromKernel (row) {

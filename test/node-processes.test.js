@@ -5,20 +5,12 @@
 const t = require('tap')
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
-const { shm, keyFor, segmentByKey, segmentById, sysvMappings, cleanupAfter } = require('./helpers')
+const { shm, keyFor, segmentByKey, segmentById, sysvMappings, cleanupAfter, openHandle: open } = require('./helpers')
 const { forkPeer } = require('./fixtures/node-peers')
 
 cleanupAfter(t)
 
 const EXIT_FIXTURE = path.join(__dirname, 'fixtures', 'node-exit.js')
-
-/** Opens a segment in this process and closes the handle when the test ends. */
-function open (t, key, flags, mode, size) {
-  const handle = shm.openSHM(key, flags, mode, size)
-  t.ok(handle >= 1, `openSHM(${key}, '${flags}') in the test process`, { error: shm.lastErrorSHM() })
-  t.teardown(() => shm.closeSHM(handle))
-  return handle
-}
 
 const text = (bytes) => Buffer.from(bytes).toString()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -108,7 +108,7 @@ t.test('garbage collection detaches nothing that is open; a closed handle goes w
   let handles = Array.from({ length: 100 }, () => shm.openSHM(key, 'w', 0, 0))
   let views = handles.map((h) => shm.viewSHM(h))
   const opened = handles.slice()
-  handles = views = null // only the numbers in `opened` remain
+  handles = views = null // eslint-disable-line no-unused-vars -- only the numbers in `opened` remain
   await collect()
   t.equal(segmentByKey(key).nattch, nattch + 100, 'collecting their views detached none of 100 open handles')
   t.equal(sysvMappings(), maps + 100, 'nor unmapped them')

@@ -18,7 +18,7 @@ const { peer } = require('./fixtures/sections-common')
 cleanupTablesAfter(t)
 
 const CLI = path.join(__dirname, '..', 'bin', 'nodejs-shm.js')
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
+const { hex } = require('../lib/util')
 const align64 = (n) => Math.ceil(n / 64) * 64
 
 function create (t, key, options) {

@@ -7,19 +7,12 @@ const path = require('node:path')
 const { inspect } = require('node:util')
 const shm = require('..')
 const addon = require('../build/Release/shm.node')
-const { keyFor, segmentByKey, segmentById, cleanupAfter, unprivilegedPackage, asNobody } = require('./helpers')
+const { keyFor, segmentByKey, segmentById, cleanupAfter, unprivilegedPackage, asNobody, openSegment: open } = require('./helpers')
 
 cleanupAfter(t)
 
 const FIXTURES = path.join(__dirname, 'fixtures')
-const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
-
-/** open() that closes the Segment when the test ends. */
-function open (t, ...args) {
-  const seg = shm.open(...args)
-  t.teardown(() => seg.close())
-  return seg
-}
+const { hex } = require('../lib/util')
 
 /** Runs fn, which must throw; returns what it threw. */
 function thrown (fn) {
@@ -39,7 +32,7 @@ function child (t, args, options = {}) {
 }
 
 t.test('require(\'nodejs-shm\') exports the modern API and the original functions', async (t) => {
-  t.same(Object.keys(shm).sort(), ['Segment', 'ShmError', 'closeSHM', 'deleteSHM', 'ftok', 'lastErrorSHM', 'list',
+  t.same(Object.keys(shm).sort(), ['Bridge', 'Segment', 'ShmError', 'bridge', 'closeSHM', 'deleteSHM', 'ftok', 'lastErrorSHM', 'list',
     'open', 'openSHM', 'readSHM', 'remove', 'sections', 'sizeSHM', 'stat', 'writeSHM'], 'these and no others')
   for (const name of ['openSHM', 'sizeSHM', 'writeSHM', 'deleteSHM', 'closeSHM', 'lastErrorSHM']) {
     t.equal(shm[name], addon[name], `${name} is the addon's own function`)

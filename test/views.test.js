@@ -9,17 +9,11 @@ const { once } = require('node:events')
 const path = require('node:path')
 const { MessageChannel, Worker } = require('node:worker_threads')
 const shm = require('..')
-const { keyFor, segmentByKey, cleanupAfter } = require('./helpers')
+const { keyFor, segmentByKey, cleanupAfter, openSegment: open } = require('./helpers')
 
 cleanupAfter(t)
 
 const GC = path.join(__dirname, 'fixtures', 'modern-gc.js')
-
-function open (t, ...args) {
-  const seg = shm.open(...args)
-  t.teardown(() => seg.close())
-  return seg
-}
 
 t.test('a view aliases the segment: no copy, both ways', async (t) => {
   const key = keyFor(0)

@@ -8,20 +8,13 @@ const { spawnSync } = require('node:child_process')
 const { once } = require('node:events')
 const path = require('node:path')
 const { Worker } = require('node:worker_threads')
-const { shm, keyFor, segmentByKey, sysvMappings, cleanupAfter } = require('./helpers')
+const { shm, keyFor, segmentByKey, sysvMappings, cleanupAfter, openHandle: open } = require('./helpers')
 const { workerPeer, WORKER_EXEC_ARGV } = require('./fixtures/node-peers')
 
 cleanupAfter(t)
 
 const BUSY = path.join(__dirname, 'fixtures', 'node-worker-busy.js')
 const RACE = path.join(__dirname, 'fixtures', 'node-race.js')
-
-function open (t, key, flags, mode, size) {
-  const handle = shm.openSHM(key, flags, mode, size)
-  t.ok(handle >= 1, `openSHM(${key}, '${flags}') in the main thread`, { error: shm.lastErrorSHM() })
-  t.teardown(() => shm.closeSHM(handle))
-  return handle
-}
 
 t.test('loads in the main thread and in eight workers at once', async (t) => {
   const shared = open(t, keyFor(0), 'c', 0o600, 8 * 16)

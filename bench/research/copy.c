@@ -1,28 +1,17 @@
 /*
- * copy.c: plain memcpy() next to shmop_copy() at every page distance.
- *
- * glibc's memcpy switches to "rep movsb" from glibc.cpu.x86_rep_movsb_threshold
- * (2112 bytes on the machines we use) upwards. On some CPUs (AMD Zen 4 was
- * measured) that instruction runs 14-27x slower when the destination lies
- * 1..63 bytes past the source modulo 4096. shmop_copy() (../src/copy.c) copies
- * such spans in pieces that stay on glibc's vector path. This program times
- * both, at each distance d = (dst - src) mod 4096 in 0..dmax, so that the
- * benchmark can say whether the trap exists on this CPU and what shmop_copy
- * costs where it does not.
- *
- * Built and run by bench/copy.js (gcc -O2, linked with ../src/copy.c); it can
- * also be run by hand:
- *   gcc -O2 -std=c99 -Isrc bench/copy.c src/copy.c -o /tmp/copy && /tmp/copy
+ * copy.c: plain memcpy() next to shmop_copy() at every page distance
+ * d = (dst - src) mod 4096 in 0..dmax (why: docs/performance.md, "The memcpy
+ * trap"). Run by bench/research/copy.js (npm run bench -- --research copy), or
+ * by hand:
+ *   gcc -O2 -std=c99 -Isrc bench/research/copy.c src/copy.c -o /tmp/copy && /tmp/copy
  *   GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=0x10000000 /tmp/copy
  *
- * Method: source and destination are page-aligned anonymous mappings, the
- * destination is offset by d. A sample copies the same span back to back for
- * about --sample-us microseconds (the iteration count is calibrated once per
- * size on memcpy at d=0 and then kept, so every cell does the same work). Each
- * round visits every distance (in a rotated order) and times memcpy,
- * shmop_copy and "pieces" (below) back to back, rotating which goes first. The output is one JSON
- * object per line: {"type":"sample","size":...,"d":...,"fn":...,"round":...,
- * "ns":...}, ns per copy; statistics are left to the caller.
+ * Source and destination are page-aligned anonymous mappings, the destination
+ * offset by d. A sample copies the same span back to back for about
+ * --sample-us microseconds (iterations calibrated once per size on memcpy at
+ * d=0); each round visits every distance in a rotated order and times the
+ * functions back to back, rotating which goes first. Output: one JSON object
+ * per line, {"type":"sample","size","d","fn","round","ns"} (ns per copy).
  *
  * Options: --sizes 10240,102400  --dmax 63 (or --dlist 0,9,...)
  *          --fns memcpy,shmop_copy,pieces  --rounds 5  --sample-us 2000

@@ -1,22 +1,16 @@
 'use strict'
-/*
- * copy: the C micro-benchmark (copy.c). It times glibc's memcpy, shmop.c's
- * shmop_copy and "pieces" (shmop_copy's algorithm with its pieces handed to
- * glibc's memcpy, see copy.c) at every page distance d = (dst - src) mod 4096
- * in 0..63, at 10 KB and 100 KB, with glibc's defaults and again with
- * rep movsb switched off for these sizes (GLIBC_TUNABLES raising
- * glibc.cpu.x86_rep_movsb_threshold), which shows whether a slow distance is
- * rep movsb's doing. The binary is built by gcc -O2 into bench/build/
- * (ignored by git through .gitignore's build/), linking ../src/copy.c as it is now.
- */
+// copy: glibc's memcpy, shmop_copy and "pieces" at every page distance
+// 0..64, with glibc's defaults and with rep movsb off (copy.c, built by gcc
+// into bench/build/ with ../../src/copy.c as it is now). What it found and why:
+// docs/performance.md, "The memcpy trap".
 const fs = require('node:fs')
 const path = require('node:path')
-const { spawn, spawnSync } = require('node:child_process')
-const { median } = require('./harness')
+const { spawnSync } = require('node:child_process')
+const { median, summary, buckets, argBest } = require('../harness')
+const { output, jsonLines } = require('../peers/children')
 
-const ROOT = path.join(__dirname, '..')
-const OUT_DIR = path.join(__dirname, 'build')
-const BINARY = path.join(OUT_DIR, 'copy')
+const ROOT = path.join(__dirname, '..', '..')
+const BINARY = path.join(__dirname, '..', 'build', 'copy') // bench/build/ is ignored by git
 const SIZES = [10 * 1024, 100 * 1024]
 const FNS = ['memcpy', 'shmop_copy', 'pieces']
 const BUCKETS = [[0, 0], [1, 15], [16, 31], [32, 63], [64, 64]]
@@ -26,7 +20,7 @@ const TARGET = 1.3
 const NO_REP_MOVSB = 'glibc.cpu.x86_rep_movsb_threshold=0x10000000'
 
 function build () {
-  fs.mkdirSync(OUT_DIR, { recursive: true })
+  fs.mkdirSync(path.dirname(BINARY), { recursive: true })
   const args = ['-O2', '-std=c99', '-Wall', '-Wextra', `-I${path.join(ROOT, 'src')}`,
     path.join(__dirname, 'copy.c'), path.join(ROOT, 'src', 'copy.c'), '-o', BINARY]
   const r = spawnSync('gcc', args, { encoding: 'utf8' })
@@ -35,19 +29,7 @@ function build () {
   return null
 }
 
-function runBinary (args, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BINARY, args, { env, stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.setEncoding('utf8')
-    child.stdout.on('data', (chunk) => { out += chunk })
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (code !== 0) return reject(new Error(`copy.c exited with ${signal || code}`))
-      resolve(out.trim().split('\n').map((line) => JSON.parse(line)))
-    })
-  })
-}
+const runBinary = async (args, env) => jsonLines(await output(BINARY, args, { env, label: 'copy.c' }))
 
 /*
  * Times worst and best again, alternating, in opts.rounds groups of
@@ -66,41 +48,28 @@ async function confirm (row, env, opts) {
     const best = inGroup.filter((s) => s.d === row.best.d).map((s) => s.ns)
     if (worst.length && best.length) ratios.push(row.worst.d === row.best.d ? 1 : median(worst) / median(best))
   }
-  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) }
+  return summary(ratios)
 }
 
 /** Per (size, fn, d): median ns over rounds, and median over rounds of ns / memcpy's ns. */
 function analyse (records) {
   const samples = records.filter((r) => r.type === 'sample')
-  const byKey = new Map()
-  for (const s of samples) {
-    const key = `${s.size} ${s.d} ${s.round}`
-    if (!byKey.has(key)) byKey.set(key, {})
-    byKey.get(key)[s.fn] = s.ns
-  }
+  const cell = (s) => `${s.size} ${s.d} ${s.round}`
+  const memcpyNs = new Map(samples.filter((s) => s.fn === 'memcpy').map((s) => [cell(s), s.ns]))
   const rows = []
   for (const size of SIZES) {
     for (const fn of FNS) {
       const perD = []
       for (let d = 0; d <= DMAX; d++) {
-        const ns = []
-        const vsMemcpy = []
-        for (const [key, cell] of byKey) {
-          const [s, dd] = key.split(' ').map(Number)
-          if (s !== size || dd !== d || cell[fn] === undefined) continue
-          ns.push(cell[fn])
-          if (cell.memcpy) vsMemcpy.push(cell[fn] / cell.memcpy)
-        }
-        if (ns.length) perD.push({ d, ns: median(ns), vsMemcpy: median(vsMemcpy) })
+        const mine = samples.filter((s) => s.size === size && s.fn === fn && s.d === d)
+        const vsMemcpy = mine.map((s) => s.ns / memcpyNs.get(cell(s))).filter(Number.isFinite)
+        if (mine.length) perD.push({ d, ns: median(mine.map((s) => s.ns)), vsMemcpy: median(vsMemcpy) })
       }
       if (!perD.length) continue
-      let best = perD[0]
-      let worst = perD[0]
-      for (const p of perD) {
-        if (p.ns < best.ns) best = p
-        if (p.ns > worst.ns) worst = p
-      }
+      const ns = perD.map((p) => p.ns)
       const vs = perD.map((p) => p.vsMemcpy)
+      const best = perD[argBest(ns)]
+      const worst = perD[argBest(ns, -1)]
       rows.push({
         size,
         fn,
@@ -109,11 +78,8 @@ function analyse (records) {
         sweepRatio: worst.ns / best.ns,
         vsMemcpyMedian: median(vs),
         vsMemcpyMax: Math.max(...vs),
-        vsMemcpyMaxAt: perD[vs.indexOf(Math.max(...vs))].d,
-        buckets: BUCKETS.map(([lo, hi]) => {
-          const inside = perD.filter((p) => p.d >= lo && p.d <= hi).map((p) => p.ns)
-          return { from: lo, to: hi, median: inside.length ? median(inside) : null }
-        }),
+        vsMemcpyMaxAt: perD[argBest(vs, -1)].d,
+        buckets: buckets(BUCKETS, perD.map((p) => [p.d, p.ns])),
         perD
       })
     }
@@ -122,7 +88,6 @@ function analyse (records) {
 }
 
 module.exports = {
-  name: 'copy',
   title: 'C: memcpy, shmop_copy and "pieces" at page distances 0..64',
   legend: [
     'd = (dst − src) mod 4096, 0..64; both buffers page-aligned anonymous memory, warm; ns per copy, median over rounds per d.',

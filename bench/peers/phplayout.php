@@ -2,7 +2,7 @@
 /*
  * phplayout.php: PHP's copies of a whole 100 KB payload at the sections'
  * layout (data areas at 24 mod 64) and at every other offset, timed inside PHP
- * with hrtime(true) (bench/phplayout.js runs it and reports).
+ * with hrtime(true) (bench/phplayout.js runs it and reports; why 24: docs/performance.md).
  *
  * shmop_read() copies into a new string and shmop_write() from one; a string
  * of that size is a page-aligned allocation whose bytes start 24 bytes in
@@ -20,7 +20,7 @@
  */
 declare(strict_types=1);
 
-require __DIR__ . '/../php/autoload.php';
+require __DIR__ . '/../../php/autoload.php';
 
 use NodejsShm\SectionTable;
 

@@ -1,10 +1,7 @@
 /*
- * handoff-floor.c: the floors under the handoff benchmark (bench/handoff.js),
- * in plain C between two processes (fork), with the same method as the Node
- * and PHP rows: the writer sleeps a random gap, takes t0 = CLOCK_MONOTONIC,
- * writes it into the payload and hands the payload over; the reader takes t1
- * once it holds a copy of the whole payload and records t1 - t0, then
- * acknowledges the same way; the writer waits for that before the next one.
+ * handoff-floor.c: the floors under the handoff benchmark, in plain C between
+ * two processes (fork), with the same method as the Node and PHP rows
+ * (docs/performance.md, "Handoff"); run by bench/research/floor.js.
  *
  *   futex  payload memcpy'd into shared memory, a version word stored with
  *          release order and futex(FUTEX_WAKE) on it (shared futex); the

@@ -2,7 +2,7 @@
 /*
  * handoff-php.php: the PHP writer of the handoff benchmark (bench/handoff.js
  * spawns it; with `php -d ffi.enable=0` for the row without FFI). Sends the
- * messages bench/handoff-node.js describes to a Node reader: through a section
+ * messages bench/peers/handoff-node.js describes to a Node reader: through a section
  * (php/: claim, publish; the reader acknowledges in the `ack` section, which
  * this process polls with Section::wait), or through a Unix-domain or TCP
  * socket (stream_socket_client; the reader acknowledges on the same socket).
@@ -17,7 +17,7 @@
  */
 declare(strict_types=1);
 
-require __DIR__ . '/../php/autoload.php';
+require __DIR__ . '/../../php/autoload.php';
 
 use NodejsShm\SectionTable;
 

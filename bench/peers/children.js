@@ -1,81 +1,50 @@
 'use strict'
 /*
- * handoff-lib.js: what the cross-process groups (handoff.js, phplayout.js)
- * share: child processes spoken to one message at a time, the section tables
- * and temporary directories they use, and their cleanup on every way out
- * (normal end, exception, Ctrl-C/SIGTERM/SIGHUP).
- *
- * Keys: 0x6B000000 | (pid & 0xffff) << 8 | n, a range nothing else in the
- * repository uses (tests 0x6C/0x6E, scripts 0x6D, bench/shm.js 0x6F). A table
- * is removed (segment and claim lock, sections.remove) as soon as its children
- * have attached and claimed: the mappings stay usable, and a parent killed
- * with SIGKILL leaves nothing behind.
+ * children.js: what the cross-process groups (handoff, phplayout,
+ * research/floor) share: child processes spoken to one message at a time, the
+ * section tables and temporary directories they use, and their removal on
+ * every way out. A table is removed (segment and claim lock) as soon as its
+ * children have attached and claimed: the mappings stay usable, and a parent
+ * killed with SIGKILL leaves nothing behind.
  */
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { fork, spawn, spawnSync } = require('node:child_process')
-const { sections } = require(path.join(__dirname, '..'))
+const { sections } = require('../..')
+const { newKey, hookCleanup } = require('../shm')
 
-const KEY_BASE = (0x6b000000 | ((process.pid & 0xffff) << 8)) | 0
-let nextKey = 0
 const children = new Set()
-const tables = new Set()
 const dirs = new Set()
 let hooked = false
 
-function cleanup () {
-  for (const child of children) {
-    try { child.kill('SIGKILL') } catch {}
-  }
-  children.clear()
-  for (const key of tables) removeTable(key)
-  for (const dir of dirs) {
-    try { fs.rmSync(dir, { recursive: true, force: true }) } catch {}
-  }
-  dirs.clear()
-}
-
+/** Kills the children and removes the directories on exit (shm.js removes the tables and turns signals into exits). */
 function hook () {
+  hookCleanup()
   if (hooked) return
   hooked = true
-  process.once('exit', cleanup)
-  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
-    process.once(signal, () => {
-      cleanup()
-      process.stderr.write(`\nbench: interrupted (${signal}); child processes, section tables and sockets removed\n`)
-      process.exit(128 + number) // 'exit' listeners (bench/shm.js's cleanup) still run
-    })
-  }
+  process.once('exit', () => {
+    for (const child of children) {
+      try { child.kill('SIGKILL') } catch {}
+    }
+    for (const dir of dirs) removeDir(dir)
+  })
 }
 
 /** Creates a section table with a fresh key; returns { key, table }. */
 function createTable (list) {
   hook()
-  if (nextKey > 255) throw new Error('bench/handoff-lib.js: out of keys (256 per process)')
-  const key = KEY_BASE + nextKey++
+  const key = newKey()
   try { sections.remove(key) } catch {} // a leftover of an earlier process with our pid
-  const table = sections.create(key, { mode: 0o600, sections: list })
-  tables.add(key)
-  return { key, table }
+  return { key, table: sections.create(key, { mode: 0o600, sections: list }) }
 }
 
 /** Removes a table (segment and claim lock); quiet when it is already gone. */
 function removeTable (key) {
-  tables.delete(key)
   try { sections.remove(key) } catch {}
-  try {
-    // A segment already marked for deletion keeps its key nowhere; nothing to do.
-    // A segment still carrying the key (removal failed above) goes by id.
-    const rows = fs.readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n').slice(1)
-    for (const row of rows) {
-      const [k, id] = row.trim().split(/\s+/).map(Number)
-      if ((k | 0) === key) spawnSync('ipcrm', ['-m', String(id)], { stdio: 'ignore' })
-    }
-  } catch {}
 }
 
-/** Kills proc on cleanup (if it is still running then). */
+/** Kills proc on exit (if it is still running then). */
 function track (proc) {
   hook()
   children.add(proc)
@@ -83,7 +52,29 @@ function track (proc) {
   return proc
 }
 
-/** A temporary directory for sockets, removed on cleanup. */
+/** Runs a program to its end; resolves with its stdout, rejects with its stderr. */
+function output (command, args, { label = path.basename(command), input, env, timeoutMs = 600000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(command, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] }))
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.stdout.setEncoding('utf8').on('data', (c) => { out += c })
+    child.stderr.setEncoding('utf8').on('data', (c) => { err = (err + c).slice(-4000) })
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      if (code === 0) resolve(out)
+      else reject(new Error(`${label} exited with ${signal || code}: ${err.trim()}`))
+    })
+    if (input !== undefined) child.stdin.end(input)
+  })
+}
+
+/** Lines of JSON, as the C and PHP programs print them. */
+const jsonLines = (text) => text.trim().split('\n').map((line) => JSON.parse(line))
+
+/** A temporary directory for sockets, removed on exit. */
 function tempDir () {
   hook()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodejs-shm-bench-'))
@@ -207,19 +198,4 @@ function phpProblem () {
   return { problem: null, info }
 }
 
-// ==== Statistics ====
-
-/** The q-quantile of a sorted list (linear interpolation between closest ranks). */
-function quantile (sorted, q) {
-  if (!sorted.length) return NaN
-  const at = (sorted.length - 1) * q
-  const lo = Math.floor(at)
-  const hi = Math.ceil(at)
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo)
-}
-
-function median (xs) { return quantile([...xs].sort((a, b) => a - b), 0.5) }
-
-module.exports = {
-  KEY_BASE, createTable, removeTable, track, tempDir, removeDir, cleanup, nodeChild, phpChild, phpProblem, quantile, median
-}
+module.exports = { createTable, removeTable, track, output, jsonLines, tempDir, removeDir, nodeChild, phpChild, phpProblem }

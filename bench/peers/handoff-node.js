@@ -26,7 +26,7 @@
  */
 const net = require('node:net')
 const path = require('node:path')
-const { sections } = require(path.join(__dirname, '..'))
+const { sections } = require(path.join(__dirname, '..', '..'))
 
 const role = process.argv[2]
 const WAIT_MS = 10000 // no message takes this long: a longer wait is a failure
@@ -118,30 +118,15 @@ function reader () {
     await reply({ ok: true, latencies, early })
   }
 
-  async function readAsync (section, ack, n) {
+  /** n messages through a section, waited for by wait() or (sync) by waitSync(), which blocks at once. */
+  async function readSection (section, ack, n, sync) {
     const ackBuf = Buffer.alloc(8)
     let version = section.version
     for (let i = 0; i < n; i++) {
       if (section.version !== version) batch.early++ // published before we waited
-      const next = await section.wait(version, { timeout: WAIT_MS })
-      if (next === version) throw new Error(`no message within ${WAIT_MS} ms (wait)`)
-      version = next
-      const { length } = section.readInto(buffer)
-      const t1 = now()
-      ackBuf.writeUInt32LE(record(buffer.subarray(0, length), t1), 0)
-      ack.publish(ackBuf)
-    }
-    await finish()
-  }
-
-  async function readSync (section, ack, n) {
-    const ackBuf = Buffer.alloc(8)
-    let version = section.version
-    for (let i = 0; i < n; i++) {
-      if (section.version !== version) batch.early++
-      const next = section.waitSync(version, WAIT_MS)
-      if (next === version) throw new Error(`no message within ${WAIT_MS} ms (waitSync)`)
-      version = next
+      const v = sync ? section.waitSync(version, WAIT_MS) : await section.wait(version, { timeout: WAIT_MS })
+      if (v === version) throw new Error(`no message within ${WAIT_MS} ms (${sync ? 'waitSync' : 'wait'})`)
+      version = v
       const { length } = section.readInto(buffer)
       const t1 = now()
       ackBuf.writeUInt32LE(record(buffer.subarray(0, length), t1), 0)
@@ -187,9 +172,9 @@ function reader () {
       } else if (msg.cmd === 'expect') {
         batch = { mode: msg.mode, n: msg.n, latencies: [], early: 0, seq: 0 }
         await reply({ ok: true, armed: true })
-        if (msg.mode === 'wait') await readAsync(table.section(msg.section), table.section(msg.ack), msg.n)
-        else if (msg.mode === 'waitSync') await readSync(table.section(msg.section), table.section(msg.ack), msg.n)
-        else if (msg.mode !== 'socket') throw new Error(`unknown mode ${msg.mode}`)
+        if (msg.mode === 'wait' || msg.mode === 'waitSync') {
+          await readSection(table.section(msg.section), table.section(msg.ack), msg.n, msg.mode === 'waitSync')
+        } else if (msg.mode !== 'socket') throw new Error(`unknown mode ${msg.mode}`)
       } else if (msg.cmd === 'quit') {
         for (const s of sockets) s.destroy()
         process.exit(0)
@@ -291,6 +276,6 @@ function writer () {
 if (role === 'reader') reader()
 else if (role === 'writer') writer()
 else {
-  process.stderr.write('usage: node bench/handoff-node.js reader|writer (forked by bench/handoff.js)\n')
+  process.stderr.write('usage: node bench/peers/handoff-node.js reader|writer (forked by bench/handoff.js)\n')
   process.exit(2)
 }
