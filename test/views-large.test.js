@@ -36,6 +36,17 @@ t.test('readInto() a target in a 512 MiB view copies aside only the payload', as
   t.equal(seen.own, 'world!')
 })
 
+t.test('no memory for the copy aside is ENOMEM (syscall malloc), never an abort', async (t) => {
+  const child = run(keyFor(6), 'enomem')
+  t.equal(child.signal, null, 'no signal', { stderr: child.stderr })
+  t.same(JSON.parse(child.stdout), {
+    name: 'ShmError',
+    code: 'ENOMEM',
+    syscall: 'malloc',
+    message: `ENOMEM: not enough memory for a temporary copy of ${64 * 2 ** 20} bytes (malloc: Cannot allocate memory)`
+  })
+})
+
 t.test('a segment PHP made in huge pages with SHM_NORESERVE is an error to attach when too few are free, never SIGBUS', async (t) => {
   const key = keyFor(4)
   const meminfo = fs.readFileSync('/proc/meminfo', 'utf8')
