@@ -77,6 +77,7 @@ async function viaBridge (port, bytes, count, gapMs) {
     const done = writer({ mode: 'bridge', key: KEYS[0], bytes, count, gapMs }).then(() => { finished = true })
     let version = reader.version
     // Until the writer is done and nothing more came for a second (a bridge sends the latest: it may skip some).
+    // eslint-disable-next-line no-unmodified-loop-condition -- set by the writer's promise while the loop awaits
     for (let quiet = 0; !finished || quiet < 1;) {
       const next = await reader.wait(version, { timeout: 1000 })
       if (next === version) {

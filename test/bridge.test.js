@@ -246,8 +246,8 @@ t.test('argument errors', async (t) => {
     [{ ...ok, leaseMs: 99 }, RangeError, 'ERR_OUT_OF_RANGE', /"leaseMs" option must be an integer >= 100; got 99/],
     [{ ...ok, keep: 0.5 }, RangeError, 'ERR_OUT_OF_RANGE', /"keep" option must be an integer >= 1; got 0.5/]
   ]
-  for (const [options, type, code, message] of cases) {
-    t.throws(() => new Bridge(options), Object.assign(new type('x'), { code, message }), JSON.stringify(options))
+  for (const [options, Type, code, message] of cases) {
+    t.throws(() => new Bridge(options), Object.assign(new Type('x'), { code, message }), JSON.stringify(options))
   }
   t.throws(() => new Bridge(), { code: 'ERR_INVALID_ARG_TYPE' })
   const b = new Bridge(ok)
