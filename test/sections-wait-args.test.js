@@ -36,7 +36,7 @@ t.test('options: an object, or a timeout in milliseconds', async (t) => {
     message: 'The "options" argument must be of type object or number (a timeout in milliseconds). Received type string (\'x\')'
   })
   await t.rejects(section.wait(0, null), { code: 'ERR_INVALID_ARG_TYPE', message: /Received null$/ })
-  for (const [signal, received] of [[1, "Received type number (1)"], [{}, 'Received an instance of Object'], [Object.create(null), 'Received an instance of Object'], [function signal () {}, 'Received function signal']]) {
+  for (const [signal, received] of [[1, 'Received type number (1)'], [{}, 'Received an instance of Object'], [Object.create(null), 'Received an instance of Object'], [function signal () {}, 'Received function signal']]) {
     await t.rejects(section.wait(0, { signal }), {
       name: 'TypeError',
       code: 'ERR_INVALID_ARG_TYPE',
