@@ -244,6 +244,13 @@ function failure (code, fields = {}, cause = undefined) {
   return error
 }
 
+/** An Error of the given type with a code, worded by its caller (lib/bridge.js words its own). */
+function codedError (Type, code, message) {
+  const error = new Type(message)
+  error.code = code
+  return error
+}
+
 /** Makes the Error of each failure the addon reports (lib/binding.js hands it over). */
 function fromAddon (report) {
   if (report.syscall === 'ftok') {
@@ -253,4 +260,4 @@ function fromAddon (report) {
   return report.syscall ? systemError(report) : failure(report.code, report)
 }
 
-module.exports = { ShmError, systemError, failure, fromAddon, hex, limitNames, received }
+module.exports = { ShmError, systemError, failure, fromAddon, hex, limitNames, received, codedError }
