@@ -30,7 +30,7 @@ enum {
   SHMSECT_ETOOSMALL = -20003,  /* the payload does not fit the buffer given (or the capacity) */
   SHMSECT_ENOTWRITER = -20004, /* publish without holding the claim */
   SHMSECT_EBUSY = -20005,      /* claimed by another live process */
-  SHMSECT_ESTARVED = -20006    /* a read found no stable copy for SHMSECT_READ_MAX_MS */
+  SHMSECT_ESTARVED = -20008    /* no stable copy for SHMSECT_READ_MAX_MS (-20006/7: issue 10) */
 };
 
 /* Sizes of the layout (docs/sections.md). */
