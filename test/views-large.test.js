@@ -15,7 +15,7 @@ const { keyFor, cleanupTablesAfter, php, requirePHP } = require('./helpers')
 cleanupTablesAfter(t)
 requirePHP()
 
-const run = (key, which) => spawnSync(process.execPath, [path.join(__dirname, 'fixtures', 'views-large.js'), JSON.stringify({ key, case: which })], { encoding: 'utf8', timeout: 60000 })
+const run = (key, which) => spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'fixtures', 'views-large.js'), JSON.stringify({ key, case: which })], { encoding: 'utf8', timeout: 60000 })
 
 t.test('view() of a segment of 1 GiB and more is a view', async (t) => {
   const child = run(keyFor(0), 'view')
