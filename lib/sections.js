@@ -255,14 +255,19 @@ class Section {
   /**
    * Resolves with the version once it differs from sinceVersion, or with the
    * same version when timeout (ms) passes; rejects with signal.reason on abort.
-   * Waits on another thread: the event loop stays free.
+   * Sleeps without blocking the event loop; with spin (µs), first checks in a
+   * tight loop on this thread for up to that long (hot mode: it blocks the loop).
    */
-  wait (sinceVersion, { timeout, signal } = {}) {
+  wait (sinceVersion, { timeout, signal, spin } = {}) {
     if (signal?.aborted) return Promise.reject(signal.reason) // a rejection, as for a later abort
     const handle = this.#open()
     const now = binding.sectionVersion(handle, this.#where)
     if (now !== sinceVersion) return Promise.resolve(now)
     return new Promise((resolve, reject) => {
+      if (spin !== undefined) { // hot mode (a bad spin rejects, as a bad timeout does)
+        const spun = binding.sectionSpin(handle, this.#where, sinceVersion, spin)
+        if (spun !== sinceVersion) return resolve(spun)
+      }
       const id = binding.sectionWait(handle, this.#where, sinceVersion, timeout, (version) => {
         this.#waits.delete(id)
         signal?.removeEventListener('abort', cancel)
@@ -275,9 +280,14 @@ class Section {
     })
   }
 
-  /** Blocks this thread until the version differs from sinceVersion or timeoutMs passes. */
-  waitSync (sinceVersion, timeoutMs) {
-    return binding.sectionWaitSync(this.#open(), this.#where, sinceVersion, timeoutMs)
+  /**
+   * Blocks this thread until the version differs from sinceVersion or the
+   * timeout (ms) passes: waitSync(since, timeoutMs) or waitSync(since, { timeout, spin }),
+   * spin in µs of checking in a tight loop before sleeping.
+   */
+  waitSync (sinceVersion, options) {
+    const { timeout, spin } = typeof options === 'object' && options !== null ? options : { timeout: options }
+    return binding.sectionWaitSync(this.#open(), this.#where, sinceVersion, timeout, spin)
   }
 
   /** What a table listing shows: versions, length, writer, last publish. */

@@ -31,7 +31,7 @@ bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
   }
   *sect = {seg->addr, seg->size, static_cast<uint64_t>(parts[0]),
            {static_cast<uint64_t>(parts[1]), static_cast<uint64_t>(parts[2])},
-           static_cast<uint64_t>(parts[3])};
+           static_cast<uint64_t>(parts[3]), seg->readonly};
   if (shmsect_check(sect) != 0) {
     Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "bounds").Throw();
     return false;
@@ -67,6 +67,12 @@ bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int
 }
 
 namespace {
+
+// spin: microseconds of hot checking before a wait sleeps (undefined: none).
+bool SpinArg(Local<Value> value, double *spin_us) {
+  *spin_us = 0;
+  return value->IsUndefined() || IntegerArg(value, "spin", 0, 1e6, "microseconds, at most 1 s", spin_us);
+}
 
 void ThrowCorrupt(const shmop_t *seg) {
   Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "control").Throw();
@@ -185,14 +191,34 @@ NAN_METHOD(SectionClaimant) {
 }
 
 
-/** sectionWaitSync(handle, section, since, timeoutMs) -> the version when it returned. */
+/**
+ * sectionWaitSync(handle, section, since, timeoutMs, spinUs) -> the version
+ * when it returned. With spinUs, it first checks the commit word in a tight
+ * loop for up to that many microseconds (bounded by the timeout), then sleeps.
+ */
 NAN_METHOD(SectionWaitSync) {
   SectionCall call(info);
   if (!call.ok()) return;
   uint64_t since, version = 0;
   int64_t timeout_ms;
-  if (!WaitArgs(info, &since, &timeout_ms)) return;
+  double spin_us = 0;
+  if (!WaitArgs(info, &since, &timeout_ms) || !SpinArg(info[4], &spin_us)) return;
+  if (timeout_ms >= 0 && spin_us > timeout_ms * 1000.0) spin_us = static_cast<double>(timeout_ms) * 1000;
+  if (spin_us > 0 && shmsect_spin(call.sect(), since, static_cast<uint64_t>(spin_us) * 1000u, &version)) {
+    return info.GetReturnValue().Set(static_cast<double>(version));
+  }
   shmsect_wait(call.sect(), since, timeout_ms, nullptr, &version);
+  info.GetReturnValue().Set(static_cast<double>(version));
+}
+
+/** sectionSpin(handle, section, since, spinUs) -> the version after spinning until it differs or spinUs pass. */
+NAN_METHOD(SectionSpin) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double since, spin_us = 0;
+  uint64_t version = 0;
+  if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &since) || !SpinArg(info[3], &spin_us)) return;
+  shmsect_spin(call.sect(), static_cast<uint64_t>(since), static_cast<uint64_t>(spin_us) * 1000u, &version);
   info.GetReturnValue().Set(static_cast<double>(version));
 }
 
@@ -228,6 +254,7 @@ NAN_MODULE_INIT(InitSections) {
   Nan::SetMethod(target, "sectionRelease", SectionRelease);
   Nan::SetMethod(target, "sectionClaimant", SectionClaimant);
   Nan::SetMethod(target, "sectionWaitSync", SectionWaitSync);
+  Nan::SetMethod(target, "sectionSpin", SectionSpin);
   Nan::SetMethod(target, "sectionLockOpen", SectionLockOpen);
   Nan::SetMethod(target, "sectionLockRemove", SectionLockRemove);
 }

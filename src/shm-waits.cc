@@ -142,9 +142,9 @@ void RingStep(WaitRoom *room, PendingWait *wait) {
   if (shmsect_wait_step(&wait->sect, &wait->state, wait->cancel, &wait->version, &expected, &slice)) {
     Finish(room, wait);
   } else if (shmsect_ring_sleep(room->ring, shmsect_futex_word(&wait->sect), expected, slice,
-                                static_cast<uint64_t>(wait->id)) != 0 &&
-             !StartOnHelper(room, wait)) {
-    Finish(room, wait);  // cannot sleep at all: report the version as it is
+                                static_cast<uint64_t>(wait->id)) != 0) {
+    shmsect_wait_end(&wait->sect, &wait->state);  // not asleep here after all
+    if (!StartOnHelper(room, wait)) Finish(room, wait);  // cannot sleep at all: report the version as it is
   }
 }
 
@@ -218,7 +218,10 @@ void CloseWaitRoom(void *arg) {
     delete helper;
   }
   // Helpers are gone; what is still running sleeps on the ring, which closing ends.
-  for (PendingWait *wait : room->running) FreeWait(wait);
+  for (PendingWait *wait : room->running) {
+    shmsect_wait_end(&wait->sect, &wait->state);  // no longer a sleeper for writers to wake
+    FreeWait(wait);
+  }
   for (PendingWait *wait : room->finished) FreeWait(wait);
   room->running.clear();
   room->finished.clear();

@@ -11,6 +11,7 @@ namespace NodejsShm;
 final class Section
 {
     private const CLAIM = 8;
+    private const SLEEPERS = 16;
     private const FLAGS = 20;
     private const POLL_MIN_US = 100;
     private const POLL_MAX_US = 10000;
@@ -132,7 +133,9 @@ final class Section
     public function publish(string $data): int
     {
         $this->open();
-        if (!$this->claimed || $this->u64($this->control + self::CLAIM) !== Process::identity()) {
+        // One getmypid() per publish (PHP has no fork hook to forget a cached pid): the claim check.
+        $me = Process::identity();
+        if (!$this->claimed || $this->u64($this->control + self::CLAIM) !== $me) {
             throw new SectionsException('ERR_SHM_NOT_WRITER', "claim section '{$this->name}' before publishing to it");
         }
         $length = strlen($data);
@@ -148,10 +151,11 @@ final class Section
             shmop_write($this->shm, $data, $this->data[$which]);
         }
         $version = ($commit >> 1) + 1;
-        shmop_write($this->shm, pack('PPPV', $version, $length, (int) (microtime(true) * 1e6), getmypid()), $slot + 8);
+        shmop_write($this->shm, pack('PPPV', $version, $length, (int) (microtime(true) * 1e6), $me >> 32), $slot + 8);
         shmop_write($this->shm, pack('V', ($seq + 1) & 0xffffffff), $slot);
         shmop_write($this->shm, pack('P', $version * 2 + $which), $this->control);
-        $this->wake();
+        // Wake only if a waiter counted itself asleep (docs/sections.md, 7): no system call otherwise.
+        $this->table->waker()?->wakeSleepers($this->control, fn (): int => $this->u32($this->control + self::SLEEPERS));
         return $version;
     }
 

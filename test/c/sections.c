@@ -83,6 +83,7 @@ static void section_new(shmsect_t *s) {
   s->data[0] = DATA0;
   s->data[1] = DATA1;
   s->capacity = CAPACITY;
+  s->readonly = 0;
 }
 
 static void section_free(shmsect_t *s) { shmdt(s->base); }
@@ -756,9 +757,24 @@ static void test_wait_steps(const shmsect_t *s, uint64_t self) {
   is_int(shmsect_wait_step(s, &w, 0, &version, &expected, &slice), 0, "a step with nothing new: 0");
   ok(expected == rd32(ctrl(s, COMMIT)) && slice == 1000000000u,
      "... sleep while the word holds the commit, 1 s: the claimant wakes us");
+  is_int(rd32(ctrl(s, SLEEPERS)), 1, "... counted among the sleepers, so that a publish wakes it");
   publish_next(s, self);
   ok(shmsect_wait_step(s, &w, 0, &version, &expected, &slice) == 1 && version == w.since + 1,
      "after a publish: 1, the new version");
+  is_int(rd32(ctrl(s, SLEEPERS)), 0, "... and no longer counted");
+  shmsect_wait_start(&w, shmsect_version(s), 10000);
+  shmsect_wait_step(s, &w, 0, &version, &expected, &slice);
+  shmsect_wait_end(s, &w);
+  shmsect_wait_end(s, &w);
+  is_int(rd32(ctrl(s, SLEEPERS)), 0, "a wait abandoned between steps is un-counted, once");
+  {
+    shmsect_t reader = *s;
+    reader.readonly = 1;
+    shmsect_wait_start(&w, shmsect_version(s), 10000);
+    shmsect_wait_step(&reader, &w, 0, &version, &expected, &slice);
+    ok(slice == 100000 && rd32(ctrl(s, SLEEPERS)) == 0,
+       "a read-only waiter cannot count itself: it polls from 0.1 ms");
+  }
   shmsect_release(s, self, -1);
   shmsect_claim(s, self, 0, -1, &holder); /* a claimant that does not wake */
   shmsect_wait_start(&w, shmsect_version(s), -1);
@@ -869,8 +885,9 @@ static void test_ring_overflow(shmsect_ring_t *ring, uint32_t *word) {
 static void test_ring(uint64_t self) {
   shmsect_ring_t *ring = NULL;
   shmsect_t s;
-  uint64_t holder, tag = 0;
-  uint32_t *word;
+  shmsect_wait_t w;
+  uint64_t holder, tag = 0, version, slice;
+  uint32_t *word, expected;
   int rc;
   tap_group("futex sleeps through io_uring (futex-ring-linux.c)");
   rc = shmsect_ring_open(&ring);
@@ -882,10 +899,14 @@ static void test_ring(uint64_t self) {
   shmsect_claim(&s, self, 1, -1, &holder);
   word = shmsect_futex_word(&s);
   ok(shmsect_ring_fd(ring) >= 0, "open: 0 and an fd");
-  is_int(shmsect_ring_sleep(ring, word, *word, 10000000000u, 7), 0, "a 10 s sleep: 0");
+  /* A sleeper counted as an event loop's wait counts itself, so that the publish wakes it. */
+  shmsect_wait_start(&w, shmsect_version(&s), -1);
+  shmsect_wait_step(&s, &w, 0, &version, &expected, &slice);
+  is_int(shmsect_ring_sleep(ring, word, expected, 10000000000u, 7), 0, "a 10 s sleep: 0");
   is_int(ring_reap_within(ring, 50, &tag), 0, "... not over by itself");
   publish_next(&s, self);
   ok(ring_reap_within(ring, 2000, &tag) == 1 && tag == 7, "... ended by the publish's wake");
+  shmsect_wait_end(&s, &w);
   is_int(shmsect_ring_sleep(ring, word, *word + 1, 10000000000u, 8), 0,
          "a sleep on a value the word does not hold: 0");
   ok(ring_reap_within(ring, 2000, &tag) == 1 && tag == 8, "... over at once");
