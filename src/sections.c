@@ -157,8 +157,13 @@ void shmsect_wait_start(shmsect_wait_t *w, uint64_t since, int64_t timeout_ms) {
   w->counted = 0;
 }
 
+/* The sleeper count, through the read-write mapping. */
+static uint32_t *sleepers(const shmsect_t *s) {
+  return (uint32_t *)(void *)(s->counts + s->control + CTRL_SLEEPERS);
+}
+
 void shmsect_wait_end(const shmsect_t *s, shmsect_wait_t *w) {
-  if (w->counted) add32(u32_at(s, CTRL_SLEEPERS), -1);
+  if (w->counted) add32(sleepers(s), -1);
   w->counted = 0;
 }
 
@@ -174,9 +179,9 @@ int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint
   limit = w->timeout_ms < 0 ? UINT64_MAX : (uint64_t)w->timeout_ms * 1000000u;
   if (waited >= limit) return 1;
   /* A claimant that wakes us lets us sleep, if we can count ourselves among
-     its sleepers (not attached read-only); else poll. Either way look up at
+     its sleepers (we can write the segment); else poll. Either way look up at
      least once a second, in case the claim changes hands. */
-  counts = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0 && !s->readonly;
+  counts = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0 && s->counts;
   *slice_ns = counts ? 1000000000u : w->poll_ns;
   if (w->poll_ns < (uint64_t)SHMSECT_POLL_MAX_MS * 1000000u) w->poll_ns *= 2;
   if (*slice_ns > limit - waited) *slice_ns = limit - waited;
@@ -184,7 +189,7 @@ int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint
     /* Count ourselves, then look again: a publish before the count is seen
        here; one after it sees the count and wakes us (the full fences here
        and in shmsect_publish pair up; docs/sections.md, 7). */
-    add32(u32_at(s, CTRL_SLEEPERS), 1);
+    add32(sleepers(s), 1);
     w->counted = 1;
     fence_seq_cst();
     commit = load64(u64_at(s, CTRL_COMMIT));

@@ -44,7 +44,8 @@ typedef struct shmsect_s {
   uint64_t control;    /* offset of the control block */
   uint64_t data[2];    /* offsets of the two data areas */
   uint64_t capacity;   /* bytes in each data area */
-  int readonly;        /* attached read-only: its waiters cannot count themselves (poll) */
+  unsigned char *counts; /* the segment mapped read-write, where waiters count themselves
+                            (shmop_writable); NULL: they cannot, and poll */
 } shmsect_t;
 
 /* What a reader saw. */

@@ -31,7 +31,7 @@ bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
   }
   *sect = {seg->addr, seg->size, static_cast<uint64_t>(parts[0]),
            {static_cast<uint64_t>(parts[1]), static_cast<uint64_t>(parts[2])},
-           static_cast<uint64_t>(parts[3]), seg->readonly};
+           static_cast<uint64_t>(parts[3]), seg->readonly ? nullptr : seg->addr};
   if (shmsect_check(sect) != 0) {
     Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "bounds").Throw();
     return false;
@@ -203,6 +203,7 @@ NAN_METHOD(SectionWaitSync) {
   int64_t timeout_ms;
   double spin_us = 0;
   if (!WaitArgs(info, &since, &timeout_ms) || !SpinArg(info[4], &spin_us)) return;
+  call.CountSleepers();
   if (timeout_ms >= 0 && spin_us > timeout_ms * 1000.0) spin_us = static_cast<double>(timeout_ms) * 1000;
   if (spin_us > 0 && shmsect_spin(call.sect(), since, static_cast<uint64_t>(spin_us) * 1000u, &version)) {
     return info.GetReturnValue().Set(static_cast<double>(version));

@@ -275,6 +275,7 @@ NAN_METHOD(SectionWait) {
   int64_t timeout_ms;
   if (!WaitArgs(info, &since, &timeout_ms)) return;
   if (!info[4]->IsFunction()) return ThrowArgType("callback", "of type function", info[4]);
+  call.CountSleepers();
   WaitRoom *room = ThisThreadsWaitRoom();
   std::lock_guard<std::mutex> lock(room->mutex);
   PendingWait *wait = new PendingWait{call.Take(), *call.sect(), {}, 0, 0, ++room->last_id,

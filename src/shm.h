@@ -148,6 +148,11 @@ class SectionCall {
   SectionCall &operator=(const SectionCall &) = delete;
   bool ok() const { return seg_ != nullptr; }
   const shmsect_t *sect() const { return &sect_; }
+  // For a wait: lets a waiter attached read-only count itself among the
+  // sleepers, through a read-write mapping where it may make one.
+  void CountSleepers() {
+    if (seg_ && !sect_.counts) sect_.counts = shmop_writable(seg_);
+  }
   shmop_t *seg() const { return seg_; }
   shmop_t *Take() {
     shmop_t *seg = seg_;

@@ -95,7 +95,27 @@ failed:
   return rc;
 }
 
-int shmop__detach(shmop_t *seg) { return shmdt(seg->_view) == 0 ? 0 : -errno; }
+int shmop__detach(shmop_t *seg) {
+  void *writable = seg->_writable;
+  if (writable && writable != (void *)-1) shmdt(writable);
+  seg->_writable = NULL;
+  return shmdt(seg->_view) == 0 ? 0 : -errno;
+}
+
+unsigned char *shmop_writable(shmop_t *seg) {
+  void *seen = __atomic_load_n(&seg->_writable, __ATOMIC_ACQUIRE), *mine;
+  if (!seg->readonly) return seg->addr;
+  if (!seen) {
+    mine = shmat(seg->id, NULL, 0); /* (void *)-1 without write permission: remembered */
+    if (__atomic_compare_exchange_n(&seg->_writable, &seen, mine, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+      seen = mine;
+    } else if (mine != (void *)-1) {
+      shmdt(mine); /* another thread made one first */
+    }
+  }
+  return seen == (void *)-1 ? NULL : (unsigned char *)seen;
+}
 
 int shmop__remove(shmop_t *seg) { return shmop_remove(seg->id); }
 

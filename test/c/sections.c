@@ -83,7 +83,7 @@ static void section_new(shmsect_t *s) {
   s->data[0] = DATA0;
   s->data[1] = DATA1;
   s->capacity = CAPACITY;
-  s->readonly = 0;
+  s->counts = s->base;
 }
 
 static void section_free(shmsect_t *s) { shmdt(s->base); }
@@ -769,11 +769,11 @@ static void test_wait_steps(const shmsect_t *s, uint64_t self) {
   is_int(rd32(ctrl(s, SLEEPERS)), 0, "a wait abandoned between steps is un-counted, once");
   {
     shmsect_t reader = *s;
-    reader.readonly = 1;
+    reader.counts = NULL;
     shmsect_wait_start(&w, shmsect_version(s), 10000);
     shmsect_wait_step(&reader, &w, 0, &version, &expected, &slice);
     ok(slice == 100000 && rd32(ctrl(s, SLEEPERS)) == 0,
-       "a read-only waiter cannot count itself: it polls from 0.1 ms");
+       "a waiter that cannot write the segment cannot count itself: it polls from 0.1 ms");
   }
   shmsect_release(s, self, -1);
   shmsect_claim(s, self, 0, -1, &holder); /* a claimant that does not wake */
