@@ -207,11 +207,8 @@ class Section {
 
   /** { version, data }: a copy of the last complete payload. */
   read () {
-    const handle = this.#open()
-    let data = Buffer.alloc(0)
-    while (!binding.sectionRead(handle, this.#where, data, this.#out)) data = Buffer.allocUnsafe(this.#out[1])
-    // A later version may be shorter than the one the buffer was sized for.
-    return { version: this.#out[0], data: data.subarray(0, this.#out[1]) }
+    const data = binding.sectionRead(this.#open(), this.#where, undefined, this.#out) // one call: a Buffer of the payload
+    return { version: this.#out[0], data }
   }
 
   /** Copies the last complete payload into buffer; returns { version, length }. */

@@ -89,33 +89,66 @@ NAN_METHOD(SectionVersion) {
   info.GetReturnValue().Set(static_cast<double>(shmsect_version(call.sect())));
 }
 
+// Writes what a read saw into out (Float64Array(4)): version, length, published (us), writer pid.
+void SetSnapshot(Local<Value> out, const shmsect_snapshot_t &snap) {
+  double parts[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
+                     static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
+  Local<v8::Float64Array> array = out.As<v8::Float64Array>();
+  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), parts, sizeof parts);
+}
+
 /**
  * sectionRead(handle, section, target, out) -> true when the committed payload
  * was copied into target, false when it needs more room (out[1] says how much).
- * out (Float64Array(4)) gets version, length, published (us), writer pid.
+ * Without a target (undefined) -> a new Buffer of exactly the payload: one
+ * call into the addon for section.read(). out (Float64Array(4)) gets version,
+ * length, published (us), writer pid.
  */
 NAN_METHOD(SectionRead) {
   SectionCall call(info);
   if (!call.ok()) return;
-  if (!info[2]->IsArrayBufferView()) {
+  bool fresh = info[2]->IsUndefined();
+  if (!fresh && !info[2]->IsArrayBufferView()) {
     return ThrowArgType("target", "an instance of Buffer, TypedArray, or DataView", info[2]);
   }
   if (!info[3]->IsFloat64Array() || info[3].As<v8::Float64Array>()->Length() != 4) {
     return ThrowArgType("out", "a Float64Array of 4", info[3]);
+  }
+  shmsect_snapshot_t snap;
+  int rc;
+  if (fresh) {
+    // Learn the length (nothing is copied), make a Buffer of it, read into it;
+    // again if a publish in between made the payload longer.
+    Local<Object> buffer;
+    unsigned char none, *into = &none;
+    uint64_t room = 0;
+    while ((rc = shmsect_read(call.sect(), into, room, &snap)) == SHMSECT_ETOOSMALL) {
+      if (snap.length > node::Buffer::kMaxLength) {
+        return ThrowOutOfRange("data", "at most buffer.constants.MAX_LENGTH bytes", NumberText(static_cast<double>(snap.length)));
+      }
+      if (!Nan::NewBuffer(static_cast<uint32_t>(snap.length)).ToLocal(&buffer)) return;  // threw
+      into = reinterpret_cast<unsigned char *>(node::Buffer::Data(buffer));
+      room = snap.length;
+    }
+    if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt(call.seg());
+    SetSnapshot(info[3], snap);
+    // Nothing to copy, or a later version shorter than the one the Buffer was made for.
+    if (snap.length != room || buffer.IsEmpty()) {
+      Local<Object> exact;
+      if (!Nan::CopyBuffer(reinterpret_cast<char *>(into), static_cast<uint32_t>(snap.length)).ToLocal(&exact)) return;
+      return info.GetReturnValue().Set(exact);
+    }
+    return info.GetReturnValue().Set(buffer);
   }
   Bytes room = ViewBytes(info[2]);
   unsigned char *into = const_cast<unsigned char *>(room.data);
   std::vector<unsigned char> aside;
   bool aliased = InAView(into, room.length);  // see InAView
   if (aliased) aside.resize(room.length);
-  shmsect_snapshot_t snap;
-  int rc = shmsect_read(call.sect(), aliased ? aside.data() : into, room.length, &snap);
+  rc = shmsect_read(call.sect(), aliased ? aside.data() : into, room.length, &snap);
   if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt(call.seg());
   if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
-  double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
-                   static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
-  Local<v8::Float64Array> array = info[3].As<v8::Float64Array>();
-  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), out, sizeof out);
+  SetSnapshot(info[3], snap);
   info.GetReturnValue().Set(rc == 0);
 }
 
