@@ -256,3 +256,64 @@ export namespace sections {
   /** Deletes the table's segment and its claim lock. */
   function remove (key: number): void
 }
+
+// The bridge (docs/bridge.md): mirrors sections between hosts through Redis. Needs @redis/client.
+export interface BridgeOptions {
+  /** redis:// or rediss:// URL */
+  redis: string
+  /** the local section table's key */
+  table: number
+  /** sections whose local versions go to Redis (one exporting bridge per section, by lease) */
+  exports?: string[]
+  /** sections this bridge claims locally and publishes from Redis */
+  imports?: string[]
+  /** shared by all hosts of one table; default: the table key in hex (0x5e000100) */
+  namespace?: string
+  /** stream entries' host field and the lease's holder; default: os.hostname() */
+  host?: string
+  /** lease length; default 10000 */
+  leaseMs?: number
+  /** stream entries kept per section (XADD MAXLEN); default 4 */
+  keep?: number
+  /** one line per event worth a log line (problems, recoveries) */
+  log?: (line: string) => void
+}
+
+export interface BridgeSectionStatus {
+  name: string
+  direction: 'export' | 'import'
+  /** 'ok', 'starting', 'retrying', 'refused', 'too large', 'skipped', 'waiting for …' */
+  state: string
+  error: string | null
+  /** the local version last exported or published */
+  version: number
+  /** the exporting host's version of the last entry */
+  remoteVersion: number
+  streamId: string | null
+  /** ms from the local publish (export) or the remote publish (import) to this bridge's step */
+  lagMs: number | null
+  leaseHolder: string | null
+}
+
+export interface BridgeStatus {
+  host: string
+  table: string
+  namespace: string
+  redis: 'up' | 'down'
+  sections: BridgeSectionStatus[]
+}
+
+export class Bridge {
+  constructor (options: BridgeOptions)
+  readonly host: string
+  /** this run's lease value: host, pid and a random tag */
+  readonly owner: string
+  /** Connects; resolves once every section has made its first attempt. */
+  start (): Promise<this>
+  status (): BridgeStatus
+  /** Gives back its leases, releases its local claims, disconnects. */
+  close (): Promise<void>
+}
+
+/** new Bridge(options).start() */
+export function bridge (options: BridgeOptions): Promise<Bridge>

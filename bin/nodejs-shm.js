@@ -7,6 +7,7 @@ const fs = require('node:fs')
 const { once } = require('node:events')
 const { parseArgs } = require('node:util')
 const shm = require('..')
+const bridge = require('../lib/bridge-cli')
 
 const KEY_HELP = 'KEY is decimal (1577058305), hex (0x5e000001), or PATH:CHAR (ftok, as PHP\'s ftok()).'
 const COMMANDS = {
@@ -17,7 +18,8 @@ const COMMANDS = {
   write: { usage: 'write KEY [--offset N] < FILE', about: 'Write standard input into a segment (all of it, or nothing).', args: ['KEY'], options: { offset: { type: 'string' } } },
   create: { usage: 'create KEY SIZE [--mode 0644]', about: 'Create a segment (fails if the key exists).', args: ['KEY', 'SIZE'], options: { mode: { type: 'string' } } },
   rm: { usage: 'rm KEY', about: 'Mark a segment for deletion (it goes at its last detach).', args: ['KEY'] },
-  sections: { usage: 'sections KEY [--json]', about: 'Show a section table: sizes, versions, writers.', args: ['KEY'], options: { json: { type: 'boolean' } } }
+  sections: { usage: 'sections KEY [--json]', about: 'Show a section table: sizes, versions, writers.', args: ['KEY'], options: { json: { type: 'boolean' } } },
+  bridge: bridge.command
 }
 const CHUNK = 1 << 20
 
@@ -207,7 +209,7 @@ function sections ({ json }, key) {
   }
 }
 
-const RUN = { ls, stat, dump, read, write: writeCommand, create, rm, sections }
+const RUN = { ls, stat, dump, read, write: writeCommand, create, rm, sections, bridge: (options) => bridge.run(options, parseKey) }
 
 async function main (argv) {
   const [name, ...rest] = argv

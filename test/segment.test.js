@@ -32,7 +32,7 @@ function child (t, args, options = {}) {
 }
 
 t.test('require(\'nodejs-shm\') exports the modern API and the original functions', async (t) => {
-  t.same(Object.keys(shm).sort(), ['Segment', 'ShmError', 'closeSHM', 'deleteSHM', 'ftok', 'lastErrorSHM', 'list',
+  t.same(Object.keys(shm).sort(), ['Bridge', 'Segment', 'ShmError', 'bridge', 'closeSHM', 'deleteSHM', 'ftok', 'lastErrorSHM', 'list',
     'open', 'openSHM', 'readSHM', 'remove', 'sections', 'sizeSHM', 'stat', 'writeSHM'], 'these and no others')
   for (const name of ['openSHM', 'sizeSHM', 'writeSHM', 'deleteSHM', 'closeSHM', 'lastErrorSHM']) {
     t.equal(shm[name], addon[name], `${name} is the addon's own function`)

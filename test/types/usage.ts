@@ -83,4 +83,13 @@ assert.equal(shm.openSHM(key2, 'w', 0, 0), 0)
 const reason: number | undefined = shm.lastErrorSHM()?.errno
 assert.equal(reason, -2)
 
+// The bridge, as typed (its behaviour is tested in bridge.test.js and bridge-hosts.test.js): not started here.
+const bridgeOptions: shm.BridgeOptions = { redis: 'redis://127.0.0.1:6379', table: key, exports: ['prices'], leaseMs: 5000, log: (line: string) => console.error(line) }
+const unstarted: shm.Bridge = new shm.Bridge(bridgeOptions)
+const bridgeStatus: shm.BridgeStatus = unstarted.status()
+const direction: 'export' | 'import' = bridgeStatus.sections[0].direction
+assert.deepEqual([bridgeStatus.redis, direction, bridgeStatus.sections[0].state], ['down', 'export', 'starting'])
+const starting: (options: shm.BridgeOptions) => Promise<shm.Bridge> = shm.bridge
+assert.equal(typeof starting, 'function')
+
 console.log('usage ok')
