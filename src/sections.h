@@ -39,11 +39,11 @@ enum {
 
 /* Where one section lives in an attached segment. */
 typedef struct shmsect_s {
-  unsigned char *base; /* the attached segment */
-  uint64_t size;       /* its size, as the kernel reports it */
-  uint64_t control;    /* offset of the control block */
-  uint64_t data[2];    /* offsets of the two data areas */
-  uint64_t capacity;   /* bytes in each data area */
+  unsigned char *base;   /* the attached segment */
+  uint64_t size;         /* its size, as the kernel reports it */
+  uint64_t control;      /* offset of the control block */
+  uint64_t data[2];      /* offsets of the two data areas */
+  uint64_t capacity;     /* bytes in each data area */
   unsigned char *counts; /* the segment mapped read-write, where waiters count themselves
                             (shmop_writable); NULL: they cannot, and poll */
 } shmsect_t;
