@@ -172,33 +172,29 @@ int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint
   uint64_t commit, waited, limit;
   int counts;
   shmsect_wait_end(s, w); /* awake now */
-  commit = load64(u64_at(s, CTRL_COMMIT));
-  *version = commit >> 1;
-  if (*version != w->since || cancelled) return 1;
   waited = sect__now_ns() - w->started_ns;
   limit = w->timeout_ms < 0 ? UINT64_MAX : (uint64_t)w->timeout_ms * 1000000u;
-  if (waited >= limit) return 1;
   /* A claimant that wakes us lets us sleep, if we can count ourselves among
      its sleepers (we can write the segment); else poll. Either way look up at
      least once a second, in case the claim changes hands. */
   counts = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0 && s->counts;
-  *slice_ns = counts ? 1000000000u : w->poll_ns;
-  if (w->poll_ns < (uint64_t)SHMSECT_POLL_MAX_MS * 1000000u) w->poll_ns *= 2;
-  if (*slice_ns > limit - waited) *slice_ns = limit - waited;
-  if (counts) {
-    /* Count ourselves, then look again: a publish before the count is seen
-       here; one after it sees the count and wakes us (the full fences here
-       and in shmsect_publish pair up; docs/sections.md, 7). */
+  if (counts && !cancelled && waited < limit) {
+    /* Count ourselves, then look: a publish before the count is seen below;
+       one after it sees the count and wakes us (the full fences here and in
+       shmsect_publish pair up; docs/sections.md, 7). */
     add32(sleepers(s), 1);
     w->counted = 1;
     fence_seq_cst();
-    commit = load64(u64_at(s, CTRL_COMMIT));
-    *version = commit >> 1;
-    if (*version != w->since) {
-      shmsect_wait_end(s, w);
-      return 1;
-    }
   }
+  commit = load64(u64_at(s, CTRL_COMMIT));
+  *version = commit >> 1;
+  if (*version != w->since || cancelled || waited >= limit) {
+    shmsect_wait_end(s, w);
+    return 1;
+  }
+  *slice_ns = counts ? 1000000000u : w->poll_ns;
+  if (w->poll_ns < (uint64_t)SHMSECT_POLL_MAX_MS * 1000000u) w->poll_ns *= 2;
+  if (*slice_ns > limit - waited) *slice_ns = limit - waited;
   /* The sleeper must sleep only while the word still holds what we saw. */
   *expected = (uint32_t)commit;
   return 0;

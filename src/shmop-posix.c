@@ -10,6 +10,7 @@
 #define _DEFAULT_SOURCE /* SHM_DEST on Linux */
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/ipc.h>
@@ -102,19 +103,18 @@ int shmop__detach(shmop_t *seg) {
   return shmdt(seg->_view) == 0 ? 0 : -errno;
 }
 
+/* One lock for every segment: taken once per wait of a read-only table. */
+static pthread_mutex_t writable_lock = PTHREAD_MUTEX_INITIALIZER;
+
 unsigned char *shmop_writable(shmop_t *seg) {
-  void *seen = __atomic_load_n(&seg->_writable, __ATOMIC_ACQUIRE), *mine;
+  void *writable;
   if (!seg->readonly) return seg->addr;
-  if (!seen) {
-    mine = shmat(seg->id, NULL, 0); /* (void *)-1 without write permission: remembered */
-    if (__atomic_compare_exchange_n(&seg->_writable, &seen, mine, 0, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
-      seen = mine;
-    } else if (mine != (void *)-1) {
-      shmdt(mine); /* another thread made one first */
-    }
-  }
-  return seen == (void *)-1 ? NULL : (unsigned char *)seen;
+  pthread_mutex_lock(&writable_lock);
+  /* (void *)-1 without write permission: remembered, not tried again. */
+  if (!seg->_writable) seg->_writable = shmat(seg->id, NULL, 0);
+  writable = seg->_writable;
+  pthread_mutex_unlock(&writable_lock);
+  return writable == (void *)-1 ? NULL : (unsigned char *)writable;
 }
 
 int shmop__remove(shmop_t *seg) { return shmop_remove(seg->id); }

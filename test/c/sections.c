@@ -276,10 +276,12 @@ static uint32_t my_start_ticks(void) {
 #endif
 }
 
+/* exit(), not a return to child_run's _exit(): the atfork handler that made
+   the child forget its parent's identity ran here, and gcov counts it at exit. */
 static int child_identity(const shmsect_t *s, long parent_self) {
   uint64_t self = shmsect_self();
   (void)s;
-  return self >> 32 == (uint64_t)getpid() && self != (uint64_t)parent_self ? 0 : 1;
+  exit(self >> 32 == (uint64_t)getpid() && self != (uint64_t)parent_self ? 0 : 1);
 }
 
 static int child_exits(const shmsect_t *s, long arg) { return (void)s, (int)arg; }
@@ -786,6 +788,19 @@ static void test_wait_steps(const shmsect_t *s, uint64_t self) {
   is_int(shmsect_wait_step(s, &w, 1, &version, &expected, &slice), 1, "cancelled: over at once");
 }
 
+/* The hot path: a tight loop on the commit word before a wait sleeps. */
+static void test_spin(const shmsect_t *s, uint64_t self) {
+  uint64_t version = 0, since = shmsect_version(s);
+  double started = now_ms();
+  is_int(shmsect_spin(s, since, 0, &version), 0, "spin 0 ns with nothing new: 0 at once");
+  is_int(shmsect_spin(s, since, 2000000u, &version), 0, "spin 2 ms with nothing new: 0");
+  ok(now_ms() - started >= 2 && version == since, "... after spinning 2 ms (%.2f ms)",
+     now_ms() - started);
+  publish_next(s, self);
+  ok(shmsect_spin(s, since, 2000000u, &version) == 1 && version == since + 1,
+     "a version that differs: 1 and the version, at once");
+}
+
 static void test_waits(uint64_t self) {
   shmsect_t s;
   uint64_t holder;
@@ -798,6 +813,7 @@ static void test_waits(uint64_t self) {
   test_wait_thread(&s, self, INT64_MAX); /* too long to count in ns: no limit */
   test_wait_cancel(&s);
   test_wait_steps(&s, self);
+  test_spin(&s, self);
   section_free(&s);
 }
 
@@ -926,7 +942,7 @@ static void test_ring(uint64_t self) {
 
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
 #define PLANNED                                                                                    \
-  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 9 + 4 * CLAIM_ROUNDS + 5 + 16 + 3 + RING_TESTS + \
+  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 9 + 4 * CLAIM_ROUNDS + 5 + 24 + 3 + RING_TESTS + \
    3)
 
 int main(void) {
