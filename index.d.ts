@@ -241,6 +241,11 @@ export namespace sections {
   function attach (key: number, options?: { readOnly?: boolean }): SectionTable
   /** Deletes the table's segment and its claim lock. */
   function remove (key: number): void
+  /**
+   * How wait() sleeps in this thread: 'io_uring' (the event loop's own futex sleeps, Linux 6.7+
+   * where io_uring is allowed) or 'threads' (helper threads; forced by NODEJS_SHM_WAIT_THREADS=1).
+   */
+  function waitMechanism (): 'io_uring' | 'threads'
 }
 
 // The bridge (docs/bridge.md): mirrors sections between hosts through Redis. Needs @redis/client.

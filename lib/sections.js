@@ -352,4 +352,11 @@ function remove (key) {
   }
 }
 
-module.exports = { create, attach, remove }
+/**
+ * How wait() sleeps in this thread: 'io_uring' (the event loop sleeps on the
+ * futex itself: Linux 6.7+, where io_uring is allowed) or 'threads' (helper
+ * threads; also when NODEJS_SHM_WAIT_THREADS=1).
+ */
+const waitMechanism = () => binding.waitMechanism()
+
+module.exports = { create, attach, remove, waitMechanism }

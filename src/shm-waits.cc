@@ -305,9 +305,16 @@ NAN_METHOD(SectionWaitCancel) {
   }
 }
 
+// How this thread's asynchronous waits sleep: "io_uring" (the event loop's own
+// futex sleeps, Linux 6.7+) or "threads" (helper threads).
+NAN_METHOD(WaitMechanism) {
+  info.GetReturnValue().Set(Nan::New(ThisThreadsWaitRoom()->ring ? "io_uring" : "threads").ToLocalChecked());
+}
+
 }  // namespace
 
 NAN_MODULE_INIT(InitWaits) {
+  Nan::SetMethod(target, "waitMechanism", WaitMechanism);
   Nan::SetMethod(target, "sectionWait", SectionWait);
   Nan::SetMethod(target, "sectionWaitCancel", SectionWaitCancel);
 }
