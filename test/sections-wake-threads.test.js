@@ -45,6 +45,7 @@ t.test('a wait that cannot start a helper thread rejects with ERR_SHM_WAIT_FAILE
   const user = unprivilegedPackage(t)
   const run = spawnSync(process.execPath, ['-e', NO_THREADS, user.dir, String(keyFor(0))], {
     encoding: 'utf8',
+    cwd: user.dir, // Node 24+ fails on a package.json it may not read above the working directory
     uid: user.uid,
     gid: user.gid,
     env: { ...user.env, NODEJS_SHM_WAIT_THREADS: '1' },
