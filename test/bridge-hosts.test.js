@@ -18,24 +18,13 @@ const { spawn } = require('node:child_process')
 const { once } = require('node:events')
 const { createClient, RESP_TYPES } = require('@redis/client')
 const { requirePHP, ROOT } = require('./helpers')
-const { redisServer } = require('./redis')
+const { redisServer, until } = require('./redis')
 
 requirePHP()
 const KEY = '0x5e000100'
 const BIN = path.join(ROOT, 'bin', 'nodejs-shm.js')
 const FIXTURES = path.join(__dirname, 'fixtures')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Polls until fn() is truthy; throws `what` (and fn's context) after ms. */
-async function until (fn, ms, what) {
-  const end = Date.now() + ms
-  for (;;) {
-    const value = await fn()
-    if (value) return value
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 /**
  * A host: a new IPC namespace held by an idle process; spawn() runs a

@@ -19,22 +19,12 @@ const { createClient, RESP_TYPES } = require('@redis/client')
 const shm = require('..')
 const { Bridge, bridge, keys } = require('../lib/bridge')
 const { keyFor, cleanupTablesAfter, ROOT } = require('./helpers')
-const { redisServer, freePort } = require('./redis')
+const { redisServer, freePort, until } = require('./redis')
 
 cleanupTablesAfter(t)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 let namespaces = 0
 const namespace = () => `test-${process.pid}-${++namespaces}`
-
-async function until (fn, ms, what) {
-  const end = Date.now() + ms
-  for (;;) {
-    const value = await fn()
-    if (value) return value
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(10)
-  }
-}
 
 function table (t, n, sections) {
   const made = shm.sections.create(keyFor(n), { sections })

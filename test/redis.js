@@ -60,4 +60,15 @@ async function redisServer (t) {
   return redis
 }
 
-module.exports = { redisServer, requireRedis, freePort }
+/** Polls until fn() is truthy; throws, naming `what`, after ms. */
+async function until (fn, ms, what) {
+  const end = Date.now() + ms
+  for (;;) {
+    const value = await fn()
+    if (value) return value
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+module.exports = { redisServer, requireRedis, freePort, until }
