@@ -160,8 +160,10 @@ export function closeSHM (handle: number): 0 | 1
 export function lastErrorSHM (): (Error & { code: string, errno?: number, syscall?: string, key?: number }) | null
 
 // Sections (docs/sections.md): one segment cut into named sections, one writer each.
-// Errors: ERR_SHM_NOT_SECTIONS, ERR_SHM_LAYOUT_VERSION, ERR_SHM_CORRUPT (attach); ERR_SHM_SECTION_BUSY (claim);
-// ERR_SHM_NOT_WRITER (publish without claim); ERR_SHM_NO_SUCH_SECTION; ERR_SHM_READ_ONLY; ERR_SHM_CLOSED.
+// Errors: ERR_SHM_NOT_SECTIONS, ERR_SHM_LAYOUT_VERSION, ERR_SHM_CORRUPT (attach, also a claim lock that is
+// not the manager's); ERR_SHM_SECTION_BUSY (claim); ERR_SHM_NOT_WRITER (publish without claim);
+// ERR_SHM_TABLE_RETIRED (the manager replaced or removed the table); ERR_SHM_NO_SUCH_SECTION;
+// ERR_SHM_READ_ONLY; ERR_SHM_CLOSED.
 
 export interface SectionSpec {
   /** 1 to 32 UTF-8 bytes, no NUL, unique in the table. */
@@ -198,12 +200,16 @@ export class Section {
   read (): { version: number, data: Buffer }
   /** @throws RangeError ERR_OUT_OF_RANGE when buffer is too small for the payload */
   readInto (buffer: NodeJS.ArrayBufferView): { version: number, length: number }
-  /** @throws Error ERR_SHM_SECTION_BUSY (a live process holds it), ERR_SHM_READ_ONLY */
+  /**
+   * Never waits. @throws Error ERR_SHM_SECTION_BUSY (another process, thread or table object holds
+   * it), ERR_SHM_READ_ONLY, ERR_SHM_TABLE_RETIRED, ERR_SHM_CORRUPT (its claim lock is not the manager's)
+   */
   claim (): void
   release (): void
   /**
    * Publishes the next version; readers see it whole or not at all.
-   * @throws Error ERR_SHM_NOT_WRITER; RangeError ERR_OUT_OF_RANGE (larger than the capacity)
+   * @throws Error ERR_SHM_NOT_WRITER; ERR_SHM_TABLE_RETIRED (the claim ended: attach and claim again);
+   * RangeError ERR_OUT_OF_RANGE (larger than the capacity)
    */
   publish (data: string | NodeJS.ArrayBufferView): number
   /**
@@ -224,9 +230,11 @@ export class SectionTable implements Disposable {
   readonly closed: boolean
   readonly names: string[]
   readonly sections: Section[]
+  /** Set once the manager retired the table and no table could be followed to. */
+  readonly retired: 'replaced' | 'removed' | undefined
   /** @throws RangeError ERR_SHM_NO_SUCH_SECTION */
   section (name: string): Section
-  /** Releases claims taken through this table, ends its pending waits, detaches. Never deletes. */
+  /** Gives back claims taken through this table, ends its pending waits, detaches. Never deletes; never throws. */
   close (): void
   [Symbol.dispose] (): void
 }
@@ -239,8 +247,22 @@ export namespace sections {
   function create (key: number, options: { mode?: number, sections: SectionSpec[] }): SectionTable
   /** @throws ShmError ENOENT...; Error ERR_SHM_NOT_SECTIONS, ERR_SHM_LAYOUT_VERSION, ERR_SHM_CORRUPT */
   function attach (key: number, options?: { readOnly?: boolean }): SectionTable
-  /** Deletes the table's segment and its claim lock. */
-  function remove (key: number): void
+  /**
+   * The central manager, live: creates the table, leaves it (same layout), or replaces it, carrying
+   * over the last payload of each section whose name survives and fits.
+   * @throws Error ERR_SHM_NOT_SECTIONS (the key holds something else: nothing is touched)
+   */
+  function apply (key: number, layout: { mode?: number, sections: SectionSpec[] }): {
+    action: 'created' | 'unchanged' | 'replaced'
+    table: SectionTable
+    carried: Array<{ name: string, version: number, length: number }>
+    dropped: Array<{ name: string, version: number, length: number, why: string }>
+  }
+  /**
+   * Retires the table (everyone using it is told), removes its segment and every claim lock it owns.
+   * @throws Error ERR_SHM_NOT_SECTIONS (not a section table: nothing is deleted)
+   */
+  function remove (key: number): { segment: number, locks: number[] }
   /**
    * How wait() sleeps in this thread: 'io_uring' (the event loop's own futex sleeps, Linux 6.7+
    * where io_uring is allowed) or 'threads' (helper threads; forced by NODEJS_SHM_WAIT_THREADS=1).

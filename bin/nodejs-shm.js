@@ -19,8 +19,14 @@ const COMMANDS = {
   read: { usage: 'read KEY [--offset N] [--length N] > FILE', about: 'Copy a segment\'s bytes to standard output.', args: ['KEY'], options: { offset: { type: 'string' }, length: { type: 'string' } }, run: read },
   write: { usage: 'write KEY [--offset N] < FILE', about: 'Write standard input into a segment (all of it, or nothing).', args: ['KEY'], options: { offset: { type: 'string' } }, run: writeCommand },
   create: { usage: 'create KEY SIZE [--mode 0644]', about: 'Create a segment (fails if the key exists).', args: ['KEY', 'SIZE'], options: { mode: { type: 'string' } }, run: create },
-  rm: { usage: 'rm KEY', about: 'Mark a segment for deletion (it goes at its last detach).', args: ['KEY'], run: rm },
+  rm: { usage: 'rm KEY', about: 'Mark a segment for deletion (a section table: with its claim locks).', args: ['KEY'], run: rm },
   sections: { usage: 'sections KEY [--json]', about: 'Show a section table: sizes, versions, writers.', args: ['KEY'], options: { json: { type: 'boolean' } }, run: sections },
+  'sections apply': {
+    usage: 'sections apply KEY LAYOUT.json',
+    about: 'The central manager: make the table at KEY hold the layout {"mode": "0644", "sections": [{"name": "a", "size": 1024}]} (created if missing, replaced if different, carrying payloads over).',
+    args: ['KEY', 'LAYOUT'],
+    run: sectionsApply
+  },
   bridge: { ...bridge.command, run: (options) => bridge.run(options, parseKey) }
 }
 const CHUNK = 1 << 20
@@ -222,8 +228,36 @@ function create (options, key, sizeText) {
 }
 
 function rm (options, key) {
+  try {
+    const { segment, locks } = shm.sections.remove(key)
+    return `removed section table ${hex(key)}: segment id ${segment} marked for deletion (it goes at its last detach), ` +
+      `${locks.length} claim lock${locks.length === 1 ? '' : 's'} removed (semaphore set id${locks.length === 1 ? '' : 's'} ${locks.join(', ') || '-'}); ` +
+      'processes using it were told it is retired\n'
+  } catch (error) {
+    // Not a table this process can read (or none): removed as a plain segment, or the plain error.
+    if (!['ERR_SHM_NOT_SECTIONS', 'ERR_SHM_LAYOUT_VERSION', 'ERR_SHM_CORRUPT', 'ENOENT', 'EACCES'].includes(error.code)) throw error
+  }
   shm.remove(key)
   return `marked ${hex(key)} for deletion (it goes at its last detach)\n`
+}
+
+function sectionsApply (options, key, file) {
+  let layout
+  try {
+    layout = JSON.parse(fs.readFileSync(file, 'utf8'))
+  } catch (error) {
+    throw new UsageError(`cannot read the layout ${file}: ${error.message}`)
+  }
+  if (typeof layout?.mode === 'string') {
+    if (!/^(0o?)?[0-7]{1,4}$/.test(layout.mode)) throw new UsageError(`"mode" must be octal permissions like "0644", not '${layout.mode}'`)
+    layout.mode = parseInt(layout.mode.replace(/^0o/, ''), 8)
+  }
+  const { action, table: applied, carried, dropped } = shm.sections.apply(key, layout)
+  applied.close()
+  const lines = [`${action} section table ${hex(key)}: ${applied.names.length} section${applied.names.length === 1 ? '' : 's'} (${applied.names.join(', ')})`]
+  for (const { name, version, length } of carried) lines.push(`  carried over '${name}': version ${version}, ${length} bytes`)
+  for (const { name, version, why } of dropped) lines.push(`  dropped '${name}' (version ${version}): ${why}`)
+  return lines.join('\n') + '\n'
 }
 
 function sections ({ json }, key) {
@@ -243,7 +277,8 @@ function sections ({ json }, key) {
 }
 
 async function main (argv) {
-  const [name, ...rest] = argv
+  let [name, ...rest] = argv
+  if (name === 'sections' && rest[0] === 'apply') [name, rest] = ['sections apply', rest.slice(1)]
   if (name === undefined) {
     process.stderr.write(usage())
     process.exitCode = 2

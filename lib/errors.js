@@ -142,7 +142,7 @@ const WORDS = {
       "Use read() or readInto(), or open it with 'w'",
     publish: 'A table attached read-only cannot publish',
     claim: 'A table attached read-only cannot claim a section',
-    release: 'A table attached read-only cannot release a claim'
+    retire: 'A table attached read-only cannot be retired'
   })[operation],
   ERR_BUFFER_TOO_LARGE: ({ size, max }) =>
     `A segment of ${size} bytes is larger than a Buffer can be (${max} bytes); use read() or readInto() on parts of it`,
@@ -157,8 +157,21 @@ const WORDS = {
   ERR_SHM_NO_SUCH_SECTION: ({ key, name, names }) =>
     `No section named ${JSON.stringify(name)} in table ${hex(key)}; it has ${quoted(names)}`,
   ERR_SHM_SECTION_BUSY: ({ key, section, pid }) =>
-    `Section '${section}' of table ${hex(key)} is claimed by process ${pid}, which is alive` +
-    (pid === process.pid ? ' (this process, through another object)' : ''),
+    `Section '${section}' of table ${hex(key)} is claimed by ` +
+    (pid ? `process ${pid}` : 'a process that has not recorded its pid yet') +
+    (pid === process.pid ? ' (this process, through another object or thread)' : '') +
+    ': its claim lock is held, and the kernel frees it when the holder ends',
+  ERR_SHM_TABLE_RETIRED: ({ key, retired, section, writer }) => {
+    const table = `The section table ${hex(key)} was ${retired} by its manager`
+    if (writer) {
+      return `${table} while this process held section '${section}': the claim ended, and the last publish may not ` +
+        'have reached the new table; claim the section again (claim() follows to the table now at the key)'
+    }
+    if (retired === 'removed') return `${table} (sections.remove); attach the table again to go on`
+    return `${table} (sections.apply), and ` +
+      (section === undefined ? 'no table is at its key now' : `the table now at its key has no section '${section}'`) +
+      '; attach the table again to go on'
+  },
   ERR_SHM_NOT_WRITER: ({ section }) => section === undefined
     ? "This process does not hold the section's claim; claim() it before publishing"
     : `Claim section '${section}' before publishing to it`,
@@ -188,8 +201,19 @@ function corruptWords ({ key, part, ...found }) {
     case 'name encoding': return tableCorrupt(key, `section ${found.index} has a name that is not UTF-8`)
     case 'name': return tableCorrupt(key, `section ${found.index} has an empty, repeated or malformed name`)
     case 'alignment': return tableCorrupt(key, `section '${found.name}' is misaligned or has no capacity`)
+    case 'lock': return tableCorrupt(key, `section '${found.name}': ${lockWords(found.lock, found.why)}`)
+    case 'retired word': return "The section's retired word holds a value no manager writes: the segment is corrupt"
+    case 'retired at key':
+      return tableCorrupt(key, `a control block says the table was ${found.retired}, yet it is still the table at its key`)
     default: return tableCorrupt(key, 'its sections overlap or reach outside it')
   }
+}
+
+/** Why a section's claim lock is not the set the table's manager made (docs/sections.md, section 2). */
+function lockWords ({ key, id }, why) {
+  const what = `its claim lock (semaphore set id ${id}, key ${hex(key)})`
+  if (why === 'foreign') return `${what} is not the set the table's manager made (another key, size, owner or creator)`
+  return `${what} cannot be used (${why}${why === 'EINVAL' || why === 'EIDRM' ? ': it was removed' : ''})`
 }
 
 const TYPES = {
@@ -208,6 +232,7 @@ function failure (code, fields = {}, cause = undefined) {
   const message = typeof words === 'function' ? words(fields) : words
   const error = new Type(message, cause === undefined ? undefined : { cause })
   error.code = code
+  if (code === 'ERR_SHM_TABLE_RETIRED') error.retired = fields.retired // 'replaced' (readers follow) or 'removed'
   return error
 }
 

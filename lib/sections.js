@@ -4,6 +4,7 @@
 // TODO). The layout is specified byte by byte in docs/sections.md; this file
 // writes and checks the header and table, and src/sections.c does the rest.
 
+const crypto = require('node:crypto')
 const binding = require('./binding')
 const { open, handleOf } = require('./segment')
 const { failure } = require('./errors')
@@ -13,8 +14,9 @@ const MAGIC = Buffer.from('NJSHMSEC', 'latin1')
 const LAYOUT_VERSION = 1
 const BYTE_ORDER = 0x01020304
 const HEADER_SIZE = 64
-const ENTRY_SIZE = 64
+const ENTRY_SIZE = 80
 const NAME_SIZE = 32
+const NO_LOCK = -1 // an entry's lock id where there are no claim locks (Windows)
 const CONTROL_SIZE = 192
 const MAX_SECTIONS = 65536
 // ignoreBOM: a name's leading U+FEFF is part of it, as PHP and the creator see it.
@@ -24,6 +26,10 @@ const align64 = (n) => Math.ceil(n / 64) * 64
 // Data areas start 24 bytes past a 64-byte boundary: where PHP's strings keep
 // their bytes, so PHP's copies of whole payloads avoid memcpy's slow case.
 const dataStart = (n) => align64(n) + 24
+
+// How long a process on a replaced table looks for its successor at the key.
+const FOLLOW_MS = 2000
+const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
 
 const corrupt = (key, part, found) => failure('ERR_SHM_CORRUPT', { key, part, ...found })
 
@@ -37,7 +43,7 @@ function layout (sections) {
       const data0 = dataStart(end)
       const data1 = dataStart(data0 + size)
       end = data1 + size
-      return { name, control: align64(headerSize) + CONTROL_SIZE * i, capacity: size, data: [data0, data1] }
+      return { name, control: align64(headerSize) + CONTROL_SIZE * i, capacity: size, data: [data0, data1], lock: { key: 0, id: NO_LOCK } }
     }),
     size: end
   }
@@ -54,13 +60,15 @@ function encodeHeader ({ headerSize, entries, size }, mode) {
   header.writeBigUInt64LE(BigInt(Date.now()), 32)
   header.writeUInt32LE(process.pid, 40)
   header.writeUInt32LE(mode, 44)
-  entries.forEach(({ name, control, capacity, data }, i) => {
+  entries.forEach(({ name, control, capacity, data, lock }, i) => {
     const at = HEADER_SIZE + ENTRY_SIZE * i
     header.write(name, at, NAME_SIZE, 'utf8')
     header.writeBigUInt64LE(BigInt(control), at + 32)
     header.writeBigUInt64LE(BigInt(capacity), at + 40)
     header.writeBigUInt64LE(BigInt(data[0]), at + 48)
     header.writeBigUInt64LE(BigInt(data[1]), at + 56)
+    header.writeInt32LE(lock.key, at + 64)
+    header.writeInt32LE(lock.id, at + 68)
   })
   header.writeUInt32LE(crc32(header), 60)
   return header
@@ -112,7 +120,13 @@ function decodeHeader (key, size, read) {
       throw corrupt(key, 'name', { index: i })
     }
     names.add(name)
-    const entry = { name, control: u64(header, at + 32), capacity: u64(header, at + 40), data: [u64(header, at + 48), u64(header, at + 56)] }
+    const entry = {
+      name,
+      control: u64(header, at + 32),
+      capacity: u64(header, at + 40),
+      data: [u64(header, at + 48), u64(header, at + 56)],
+      lock: { key: header.readInt32LE(at + 64), id: header.readInt32LE(at + 68) }
+    }
     if (entry.control % 64 !== 0 || entry.data.some((d) => d % 64 !== 24) || entry.capacity < 1) {
       throw corrupt(key, 'alignment', { name })
     }
@@ -128,18 +142,76 @@ function decodeHeader (key, size, read) {
   return { mode: head.readUInt32LE(44) & 0o777, entries }
 }
 
+// A table collected without close() gives back the claims taken through it.
+const releaseOnCollect = new FinalizationRegistry((handle) => binding.sectionReleaseAll(handle))
+
+/** Why a section's claim lock is not the one its table records ('foreign' or an errno name), or null. */
+function lockProblem ({ lock }, owner) {
+  return binding.sectionLockCheck(lock.id, lock.key, owner.uid, owner.cuid)
+}
+
+/** ERR_SHM_CORRUPT for a section whose claim lock is not its own. */
+const lockCorrupt = (key, { name, lock }, why) => corrupt(key, 'lock', { name, lock, why })
+
+/** The id of the segment at key now, or undefined. */
+function idAtKey (key) {
+  try {
+    return binding.statKeySHM(key).id
+  } catch {
+    return undefined
+  }
+}
+
+/** Attaches and validates a table once; checks every claim lock when `locks`. */
+function attachOnce (key, readOnly, locks = true) {
+  const segment = open(key, readOnly ? 'a' : 'w')
+  try {
+    const decoded = decodeHeader(segment.key, segment.size, (start, length) => segment.read(start, length))
+    if (locks) {
+      const owner = segment.stat()
+      for (const entry of decoded.entries) {
+        const why = lockProblem(entry, owner)
+        if (why) throw lockCorrupt(segment.key, entry, why)
+      }
+    }
+    return new SectionTable(segment, decoded)
+  } catch (error) {
+    segment.close()
+    throw error
+  }
+}
+
+let segmentOf
+
 class SectionTable {
   #segment
   #sections = new Map()
-  #lock = undefined
+
+  static {
+    segmentOf = (table) => table.#segment
+  }
 
   constructor (segment, { mode, entries }) {
-    this.#segment = segment
+    this.retired = undefined // 'replaced' or 'removed' once the manager retired it and no table followed
     this.mode = mode
-    for (const entry of entries) this.#sections.set(entry.name, new Section(this, segment, entry))
     this.key = segment.key
     this.readOnly = segment.readOnly
-    this.names = [...this.#sections.keys()]
+    this.#bind(segment, entries)
+  }
+
+  /** Takes a segment and its entries; sections of the same name move to it. */
+  #bind (segment, entries) {
+    this.#segment = segment
+    const fresh = new Map()
+    for (const entry of entries) {
+      const section = this.#sections.get(entry.name) ?? new Section(this)
+      section.bind(segment, entry)
+      fresh.set(entry.name, section)
+    }
+    for (const [name, section] of this.#sections) if (!fresh.has(name)) section.bind(null, null)
+    this.#sections = fresh
+    this.names = [...fresh.keys()]
+    releaseOnCollect.register(this, handleOf(segment), segment)
   }
 
   get closed () { return this.#segment.closed }
@@ -154,160 +226,274 @@ class SectionTable {
   /** Every section, in table order. */
   get sections () { return [...this.#sections.values()] }
 
-  /** The claim lock (a semaphore set shared with PHP, with the table's mode), opened on first use. */
-  lock () {
-    this.#lock ??= binding.sectionLockOpen(this.key, this.mode)
-    return this.#lock
+  /**
+   * @internal After ERR_SHM_TABLE_RETIRED: a replaced table is followed to the
+   * table now at the key (its claims end); a removed one, or none found within
+   * FOLLOW_MS, is an error that says so.
+   */
+  follow (retired) {
+    const old = this.#segment
+    // The manager takes a table from its key before it retires it (remove, apply).
+    if (idAtKey(this.key) === old.id) {
+      throw corrupt(this.key, 'retired at key', { retired })
+    }
+    let fresh
+    if (retired === 'replaced') {
+      for (const deadline = Date.now() + FOLLOW_MS; !fresh;) {
+        try {
+          fresh = attachOnce(this.key, this.readOnly)
+          fresh.sections[0].version // eslint-disable-line no-unused-expressions -- throws if it retired too
+        } catch (error) {
+          fresh?.close()
+          fresh = undefined
+          const passing = ['ENOENT', 'ERR_SHM_NOT_SECTIONS', 'ERR_SHM_TABLE_RETIRED'].includes(error.code)
+          if (!passing || Date.now() >= deadline) break
+          pause(1)
+        }
+      }
+    }
+    binding.sectionReleaseAll(handleOf(old))
+    releaseOnCollect.unregister(old)
+    if (!fresh) {
+      this.retired = retired
+      old.close()
+      throw retiredError(this.key, retired)
+    }
+    const segment = fresh.#segment
+    const entries = fresh.sections.map((section) => section.entry)
+    releaseOnCollect.unregister(segment)
+    this.#bind(segment, entries)
+    old.close()
   }
 
-  /** Releases the claims held through this table, cancels its waits, and detaches. */
+  /** Gives back the claims held through this table, ends its waits, and detaches. Never throws. */
   close () {
     if (this.#segment.closed) return
-    try {
-      for (const section of this.#sections.values()) section.detach()
-      for (const section of this.#sections.values()) section.release()
-    } finally {
-      this.#segment.close() // also when a release fails (the table was removed: its claim lock is gone)
-    }
+    for (const section of this.#sections.values()) section.detach()
+    binding.sectionReleaseAll(handleOf(this.#segment))
+    releaseOnCollect.unregister(this.#segment)
+    this.#segment.close()
   }
 
   [Symbol.dispose] () { this.close() }
 }
 
+function retiredError (key, retired, section) {
+  return failure('ERR_SHM_TABLE_RETIRED', { key, retired, section })
+}
+
 class Section {
   #table
-  #segment
+  #segment = null
   #handle
   #where
+  #lock
   #claimed = false
+  #lostClaim = false
   #waits = new Set()
   #out = new Float64Array(4)
 
-  constructor (table, segment, entry) {
+  constructor (table) {
     this.#table = table
+  }
+
+  /** @internal Moves the section to a segment (null: it is in no table any more). */
+  bind (segment, entry) {
     this.#segment = segment
+    if (this.#claimed) this.#lostClaim = true
+    this.#claimed = false
+    if (!segment) return
+    this.entry = entry
     this.#handle = handleOf(segment)
     this.#where = new Float64Array([entry.control, entry.data[0], entry.data[1], entry.capacity])
+    this.#lock = entry.lock
     this.name = entry.name
     this.capacity = entry.capacity
     this.offsets = { control: entry.control, data: entry.data }
   }
 
-  /** The segment's handle, or ERR_SHM_CLOSED. */
+  /** The segment's handle, or ERR_SHM_CLOSED (or ERR_SHM_TABLE_RETIRED: the table, or the name, is gone). */
   #open () {
-    if (this.#segment.closed) throw failure('ERR_SHM_CLOSED', { key: this.#table.key })
+    if (this.#table.retired) throw retiredError(this.#table.key, this.#table.retired)
+    if (this.#table.closed) {
+      throw failure('ERR_SHM_CLOSED', { key: this.#table.key })
+    }
+    if (!this.#segment) throw retiredError(this.#table.key, 'replaced', this.name)
     return this.#handle
   }
 
+  /** A writer's view of retirement: its claim ended, so it must claim again. */
+  #writerRetired (error) {
+    this.#claimed = false
+    return failure('ERR_SHM_TABLE_RETIRED', { key: this.#table.key, retired: error.retired, section: this.name, writer: true })
+  }
+
+  /** Runs a reader's operation; on a replaced table, follows it once and runs it again. */
+  #reading (operation) {
+    const handle = this.#open() // its own ERR_SHM_TABLE_RETIRED (no table followed, or the name is gone) is final
+    try {
+      return operation(handle)
+    } catch (error) {
+      if (error.code !== 'ERR_SHM_TABLE_RETIRED') throw error
+      this.#table.follow(error.retired)
+      return operation(this.#open())
+    }
+  }
+
   /** The committed version (0 before the first publish). */
-  get version () { return binding.sectionVersion(this.#open(), this.#where) }
+  get version () { return this.#reading((handle) => binding.sectionVersion(handle, this.#where)) }
 
   /** Whether this object holds the section's claim. */
   get claimed () { return this.#claimed }
 
   /** { version, data }: a copy of the last complete payload. */
   read () {
-    const handle = this.#open()
-    let data = Buffer.alloc(0)
-    while (!binding.sectionRead(handle, this.#where, data, this.#out)) data = Buffer.allocUnsafe(this.#out[1])
-    // A later version may be shorter than the one the buffer was sized for.
-    return { version: this.#out[0], data: data.subarray(0, this.#out[1]) }
+    return this.#reading((handle) => {
+      let data = Buffer.alloc(0)
+      while (!binding.sectionRead(handle, this.#where, data, this.#out)) data = Buffer.allocUnsafe(this.#out[1])
+      // A later version may be shorter than the one the buffer was sized for.
+      return { version: this.#out[0], data: data.subarray(0, this.#out[1]) }
+    })
   }
 
   /** Copies the last complete payload into buffer; returns { version, length }. */
   readInto (buffer) {
-    if (!binding.sectionRead(this.#open(), this.#where, buffer, this.#out)) {
-      const [version, length] = this.#out
-      throw failure('ERR_OUT_OF_RANGE', { argument: 'buffer', room: buffer.byteLength, version, length })
-    }
-    return { version: this.#out[0], length: this.#out[1] }
+    return this.#reading((handle) => {
+      if (!binding.sectionRead(handle, this.#where, buffer, this.#out)) {
+        const [version, length] = this.#out
+        throw failure('ERR_OUT_OF_RANGE', { argument: 'buffer', room: buffer.byteLength, version, length })
+      }
+      return { version: this.#out[0], length: this.#out[1] }
+    })
   }
 
-  /** Becomes the section's single writer, or ERR_SHM_SECTION_BUSY. */
+  /**
+   * Becomes the section's single writer, or ERR_SHM_SECTION_BUSY. Never waits.
+   * On a replaced table it follows to the table now at the key and claims there.
+   */
   claim () {
     if (this.#claimed) return
     const handle = this.#open()
-    // Before lock(): a read-only table must not create the claim lock (as this user) on its way to failing.
     if (this.#table.readOnly) throw failure('ERR_SHM_READ_ONLY', { operation: 'claim' })
-    const holder = binding.sectionClaim(handle, this.#where, this.#table.lock(), true)
-    if (holder !== 0) {
+    let holder
+    try {
+      holder = this.#claimOnce(handle)
+    } catch (error) {
+      if (error.code !== 'ERR_SHM_TABLE_RETIRED') throw error
+      this.#table.follow(error.retired)
+      holder = this.#claimOnce(this.#open())
+    }
+    if (holder !== true) {
       throw failure('ERR_SHM_SECTION_BUSY', { key: this.#table.key, section: this.name, pid: holder })
     }
     this.#claimed = true
+    this.#lostClaim = false
   }
 
-  /** Stops being the section's writer. */
+  /** The claim lock, taken or not (true, or the pid the claim word names); a lock that is not the table's own is ERR_SHM_CORRUPT. */
+  #claimOnce (handle) {
+    try {
+      return binding.sectionClaim(handle, this.#where, this.#lock.id, true)
+    } catch (error) {
+      if (error.code === 'ERR_SHM_TABLE_RETIRED') throw error
+      throw lockCorrupt(this.#table.key, this.entry, lockProblem(this.entry, this.#segment.stat()) ?? error.code)
+    }
+  }
+
+  /** Stops being the section's writer. Never throws for what other processes did. */
   release () {
     if (!this.#claimed) return
     this.#claimed = false
-    binding.sectionRelease(this.#open(), this.#where, this.#table.lock())
+    binding.sectionRelease(this.#open(), this.#where)
   }
 
   /** Publishes data (Buffer, TypedArray, DataView or string) as the next version; returns it. */
   publish (data) {
     const handle = this.#open()
+    if (this.#lostClaim) throw this.#writerRetired({ retired: 'replaced' })
     if (!this.#claimed) {
       throw failure('ERR_SHM_NOT_WRITER', { section: this.name })
     }
-    return binding.sectionPublish(handle, this.#where, data)
+    try {
+      return binding.sectionPublish(handle, this.#where, data)
+    } catch (error) {
+      if (error.code !== 'ERR_SHM_TABLE_RETIRED') throw error
+      binding.sectionRelease(handle, this.#where)
+      throw this.#writerRetired(error)
+    }
   }
 
   /**
    * Resolves with the version once it differs from sinceVersion, or with the
    * same version when timeout (ms) passes; rejects with signal.reason on abort.
-   * Waits on another thread: the event loop stays free.
+   * Waits on another thread: the event loop stays free. A replaced table is
+   * followed (the wait goes on there); a removed one rejects.
    */
   wait (sinceVersion, { timeout, signal } = {}) {
     if (signal?.aborted) return Promise.reject(signal.reason) // a rejection, as for a later abort
-    const handle = this.#open()
-    const now = binding.sectionVersion(handle, this.#where)
+    const now = this.version // throws at once, as every call on a closed or retired table
     if (now !== sinceVersion) return Promise.resolve(now)
+    // The addon checks the timeout as given; after following a replaced table, what is left of it.
+    const deadline = typeof timeout === 'number' ? Date.now() + timeout : Infinity
+    let first = true
     return new Promise((resolve, reject) => {
-      const id = binding.sectionWait(handle, this.#where, sinceVersion, timeout, (version) => {
-        this.#waits.delete(id)
-        signal?.removeEventListener('abort', cancel)
-        if (signal?.aborted) reject(signal.reason)
-        else resolve(version)
-      })
-      const cancel = () => binding.sectionWaitCancel(id)
-      this.#waits.add(id)
+      const start = () => {
+        const left = first || deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
+        first = false
+        const id = binding.sectionWait(this.#open(), this.#where, sinceVersion, left, (version, retired) => {
+          this.#waits.delete(id)
+          if (signal?.aborted) return finish(() => reject(signal.reason))
+          if (!retired || this.#table.closed) return finish(() => resolve(version))
+          try {
+            const after = this.version // follows, or throws
+            if (after !== sinceVersion || Date.now() >= deadline) return finish(() => resolve(after))
+            start()
+          } catch (error) {
+            finish(() => reject(error))
+          }
+        })
+        cancel.id = id
+        this.#waits.add(id)
+      }
+      const cancel = () => binding.sectionWaitCancel(cancel.id)
+      const finish = (settle) => { signal?.removeEventListener('abort', cancel); settle() }
       signal?.addEventListener('abort', cancel, { once: true })
+      start()
     })
   }
 
   /** Blocks this thread until the version differs from sinceVersion or timeoutMs passes. */
   waitSync (sinceVersion, timeoutMs) {
-    return binding.sectionWaitSync(this.#open(), this.#where, sinceVersion, timeoutMs)
+    return this.#reading((handle) => binding.sectionWaitSync(handle, this.#where, sinceVersion, timeoutMs))
   }
 
   /** What a table listing shows: versions, length, writer, last publish. */
   info () {
-    const handle = this.#open()
-    binding.sectionRead(handle, this.#where, Buffer.alloc(0), this.#out)
-    const [version, length, publishedUs, lastWriterPid] = this.#out
-    return {
-      name: this.name,
-      offset: this.offsets.data[0],
-      capacity: this.capacity,
-      length,
-      version,
-      writer: binding.sectionClaimant(handle, this.#where),
-      lastWriterPid,
-      publishedAt: version ? new Date(publishedUs / 1000) : null
-    }
+    return this.#reading((handle) => {
+      binding.sectionRead(handle, this.#where, Buffer.alloc(0), this.#out)
+      const [version, length, publishedUs, lastWriterPid] = this.#out
+      return {
+        name: this.name,
+        offset: this.offsets.data[0],
+        capacity: this.capacity,
+        length,
+        version,
+        writer: binding.sectionClaimant(handle, this.#where),
+        lastWriterPid,
+        publishedAt: version ? new Date(publishedUs / 1000) : null
+      }
+    })
   }
 
-  /** On table close: ends pending waits (before any release, which may fail). */
+  /** On table close: ends pending waits. */
   detach () {
     for (const id of this.#waits) binding.sectionWaitCancel(id)
+    this.#claimed = false
   }
 }
 
-/**
- * The central manager's call: creates the segment (it must not exist),
- * writes the table and returns it attached read-write.
- */
-function create (key, { mode = 0o644, sections } = {}) {
+/** Checks a layout ({ mode, sections }) as create and apply take it. */
+function checkLayout (key, { mode = 0o644, sections } = {}) {
   if (key === 0) {
     throw failure('ERR_OUT_OF_RANGE', { argument: 'key' })
   }
@@ -325,31 +511,172 @@ function create (key, { mode = 0o644, sections } = {}) {
     }
     seen.add(name)
   }
-  const plan = layout(sections)
-  const segment = open(key, 'n', mode, plan.size)
-  segment.write(encodeHeader(plan, mode & 0o777), 0)
-  return new SectionTable(segment, { mode: mode & 0o777, entries: plan.entries })
+  return { mode: mode & 0o777, sections }
 }
 
-/** Attaches to a section table by key; readOnly attaches with 'a'. */
-function attach (key, { readOnly = false } = {}) {
-  const segment = open(key, readOnly ? 'a' : 'w')
+/** A new claim lock at a free key nobody can guess; returns { key, id }. */
+function createLock (mode) {
+  for (;;) {
+    const key = crypto.randomInt(1, 0x7fffffff)
+    try {
+      const id = binding.sectionLockCreate(key, mode)
+      return { key: id === NO_LOCK ? 0 : key, id }
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error // taken: another key
+    }
+  }
+}
+
+/**
+ * Makes a table: the segment (it must not exist) and one claim lock per
+ * section, recorded in the table; writes the carried-over payloads, then the
+ * header, its magic last, so that no one attaches a half-made table.
+ */
+function make (key, { mode, sections }, carried = new Map()) {
+  const plan = layout(sections)
+  const segment = open(key, 'n', mode, plan.size)
+  const locks = []
   try {
-    return new SectionTable(segment, decodeHeader(segment.key, segment.size, (start, length) => segment.read(start, length)))
+    for (const entry of plan.entries) {
+      entry.lock = createLock(mode)
+      if (entry.lock.id !== NO_LOCK) locks.push(entry.lock.id)
+    }
+    for (const entry of plan.entries) {
+      const last = carried.get(entry.name)
+      if (last && last.data.length <= entry.capacity) writeCarried(segment, entry, last)
+    }
+    const header = encodeHeader(plan, mode)
+    segment.write(header.subarray(8), 8)
+    segment.write(header.subarray(0, 8), 0)
+    return new SectionTable(segment, { mode, entries: plan.entries })
   } catch (error) {
+    for (const id of locks) binding.sectionLockRemove(id)
+    segment.delete()
     segment.close()
     throw error
   }
 }
 
-/** Deletes a section table: its segment and its claim lock. */
-function remove (key) {
-  binding.removeKeySHM(key)
-  try {
-    binding.sectionLockRemove(key)
-  } catch (error) {
-    if (error.code !== 'ENOENT') throw error // a table never claimed has no lock
+/** A carried-over payload: slot 0 holds it, committed with its old version. */
+function writeCarried (segment, entry, { version, data, publishedUs, pid }) {
+  const slot = Buffer.alloc(64)
+  slot.writeBigUInt64LE(BigInt(version), 8)
+  slot.writeBigUInt64LE(BigInt(data.length), 16)
+  slot.writeBigUInt64LE(BigInt(publishedUs), 24)
+  slot.writeUInt32LE(pid, 32)
+  segment.write(data, entry.data[0])
+  segment.write(slot, entry.control + 64)
+  const commit = Buffer.alloc(8)
+  commit.writeBigUInt64LE(BigInt(version) * 2n)
+  segment.write(commit, entry.control)
+}
+
+/**
+ * The central manager's call: creates the segment (it must not exist),
+ * writes the table and returns it attached read-write.
+ */
+function create (key, layoutOptions) {
+  return make(key, checkLayout(key, layoutOptions))
+}
+
+/** Attaches to a section table by key; readOnly attaches with 'a'. */
+function attach (key, { readOnly = false } = {}) {
+  return attachOnce(key, readOnly)
+}
+
+/**
+ * Retires every section of a table attached read-write (how: 'replaced' or
+ * 'removed'): waiters wake, readers and writers notice. Returns the last
+ * payload of each section, by name.
+ */
+function retire (table, how) {
+  const last = new Map()
+  const out = new Float64Array(4)
+  const handle = handleOf(segmentOf(table))
+  for (const section of table.sections) {
+    const data = Buffer.alloc(section.capacity)
+    binding.sectionRetire(handle, new Float64Array([section.offsets.control, ...section.offsets.data, section.capacity]),
+      how === 'removed' ? 2 : 1, data, out)
+    if (out[0] > 0) last.set(section.name, { version: out[0], data: data.subarray(0, out[1]), publishedUs: out[2], pid: out[3] })
   }
+  return last
+}
+
+/**
+ * Takes a table from its key (IPC_RMID: it goes at its last detach), then
+ * retires it, then removes the claim locks it owns. Retired tables are never
+ * at their key, so a control block that says "retired" in the table at the
+ * key is damage. Returns the ids removed and the last payloads.
+ */
+function destroy (table, how) {
+  const segment = segmentOf(table)
+  const owner = segment.stat()
+  const mine = table.sections.filter(({ entry }) => entry.lock.id !== NO_LOCK && lockProblem(entry, owner) === null)
+  segment.delete()
+  const last = retire(table, how)
+  for (const { entry } of mine) binding.sectionLockRemove(entry.lock.id)
+  return { segment: segment.id, locks: mine.map(({ entry }) => entry.lock.id), last }
+}
+
+/**
+ * Deletes a section table: retires it (every process using it notices), then
+ * removes its segment and the claim locks it owns. A segment that is not a
+ * section table is refused (ERR_SHM_NOT_SECTIONS) and nothing is deleted.
+ * Returns { segment, locks }: the ids removed.
+ */
+function remove (key) {
+  const table = attachOnce(key, false, false)
+  try {
+    const { segment, locks } = destroy(table, 'removed')
+    return { segment, locks }
+  } finally {
+    table.close()
+  }
+}
+
+/** Whether a table holds exactly this layout, with every claim lock its own. */
+function sameLayout (table, { mode, sections }) {
+  const owner = segmentOf(table).stat()
+  return table.mode === mode && table.sections.length === sections.length &&
+    sections.every(({ name, size }, i) => table.sections[i].name === name && table.sections[i].capacity === size) &&
+    table.sections.every(({ entry }) => lockProblem(entry, owner) === null)
+}
+
+/**
+ * The central manager, live: makes the table at key hold this layout. Creates
+ * it if missing; leaves it if it already holds the layout; otherwise retires
+ * the old table (every reader, writer and waiter notices at once), removes it
+ * with its claim locks, and creates the new one carrying over the last
+ * payload (with its version) of every section whose name survives and whose
+ * new capacity holds it. A segment that is not a section table is refused.
+ * Returns { action: 'created' | 'unchanged' | 'replaced', table, carried, dropped }.
+ */
+function apply (key, layoutOptions) {
+  const wanted = checkLayout(key, layoutOptions)
+  let old
+  try {
+    old = attachOnce(key, false, false)
+  } catch (error) {
+    if (error.code !== 'ENOENT') throw error
+    return { action: 'created', table: make(key, wanted), carried: [], dropped: [] }
+  }
+  if (sameLayout(old, wanted)) return { action: 'unchanged', table: old, carried: [], dropped: [] }
+  let last
+  try {
+    last = destroy(old, 'replaced').last
+  } finally {
+    old.close()
+  }
+  const table = make(key, wanted, last)
+  const carried = []
+  const dropped = []
+  for (const [name, { version, data }] of last) {
+    const section = table.sections.find((s) => s.name === name)
+    const row = { name, version, length: data.length }
+    if (section && data.length <= section.capacity) carried.push(row)
+    else dropped.push({ ...row, why: section ? `it needs ${data.length} bytes; the new capacity is ${section.capacity}` : 'no section of that name now' })
+  }
+  return { action: 'replaced', table, carried, dropped }
 }
 
 /**
@@ -359,4 +686,4 @@ function remove (key) {
  */
 const waitMechanism = () => binding.waitMechanism()
 
-module.exports = { create, attach, remove, waitMechanism }
+module.exports = { create, attach, apply, remove, waitMechanism }

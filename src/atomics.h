@@ -95,6 +95,8 @@ ATOMICS_INLINE void store32(uint32_t *p, uint32_t v) {
    the writer's keeps the odd seq before the payload's stores. */
 ATOMICS_INLINE void fence_acquire(void) { order(); }
 ATOMICS_INLINE void fence_release(void) { order(); }
+/* Store-to-load order too (the retirement's handshake): a full barrier everywhere. */
+ATOMICS_INLINE void fence_full(void) { MemoryBarrier(); }
 
 /* Replaces *p by desired if it holds expected; returns whether it did. */
 ATOMICS_INLINE int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
@@ -125,6 +127,7 @@ ATOMICS_INLINE void store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __
 ATOMICS_INLINE void store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 ATOMICS_INLINE void fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 ATOMICS_INLINE void fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+ATOMICS_INLINE void fence_full(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 /* Replaces *p by desired if it holds expected; returns whether it did. */
 ATOMICS_INLINE int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {

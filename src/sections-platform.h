@@ -1,10 +1,10 @@
 /*
  * sections-platform.h: the hooks the section protocol (sections.c) calls,
  * one set per platform, chosen by binding.gyp:
- *   sections-posix.c  clocks, yield, liveness, identity, the claim lock
+ *   sections-posix.c  clocks, yield, liveness, identity, claim locks
  *   sections-linux.c  futex sleep and wake, start times from /proc (Linux)
  *   sections-poll.c   polling sleeps and no wake (other POSIX systems)
- *   sections-win.c    all of them for Windows (polling, no claim lock)
+ *   sections-win.c    all of them for Windows (polling, no claim locks)
  * These "sect__" names are internal to the library.
  */
 #ifndef SHMSECT_PLATFORM_H
@@ -25,9 +25,11 @@ void sect__yield(void);
 void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns);
 void sect__wake(uint32_t *word);
 
-/* The claim lock (shmsect_lock_open's id, or -1: none): 0 or -errno. */
-int sect__lock(int lock);
-void sect__unlock(int lock);
+/* The claim lock (shmsect_lock_create's id, or -1: none): take it without
+   waiting (0, SHMSECT_EBUSY or -errno; none: 0), give it back (a lock that is
+   gone holds nothing to give). */
+int sect__take(int lock);
+void sect__give(int lock);
 
 /* Whether process pid, started at start (0: unknown), is still running. */
 int sect__running(uint32_t pid, uint32_t start);

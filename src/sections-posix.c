@@ -2,9 +2,10 @@
  * sections-posix.c: the section protocol's hooks common to every POSIX
  * system (sections-platform.h): the clocks, liveness (kill(pid, 0) and the
  * start time of sections-linux.c or sections-poll.c), this process's
- * identity, and the claim lock: a System V semaphore set driven exactly as
- * PHP's sysvsem drives its own (semget, semop with SEM_UNDO, semctl), so
- * that PHP and Node claimants exclude each other.
+ * identity, and claim locks: one System V semaphore set per section, made
+ * by the manager and laid out as PHP's sysvsem lays out its own (semget,
+ * semop with SEM_UNDO | IPC_NOWAIT, semctl), so that PHP and Node claimants
+ * exclude each other.
  */
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
@@ -60,48 +61,60 @@ uint64_t sect__identity(void) {
   return id;
 }
 
-/* PHP's sysvsem: semaphore 0 is the lock, 1 counts users, 2 guards setup. */
+/* PHP's sysvsem layout: semaphore 0 is the lock, 1 counts PHP's users, 2 guards PHP's setup. */
 union sect__semun {
   int val;
   struct semid_ds *buf;
   unsigned short *array;
 };
 
-static int sect__semop(int id, struct sembuf *ops, size_t count) {
-  while (semop(id, ops, count) != 0) {
+int shmsect_lock_create(int32_t key, int perms, int *id) {
+  unsigned short start[3] = {1, 1, 0}; /* free; a usage count PHP never sees as 1; setup done */
+  union sect__semun arg;
+  int made = semget((key_t)key, 3, (perms & 0777) | IPC_CREAT | IPC_EXCL), err;
+  if (made < 0) return -errno;
+  arg.array = start;
+  if (semctl(made, 0, SETALL, arg) != 0) {
+    err = errno;
+    semctl(made, 0, IPC_RMID);
+    return -err;
+  }
+  *id = made;
+  return 0;
+}
+
+int shmsect_lock_check(int id, int32_t key, uint32_t uid, uint32_t cuid) {
+  struct semid_ds ds;
+  union sect__semun arg;
+  if (id < 0) return SHMSECT_EFOREIGN;
+  arg.buf = &ds;
+  if (semctl(id, 0, IPC_STAT, arg) != 0) return -errno;
+  if ((int32_t)ds.sem_perm.__key != key || ds.sem_nsems != 3 || ds.sem_perm.uid != uid ||
+      ds.sem_perm.cuid != cuid) {
+    return SHMSECT_EFOREIGN;
+  }
+  return 0;
+}
+
+int shmsect_lock_remove(int id) { return semctl(id, 0, IPC_RMID) == 0 ? 0 : -errno; }
+
+/* The claim: semaphore 0, never waiting (IPC_NOWAIT); SEM_UNDO gives it back
+   when this process dies. */
+int sect__take(int lock) {
+  struct sembuf take = {0, -1, SEM_UNDO | IPC_NOWAIT};
+  if (lock < 0) return 0;
+  while (semop(lock, &take, 1) != 0) {
+    if (errno == EAGAIN) return SHMSECT_EBUSY;
     if (errno != EINTR) return -errno;
   }
   return 0;
 }
 
-int shmsect_lock_open(int32_t key, int perms, int *lock) {
-  struct sembuf join[3] = {{2, 0, 0}, {2, 1, SEM_UNDO}, {1, 1, SEM_UNDO}};
-  struct sembuf done = {2, -1, SEM_UNDO};
-  union sect__semun one;
-  int id = semget((key_t)key, 3, perms | IPC_CREAT), rc;
-  if (id < 0) return -errno;
-  if ((rc = sect__semop(id, join, 3)) != 0) return rc;
-  if (semctl(id, 1, GETVAL) == 1) { /* the first user sets the lock free */
-    one.val = 1;
-    semctl(id, 0, SETVAL, one);
+/* Gives semaphore 0 back, cancelling the undo entry the take made. A set that
+   is gone (EIDRM, EINVAL: the table was removed) holds no claim to give. */
+void sect__give(int lock) {
+  struct sembuf give = {0, 1, SEM_UNDO | IPC_NOWAIT};
+  if (lock < 0) return;
+  while (semop(lock, &give, 1) != 0 && errno == EINTR) {
   }
-  if ((rc = sect__semop(id, &done, 1)) != 0) return rc;
-  *lock = id;
-  return 0;
-}
-
-int shmsect_lock_remove(int32_t key) {
-  int id = semget((key_t)key, 0, 0);
-  if (id < 0 || semctl(id, 0, IPC_RMID) != 0) return -errno;
-  return 0;
-}
-
-int sect__lock(int lock) {
-  struct sembuf take = {0, -1, SEM_UNDO};
-  return lock < 0 ? 0 : sect__semop(lock, &take, 1);
-}
-
-void sect__unlock(int lock) {
-  struct sembuf give = {0, 1, SEM_UNDO};
-  if (lock >= 0) sect__semop(lock, &give, 1);
 }

@@ -105,24 +105,30 @@ uint64_t sect__identity(void) {
 }
 
 /*
- * No claim lock: PHP has no sysvsem on Windows, so there is nothing both
+ * No claim locks: PHP has no sysvsem on Windows, so there is nothing both
  * could share (PHP's helper refuses to claim there). The lock is -1, and a
- * claim or release is the compare-exchange of the claim word alone.
+ * claim or release is the compare-exchange of the claim word alone
+ * (sections.c); a claimant that is gone is taken over.
  */
-int shmsect_lock_open(int32_t key, int perms, int *lock) {
+int shmsect_lock_create(int32_t key, int perms, int *id) {
   (void)key, (void)perms;
-  *lock = -1;
+  *id = -1;
   return 0;
 }
 
-int shmsect_lock_remove(int32_t key) {
-  (void)key;
+int shmsect_lock_check(int id, int32_t key, uint32_t uid, uint32_t cuid) {
+  (void)key, (void)uid, (void)cuid;
+  return id == -1 ? 0 : SHMSECT_EFOREIGN;
+}
+
+int shmsect_lock_remove(int id) {
+  (void)id;
   return 0;
 }
 
-int sect__lock(int lock) {
+int sect__take(int lock) {
   (void)lock;
   return 0;
 }
 
-void sect__unlock(int lock) { (void)lock; }
+void sect__give(int lock) { (void)lock; }

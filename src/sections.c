@@ -7,7 +7,8 @@
  *     0  u64 commit   version * 2 + slot of the committed payload; its low
  *                     32 bits are the futex word waiters sleep on
  *     8  u64 claim    pid << 32 | start-time ticks of the writer; 0 = none
- *    16  u32 (reserved, 0)
+ *                     (information: the claim itself is the claim lock)
+ *    16  u32 retired  0 live; 1 replaced, 2 removed (by the manager)
  *    20  u32 flags    bit 0: the claimant wakes waiters after each publish
  *    64  slot 0 header, 128  slot 1 header, each:
  *         0 u32 seq (odd while being written)  8 u64 version  16 u64 length
@@ -21,10 +22,11 @@
  * slot untouched.
  *
  * Platform files (binding.gyp picks them): sections-posix.c with
- * sections-linux.c (futex) or sections-poll.c (polling) on POSIX systems;
- * sections-win.c on Windows, where waiters always poll and a claim is the
- * compare-exchange of the claim word alone (no claim lock: PHP has no sysvsem
- * there).
+ * sections-linux.c (futex) or sections-poll.c (polling) on POSIX systems,
+ * where a claim is the section's claim lock (a semaphore taken without
+ * waiting, SEM_UNDO); sections-win.c on Windows, where waiters always poll and
+ * a claim is the compare-exchange of the claim word alone (no claim lock: PHP
+ * has no sysvsem there), taking over a claimant that is gone.
  */
 #include "sections.h"
 
@@ -37,6 +39,7 @@
 /* Control block offsets. */
 #define CTRL_COMMIT 0
 #define CTRL_CLAIM 8
+#define CTRL_RETIRED 16
 #define CTRL_FLAGS 20
 #define CTRL_SLOT(i) (64 + 64 * (i))
 #define SLOT_SEQ 0
@@ -80,13 +83,19 @@ uint64_t shmsect_version(const shmsect_t *s) { return load64(u64_at(s, CTRL_COMM
 
 uint64_t shmsect_claimant(const shmsect_t *s) { return load64(u64_at(s, CTRL_CLAIM)); }
 
-int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out) {
+uint32_t shmsect_retired(const shmsect_t *s) { return load32(u32_at(s, CTRL_RETIRED)); }
+
+/* shmsect_read; the manager's carry-over reads a retired section (retired_too). */
+static int sect__read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out,
+                      int retired_too) {
   uint64_t last_commit = 0;
   int tries = 0;
   for (;;) {
     uint64_t commit = load64(u64_at(s, CTRL_COMMIT));
     uint64_t slot = CTRL_SLOT(commit & 1);
     uint32_t seq, seq_after;
+    /* After the commit's acquire load: a commit changed by the retirement is never read. */
+    if (!retired_too && shmsect_retired(s) != SHMSECT_LIVE) return SHMSECT_ERETIRED;
     if (commit != last_commit) last_commit = commit, tries = 0;
     else if (++tries > READ_TRIES) return SHMSECT_ECORRUPT;
     else if (tries > 16) sect__yield();
@@ -110,11 +119,31 @@ int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_
   }
 }
 
+int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out) {
+  return sect__read(s, dst, room, out, 0);
+}
+
+int shmsect_retire(const shmsect_t *s, uint32_t how, void *dst, uint64_t room,
+                   shmsect_snapshot_t *out) {
+  uint64_t *commit = u64_at(s, CTRL_COMMIT), seen;
+  int rc;
+  store32(u32_at(s, CTRL_RETIRED), how);
+  fence_full(); /* the flag before the commit we read; publish does the mirror image */
+  rc = sect__read(s, dst, room, out, 1);
+  /* Change the futex word, so that a waiter between its check of the flag and
+     its sleep does not sleep: the kernel finds the word changed. */
+  do seen = load64(commit);
+  while (!cas64(commit, seen, seen + 2));
+  shmsect_wake(s);
+  return rc;
+}
+
 int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t length,
                     uint64_t *version) {
   uint64_t commit, slot;
   uint32_t seq;
   int which;
+  if (shmsect_retired(s) != SHMSECT_LIVE) return SHMSECT_ERETIRED;
   if (shmsect_claimant(s) != self) return SHMSECT_ENOTWRITER;
   if (length > s->capacity) return SHMSECT_ETOOSMALL;
   commit = load64(u64_at(s, CTRL_COMMIT));
@@ -139,7 +168,9 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
   /* Always wake: sleepers may have attached read-only, so they cannot count
      themselves anywhere a writer could check. */
   shmsect_wake(s);
-  return 0;
+  /* Retired meanwhile: the manager's carry-over may have missed this version. */
+  fence_full();
+  return shmsect_retired(s) != SHMSECT_LIVE ? SHMSECT_ERETIRED : 0;
 }
 
 void shmsect_wake(const shmsect_t *s) { sect__wake(u32_at(s, CTRL_COMMIT)); }
@@ -157,7 +188,7 @@ int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint
   uint64_t commit = load64(u64_at(s, CTRL_COMMIT)), waited, limit;
   int wakes;
   *version = commit >> 1;
-  if (*version != w->since || cancelled) return 1;
+  if (*version != w->since || cancelled || shmsect_retired(s) != SHMSECT_LIVE) return 1;
   waited = sect__now_ns() - w->started_ns;
   limit = w->timeout_ms < 0 ? UINT64_MAX : (uint64_t)w->timeout_ms * 1000000u;
   if (waited >= limit) return 1;
@@ -184,7 +215,7 @@ int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const v
   while (!shmsect_wait_step(s, &w, is_cancelled(cancel), version, &expected, &slice)) {
     sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
   }
-  return 0;
+  return shmsect_retired(s) != SHMSECT_LIVE ? SHMSECT_ERETIRED : 0;
 }
 
 uint32_t *shmsect_futex_word(const shmsect_t *s) { return u32_at(s, CTRL_COMMIT); }
@@ -195,40 +226,37 @@ int shmsect_alive(uint64_t claim) {
   return claim != 0 && sect__running((uint32_t)(claim >> 32), (uint32_t)claim);
 }
 
-int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64_t *holder) {
+/* Without a claim lock (Windows): the claim word alone, taking over a claimant that is gone. */
+static int sect__take_word(const shmsect_t *s, uint64_t self) {
   uint64_t *word = u64_at(s, CTRL_CLAIM);
-  int rc = sect__lock(lock);
-  if (rc != 0) return rc;
   for (;;) {
     uint64_t current = load64(word);
     SECT_TEST_POINT(SECT_AT_CLAIM_LOADED);
-    if (current == self || shmsect_alive(current)) {
-      *holder = current;
-      rc = SHMSECT_EBUSY;
-      break;
-    }
-    /* Free, or held by a process that is gone: take it. */
-    if (cas64(word, current, self)) {
-      store32(u32_at(s, CTRL_FLAGS), wakes ? FLAG_WAKES : 0);
-      break;
-    }
+    if (current == self || shmsect_alive(current)) return SHMSECT_EBUSY;
+    if (cas64(word, current, self)) return 0;
   }
-  sect__unlock(lock);
+}
+
+int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64_t *holder) {
+  int rc;
+  if (shmsect_retired(s) != SHMSECT_LIVE) return SHMSECT_ERETIRED;
+  rc = sect__take(lock);
+  if (rc == 0 && lock < 0) rc = sect__take_word(s, self);
+  else if (rc == 0) store64(u64_at(s, CTRL_CLAIM), self); /* the lock is ours: the word says so */
+  if (rc == SHMSECT_EBUSY) *holder = shmsect_claimant(s);
+  if (rc == 0) store32(u32_at(s, CTRL_FLAGS), wakes ? FLAG_WAKES : 0);
   shmsect_wake(s); /* waiters re-read who wakes them */
   return rc;
 }
 
 int shmsect_release(const shmsect_t *s, uint64_t self, int lock) {
-  int rc = sect__lock(lock);
-  if (rc != 0) return rc;
+  int rc = SHMSECT_ENOTWRITER;
   /* Only the holder's release may touch the flags, which are the holder's. */
-  if (load64(u64_at(s, CTRL_CLAIM)) != self) {
-    rc = SHMSECT_ENOTWRITER;
-  } else {
+  if (load64(u64_at(s, CTRL_CLAIM)) == self) {
     store32(u32_at(s, CTRL_FLAGS), 0);
-    if (!cas64(u64_at(s, CTRL_CLAIM), self, 0)) rc = SHMSECT_ENOTWRITER;
+    if (cas64(u64_at(s, CTRL_CLAIM), self, 0)) rc = 0;
   }
-  sect__unlock(lock);
+  sect__give(lock);
   shmsect_wake(s);
   return rc;
 }

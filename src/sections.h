@@ -29,8 +29,13 @@ enum {
   SHMSECT_ECORRUPT = -20002,   /* a control word holds what no writer writes */
   SHMSECT_ETOOSMALL = -20003,  /* the payload does not fit the buffer given (or the capacity) */
   SHMSECT_ENOTWRITER = -20004, /* publish without holding the claim */
-  SHMSECT_EBUSY = -20005       /* claimed by another live process */
+  SHMSECT_EBUSY = -20005,      /* claimed by another live process */
+  SHMSECT_ERETIRED = -20006,   /* the table was replaced or removed (docs/sections.md, section 8) */
+  SHMSECT_EFOREIGN = -20007    /* a claim lock that is not the one the table's manager made */
 };
+
+/* The retired word of a control block (docs/sections.md, section 1.3). */
+enum { SHMSECT_LIVE = 0, SHMSECT_REPLACED = 1, SHMSECT_REMOVED = 2 };
 
 /* Sizes of the layout (docs/sections.md). */
 #define SHMSECT_CONTROL_SIZE 192
@@ -67,9 +72,23 @@ uint64_t shmsect_version(const shmsect_t *s);
  * Copies the committed payload into dst (room bytes) and describes it in *out.
  * Returns 0; SHMSECT_ETOOSMALL when it does not fit (out->length says how much
  * room it needs, nothing is copied); SHMSECT_ECORRUPT when the control block
- * holds impossible values. Retries while a writer overtakes the copy.
+ * holds impossible values; SHMSECT_ERETIRED once the table is retired.
+ * Retries while a writer overtakes the copy.
  */
 int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out);
+
+/* The retired word: SHMSECT_LIVE, SHMSECT_REPLACED or SHMSECT_REMOVED. */
+uint32_t shmsect_retired(const shmsect_t *s);
+
+/*
+ * The manager's half of retiring a table, section by section: marks the
+ * section retired (`how`), then copies its last complete payload into dst as
+ * shmsect_read does (the carry-over), then changes the futex word and wakes
+ * every waiter. A publish either reaches that copy or fails with
+ * SHMSECT_ERETIRED, never neither. Returns as shmsect_read.
+ */
+int shmsect_retire(const shmsect_t *s, uint32_t how, void *dst, uint64_t room,
+                   shmsect_snapshot_t *out);
 
 /* ==== Writing ==== */
 
@@ -85,15 +104,24 @@ uint64_t shmsect_self(void);
 int shmsect_alive(uint64_t claim);
 
 /*
- * Claims the section for this process (identity `self`). A claim held by a
- * dead process is taken over. `wakes` records that this writer wakes waiters
- * after each publish. `lock` is the claim lock (shmsect_lock_open), or -1
- * (always on Windows: there the claim is the compare-exchange alone).
- * Returns 0, SHMSECT_EBUSY (*holder: the live claimant's word), or -errno.
+ * Claims the section for this process (identity `self`), never waiting for
+ * another process. POSIX: `lock` is the section's claim lock (the semaphore
+ * set the manager made, shmsect_lock_create); taking semaphore 0 with
+ * SEM_UNDO | IPC_NOWAIT is the claim, and the kernel gives it back when the
+ * holder dies. The claim word then records `self`, as information. Windows
+ * (lock -1): the compare-exchange of the claim word, taking over a claimant
+ * that is gone. `wakes` records that this writer wakes waiters after each
+ * publish. Returns 0, SHMSECT_EBUSY (*holder: the claim word), SHMSECT_ERETIRED
+ * or -errno (-EIDRM, -EINVAL: the lock is gone).
  */
 int shmsect_claim(const shmsect_t *s, uint64_t self, int wakes, int lock, uint64_t *holder);
 
-/* Gives up a claim held by `self`. Returns 0, or SHMSECT_ENOTWRITER. */
+/*
+ * Gives up a claim this process took (the caller keeps count: on POSIX the
+ * semaphore is given back whatever the claim word says). Clears the claim word
+ * if it holds `self`. Returns 0, or SHMSECT_ENOTWRITER when the word did not
+ * hold `self`. A lock that is gone (table removed) counts as given back.
+ */
 int shmsect_release(const shmsect_t *s, uint64_t self, int lock);
 
 /* The claim word (0: unclaimed). */
@@ -111,10 +139,11 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
 
 /*
  * Blocks until the version differs from `since`, timeout_ms passes (-1: no
- * limit) or *cancel becomes non-zero. Linux sleeps on a futex that writers
- * wake; a writer that does not wake (see shmsect_claim) is noticed within
- * SHMSECT_POLL_MAX_MS. Other systems, Windows included, always poll, at
- * least every SHMSECT_POLL_MAX_MS. Returns 0 with the version then in *version.
+ * limit), *cancel becomes non-zero or the table is retired. Linux sleeps on a
+ * futex that writers wake; a writer that does not wake (see shmsect_claim) is
+ * noticed within SHMSECT_POLL_MAX_MS. Other systems, Windows included, always
+ * poll, at least every SHMSECT_POLL_MAX_MS. Returns 0 with the version then in
+ * *version, or SHMSECT_ERETIRED.
  */
 int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const volatile int *cancel,
                  uint64_t *version);
@@ -141,19 +170,26 @@ void shmsect_wake(const shmsect_t *s);
 
 #define SHMSECT_POLL_MAX_MS 10
 
-/* ==== The claim lock (POSIX) ==== */
+/* ==== Claim locks (POSIX) ==== */
 
 /*
- * A System V semaphore set with the table's key, driven exactly as PHP's
- * sem_get($key, 1)/sem_acquire/sem_release drive theirs, so that PHP and
- * Node claimants exclude each other. SEM_UNDO frees it if its holder dies.
- * open returns 0 and the set's id; remove deletes the set.
+ * One System V semaphore set of 3 per section, made by the table's manager
+ * and recorded in the table, laid out as PHP's sem_get($key, 1) lays out its
+ * own so that PHP's sem_acquire($sem, true) takes the same semaphore:
+ * semaphore 0 is the lock (1: free), 1 counts PHP's users, 2 guards PHP's
+ * setup. create makes the set (IPC_CREAT | IPC_EXCL: -EEXIST when the key is
+ * taken) and sets it to {1, 1, 0}: the usage count starts at 1 and is never
+ * undone, so a PHP process joining never counts itself the first user, and
+ * never resets a held lock. check verifies the set with this id is that
+ * set: its key, 3 semaphores, owner and creator as given (the segment's);
+ * it returns 0, SHMSECT_EFOREIGN or -errno. remove deletes it.
  *
- * Windows has none (PHP has no sysvsem there): open returns 0 with *lock =
- * -1, and remove returns 0.
+ * Windows has none (PHP has no sysvsem there): create gives *id = -1, check
+ * accepts only -1, remove does nothing.
  */
-int shmsect_lock_open(int32_t key, int perms, int *lock);
-int shmsect_lock_remove(int32_t key);
+int shmsect_lock_create(int32_t key, int perms, int *id);
+int shmsect_lock_check(int id, int32_t key, uint32_t uid, uint32_t cuid);
+int shmsect_lock_remove(int id);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
  */
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "shm.h"
 
@@ -76,10 +77,67 @@ void ThrowReadOnly(const char *operation) {
   Report(kError, "ERR_SHM_READ_ONLY").Set("operation", operation).Throw();
 }
 
+// The table was replaced or removed by its manager (lib/sections.js follows or explains).
+void ThrowRetired(const shmop_t *seg, const shmsect_t *sect) {
+  uint32_t how = shmsect_retired(sect);
+  if (how != SHMSECT_REPLACED && how != SHMSECT_REMOVED) {
+    return Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "retired word").Throw();
+  }
+  Report(kError, "ERR_SHM_TABLE_RETIRED")
+      .Set("key", seg->key)
+      .Set("retired", how == SHMSECT_REMOVED ? "removed" : "replaced")
+      .Throw();
+}
+
+// ---- Claims held by this thread's JavaScript environment. Released when it
+// is torn down (a worker that ends, however it ends), and by a table's close()
+// or collection (sectionReleaseAll), so that a thread's claims die with it.
+
+struct HeldClaim {
+  double handle;  // the table's segment handle, as JavaScript knows it
+  shmop_t *seg;   // a reference: the mapping stays while the claim is held
+  shmsect_t sect;
+  int lock;
+};
+
+struct HeldClaims {
+  std::vector<HeldClaim> list;
+};
+
+thread_local HeldClaims *held_claims = nullptr;
+
+// Gives back the claims of `handle` (or all of them) held here.
+void ReleaseHeld(HeldClaims *held, bool all, double handle) {
+  auto &list = held->list;
+  for (size_t i = list.size(); i-- > 0;) {
+    if (!all && list[i].handle != handle) continue;
+    HeldClaim claim = list[i];
+    list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
+    shmsect_release(&claim.sect, shmsect_self(), claim.lock);
+    shmop_table_release(claim.seg);
+  }
+}
+
+void ReleaseHeldAtCleanup(void *arg) {
+  HeldClaims *held = static_cast<HeldClaims *>(arg);
+  ReleaseHeld(held, true, 0);
+  if (held_claims == held) held_claims = nullptr;
+  delete held;
+}
+
+HeldClaims *ThisThreadsClaims() {
+  if (!held_claims) {
+    held_claims = new HeldClaims();
+    node::AddEnvironmentCleanupHook(v8::Isolate::GetCurrent(), ReleaseHeldAtCleanup, held_claims);
+  }
+  return held_claims;
+}
+
 /** sectionVersion(handle, section) -> the committed version (0: none yet). */
 NAN_METHOD(SectionVersion) {
   SectionCall call(info);
   if (!call.ok()) return;
+  if (shmsect_retired(call.sect()) != SHMSECT_LIVE) return ThrowRetired(call.seg(), call.sect());
   info.GetReturnValue().Set(static_cast<double>(shmsect_version(call.sect())));
 }
 
@@ -105,6 +163,7 @@ NAN_METHOD(SectionRead) {
   shmsect_snapshot_t snap;
   int rc = shmsect_read(call.sect(), aliased ? aside.data() : into, room.length, &snap);
   if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt(call.seg());
+  if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
   if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
   double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
                    static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
@@ -127,6 +186,7 @@ NAN_METHOD(SectionPublish) {
   const unsigned char *data = Unaliased(bytes.data, bytes.length, &aside);
   uint64_t version = 0;
   int rc = shmsect_publish(call.sect(), shmsect_self(), data, bytes.length, &version);
+  if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
   if (rc == SHMSECT_ENOTWRITER) {
     return Report(kError, "ERR_SHM_NOT_WRITER").Set("key", call.seg()->key).Throw();
   }
@@ -138,7 +198,10 @@ NAN_METHOD(SectionPublish) {
   info.GetReturnValue().Set(static_cast<double>(version));
 }
 
-/** sectionClaim(handle, section, lock, wakes) -> 0, or the pid of the live claimant. */
+/**
+ * sectionClaim(handle, section, lock, wakes) -> true, or the pid the claim
+ * word names while another holds the claim lock (0: none written yet).
+ */
 NAN_METHOD(SectionClaim) {
   SectionCall call(info);
   if (!call.ok()) return;
@@ -149,26 +212,40 @@ NAN_METHOD(SectionClaim) {
   }
   uint64_t holder = 0;
   int rc = shmsect_claim(call.sect(), shmsect_self(), info[3]->IsTrue(), static_cast<int>(lock), &holder);
-  if (rc < 0 && rc != SHMSECT_EBUSY) {
-    return Report::Os(rc, "semop").Set("key", call.seg()->key).Throw();
-  }
-  info.GetReturnValue().Set(rc == SHMSECT_EBUSY ? static_cast<double>(holder >> 32) : 0.0);
+  if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
+  if (rc == SHMSECT_EBUSY) return info.GetReturnValue().Set(static_cast<double>(holder >> 32));
+  if (rc != 0) return Report::Os(rc, "semop").Set("key", call.seg()->key).Throw();
+  double handle = info[0].As<v8::Number>()->Value();
+  ThisThreadsClaims()->list.push_back({handle, call.seg(), *call.sect(), static_cast<int>(lock)});
+  call.Take();  // the claim keeps the reference
+  info.GetReturnValue().Set(true);
 }
 
-/** sectionRelease(handle, section, lock) -> true, or false when this process did not hold it. */
+/** sectionRelease(handle, section) -> true, or false when this thread held no claim on it. */
 NAN_METHOD(SectionRelease) {
   SectionCall call(info);
   if (!call.ok()) return;
-  double lock;
-  if (!IntegerArg(info[2], "lock", -1, 2147483647.0, nullptr, &lock)) return;
-  if (call.seg()->readonly) {
-    return ThrowReadOnly("release");
+  double handle = info[0].As<v8::Number>()->Value();
+  if (held_claims) {
+    auto &list = held_claims->list;
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      if (it->handle == handle && it->sect.control == call.sect()->control) {
+        HeldClaim claim = *it;
+        list.erase(it);
+        shmsect_release(&claim.sect, shmsect_self(), claim.lock);
+        shmop_table_release(claim.seg);
+        return info.GetReturnValue().Set(true);
+      }
+    }
   }
-  int rc = shmsect_release(call.sect(), shmsect_self(), static_cast<int>(lock));
-  if (rc < 0 && rc != SHMSECT_ENOTWRITER) {
-    return Report::Os(rc, "semop").Set("key", call.seg()->key).Throw();
-  }
-  info.GetReturnValue().Set(rc == 0);
+  info.GetReturnValue().Set(false);
+}
+
+/** sectionReleaseAll(handle) -> undefined; gives back every claim this thread holds through handle. */
+NAN_METHOD(SectionReleaseAll) {
+  double handle;
+  if (!HandleArg(info[0], &handle)) return;
+  if (held_claims) ReleaseHeld(held_claims, false, handle);
 }
 
 /** sectionClaimant(handle, section) -> { pid, alive, self } of the claim, or null. */
@@ -192,31 +269,77 @@ NAN_METHOD(SectionWaitSync) {
   uint64_t since, version = 0;
   int64_t timeout_ms;
   if (!WaitArgs(info, &since, &timeout_ms)) return;
-  shmsect_wait(call.sect(), since, timeout_ms, nullptr, &version);
+  if (shmsect_wait(call.sect(), since, timeout_ms, nullptr, &version) == SHMSECT_ERETIRED) {
+    return ThrowRetired(call.seg(), call.sect());
+  }
   info.GetReturnValue().Set(static_cast<double>(version));
 }
 
-/** sectionLockOpen(key, mode) -> the claim lock's id (a PHP-compatible semaphore set). */
-NAN_METHOD(SectionLockOpen) {
+/** sectionLockCreate(key, mode) -> the id of a new claim lock (-1 where there are none: Windows). */
+NAN_METHOD(SectionLockCreate) {
   int32_t key;
   double mode;
   if (!KeyArg(info[0], &key)) return;
-  if (key == 0) return ThrowOutOfRange("key", "not 0 (IPC_PRIVATE): a claim lock is found by its key", "0");
   if (!IntegerArg(info[1], "mode", 0, 0777, nullptr, &mode)) return;
-  int lock = -1;
-  int rc = shmsect_lock_open(key, static_cast<int>(mode), &lock);
+  int id = -1;
+  int rc = shmsect_lock_create(key, static_cast<int>(mode), &id);
   if (rc != 0) return Report::Os(rc, "semget").Set("key", key).Throw();
-  info.GetReturnValue().Set(lock);
+  info.GetReturnValue().Set(id);
 }
 
-/** sectionLockRemove(key) -> undefined; deletes the claim lock of a table. */
-NAN_METHOD(SectionLockRemove) {
+/**
+ * sectionLockCheck(id, key, uid, cuid) -> null when the set with this id is
+ * the claim lock the table records (key, 3 semaphores, owner and creator);
+ * else why not: 'foreign' or the errno name (EINVAL: no such set).
+ */
+NAN_METHOD(SectionLockCheck) {
+  double id, uid, cuid;
   int32_t key;
-  if (!KeyArg(info[0], &key)) return;
-  int rc = shmsect_lock_remove(key);
-  if (rc != 0) return Report::Os(rc, "semctl").Set("key", key).Throw();
+  if (!IntegerArg(info[0], "id", -2147483648.0, 2147483647.0, nullptr, &id)) return;
+  if (!KeyArg(info[1], &key)) return;
+  if (!IntegerArg(info[2], "uid", 0, 4294967295.0, nullptr, &uid)) return;
+  if (!IntegerArg(info[3], "cuid", 0, 4294967295.0, nullptr, &cuid)) return;
+  int rc = shmsect_lock_check(static_cast<int>(id), key, static_cast<uint32_t>(uid), static_cast<uint32_t>(cuid));
+  if (rc == 0) return info.GetReturnValue().SetNull();
+  info.GetReturnValue().Set(Nan::New(rc == SHMSECT_EFOREIGN ? "foreign" : ErrnoName(-rc)).ToLocalChecked());
 }
 
+/** sectionLockRemove(id) -> undefined; deletes a claim lock. */
+NAN_METHOD(SectionLockRemove) {
+  double id;
+  if (!IntegerArg(info[0], "id", -1, 2147483647.0, nullptr, &id)) return;
+  int rc = shmsect_lock_remove(static_cast<int>(id));
+  if (rc != 0) return Report::Os(rc, "semctl").Throw();
+}
+
+/**
+ * sectionRetire(handle, section, how, target, out) -> as sectionRead, for the
+ * manager: marks the section retired (1 replaced, 2 removed), copies its last
+ * payload (the carry-over) and wakes its waiters.
+ */
+NAN_METHOD(SectionRetire) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  double how;
+  if (!IntegerArg(info[2], "how", 1, 2, nullptr, &how)) return;
+  if (!info[3]->IsArrayBufferView()) {
+    return ThrowArgType("target", "an instance of Buffer, TypedArray, or DataView", info[3]);
+  }
+  if (!info[4]->IsFloat64Array() || info[4].As<v8::Float64Array>()->Length() != 4) {
+    return ThrowArgType("out", "a Float64Array of 4", info[4]);
+  }
+  if (call.seg()->readonly) return ThrowReadOnly("retire");
+  Bytes room = ViewBytes(info[3]);
+  std::vector<unsigned char> aside(room.length);  // never a view of the segment itself
+  shmsect_snapshot_t snap;
+  int rc = shmsect_retire(call.sect(), static_cast<uint32_t>(how), aside.data(), room.length, &snap);
+  if (rc == 0) memcpy(const_cast<unsigned char *>(room.data), aside.data(), static_cast<size_t>(snap.length));
+  double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
+                   static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
+  Local<v8::Float64Array> array = info[4].As<v8::Float64Array>();
+  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), out, sizeof out);
+  info.GetReturnValue().Set(rc == 0);
+}
 
 }  // namespace
 
@@ -228,8 +351,11 @@ NAN_MODULE_INIT(InitSections) {
   Nan::SetMethod(target, "sectionRelease", SectionRelease);
   Nan::SetMethod(target, "sectionClaimant", SectionClaimant);
   Nan::SetMethod(target, "sectionWaitSync", SectionWaitSync);
-  Nan::SetMethod(target, "sectionLockOpen", SectionLockOpen);
+  Nan::SetMethod(target, "sectionReleaseAll", SectionReleaseAll);
+  Nan::SetMethod(target, "sectionLockCreate", SectionLockCreate);
+  Nan::SetMethod(target, "sectionLockCheck", SectionLockCheck);
   Nan::SetMethod(target, "sectionLockRemove", SectionLockRemove);
+  Nan::SetMethod(target, "sectionRetire", SectionRetire);
 }
 
 }  // namespace shm

@@ -165,8 +165,10 @@ void ReportFinished(WaitRoom *room) {
   }
   Nan::HandleScope scope;
   for (PendingWait *wait : finished) {
-    Local<Value> argv[] = {Nan::New(static_cast<double>(wait->version))};
-    wait->callback->Call(1, argv, wait->resource);
+    // The mapping is still referenced: whether the wait ended because the table retired.
+    uint32_t retired = shmsect_retired(&wait->sect);
+    Local<Value> argv[] = {Nan::New(static_cast<double>(wait->version)), Nan::New(retired)};
+    wait->callback->Call(2, argv, wait->resource);
     FreeWait(wait);
   }
 }

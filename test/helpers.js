@@ -49,9 +49,19 @@ const semaphores = () => sysvipc('sem')
 /** The kernel's row for the semaphore set with this key (a section table's claim lock), or undefined. */
 const semaphoreByKey = (key) => semaphores().find((s) => s.key === (key | 0))
 
-/** cleanupAfter(t), and also the semaphore sets with this file's keys (section tables' claim locks). */
+/** Removes the section tables at this process's keys with their claim locks (which have random keys). */
+function removeOurTables () {
+  for (const seg of segments()) {
+    if (seg.key === 0 || !KEYS.owns(seg.key)) continue
+    try {
+      require(ROOT).sections.remove(seg.key)
+    } catch {} // not a table: removeOwned removes it
+  }
+}
+
+/** cleanupAfter(t) for section tables: the tables with their claim locks, then other segments and semaphore sets with this file's keys. */
 function cleanupTablesAfter (t) {
-  const remove = () => removeOwned(KEYS, { semaphores: true })
+  const remove = () => { removeOurTables(); removeOwned(KEYS, { semaphores: true }) }
   remove()
   t.teardown(remove)
   process.once('exit', remove)

@@ -66,6 +66,7 @@ t.test('## Sections: the ES module example, and PHP\'s snippet', async (t) => {
   const text = section('### Sections')
   const [js] = blocks(text, 'js').map(withOurKeys)
   t.match(js, /^import shm from 'nodejs-shm'$/m, 'an ES module')
+  t.match(js, /shm\.sections\.apply\(/, 'it starts with the central manager')
   const dir = project(t)
   const out = node(t, dir, 'sections.mjs', js).split('\n')
   t.same(out, ['1 { EURUSD: 1.0842 }', '2 { EURUSD: 1.0843 }', ''], 'it prints what the comments say')

@@ -22,18 +22,19 @@ const NOT_SECTIONS = 'ERR_SHM_NOT_SECTIONS'
 const LAYOUT_VERSION = 'ERR_SHM_LAYOUT_VERSION'
 const CORRUPT = 'ERR_SHM_CORRUPT'
 
-// A valid table to forge from: 2 sections; header and table 192 bytes.
+// A valid table to forge from: 2 sections; header and table 224 bytes. It stays
+// until the end: the copies record its claim locks, which attach verifies.
 const IMAGE = (() => {
   const key = keyFor(255)
   shm.sections.create(key, { mode: 0o600, sections: [{ name: 'one', size: 100 }, { name: 'two', size: 50 }] }).close()
+  t.teardown(() => shm.sections.remove(key))
   const raw = shm.open(key, 'a')
   const image = raw.read()
   raw.close()
-  shm.sections.remove(key)
   return image
 })()
-const H = 64 + 64 * 2
-const ENTRY = (i) => 64 + 64 * i
+const H = 64 + 80 * 2
+const ENTRY = (i) => 64 + 80 * i
 const u32 = (at, value) => (image) => image.writeUInt32LE(value, at)
 const u64 = (at, value) => (image) => image.writeBigUInt64LE(BigInt(value), at)
 const name = (i, bytes) => (image) => { image.fill(0, ENTRY(i), ENTRY(i) + 32); Buffer.from(bytes).copy(image, ENTRY(i)) }
@@ -68,9 +69,9 @@ const CASES = [
   ['layout version 0, checksum not recomputed', { mutate: u32(8, 0), seal: false }, LAYOUT_VERSION],
   ['big-endian byte-order mark', { mutate: (image) => image.writeUInt32BE(0x01020304, 12) }, CORRUPT],
   ['0 sections', { mutate: (image) => { u32(20, 0)(image); u32(16, 64)(image) } }, CORRUPT],
-  ['65537 sections', { mutate: (image) => { u32(20, 65537)(image); u32(16, 64 + 64 * 65537)(image) } }, CORRUPT],
+  ['65537 sections', { mutate: (image) => { u32(20, 65537)(image); u32(16, 64 + 80 * 65537)(image) } }, CORRUPT],
   ['3 sections in a header sized for 2', { mutate: u32(20, 3) }, CORRUPT],
-  ['a header size that is not 64 + 64N', { mutate: u32(16, H + 64) }, CORRUPT],
+  ['a header size that is not 64 + 80N', { mutate: u32(16, H + 80) }, CORRUPT],
   ['laid out beyond the kernel\'s segment size', { mutate: (image) => u64(24, image.length + 1)(image) }, CORRUPT],
   ['laid out smaller than its header', { mutate: u64(24, H - 1) }, CORRUPT],
   ['laid out 2^63 bytes', { mutate: u64(24, 2n ** 63n) }, CORRUPT],
@@ -96,6 +97,11 @@ const CASES = [
   ['a repeated name', { mutate: name(1, 'one') }, CORRUPT],
   ['an empty name', { mutate: name(0, []) }, CORRUPT],
   ['a NUL inside a name', { mutate: name(0, 'o\0ne') }, CORRUPT],
+  // PHP checks these with FFI (php -r has it), as Node does; without FFI it cannot (docs/sections.md, section 5).
+  ['a claim lock id that names no set', { mutate: u32(ENTRY(0) + 68, 0x7ffffff0) }, CORRUPT],
+  ['a claim lock recorded at another key', { mutate: u32(ENTRY(1) + 64, IMAGE.readUInt32LE(ENTRY(1) + 64) ^ 0x100) }, CORRUPT],
+  ['the claim lock of another section', { mutate: u32(ENTRY(1) + 68, IMAGE.readUInt32LE(ENTRY(0) + 68)) }, CORRUPT],
+  ['a claim lock id of -1 (none: Windows)', { mutate: u32(ENTRY(0) + 68, 0xffffffff) }, CORRUPT],
   ['a valid table in a larger segment', { size: IMAGE.length + 4096 }, 'ok'],
   ['a 32-byte name (no NUL left)', { mutate: name(0, 'x'.repeat(29) + 'é!') }, 'ok'],
   ['a name that starts with a byte-order mark', { mutate: name(1, '\ufefftwo') }, 'ok']

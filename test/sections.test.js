@@ -12,7 +12,7 @@ const path = require('node:path')
 const shm = require('..')
 const binding = require('../lib/binding')
 const crc32 = require('../lib/crc32')
-const { keyFor, segments, segmentByKey, semaphoreByKey, cleanupTablesAfter, asNobody } = require('./helpers')
+const { keyFor, segments, segmentByKey, segmentById, semaphores, semaphoreByKey, cleanupTablesAfter } = require('./helpers')
 const { peer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
@@ -36,7 +36,7 @@ t.test('create: the header, table and placement of docs/sections.md', async (t) 
   t.equal(table.section('x'), table.section('x'), 'one object per section')
 
   // Placement (§1.4): controls after the table, then both data areas of each section in turn.
-  const H = 64 + 64 * 3
+  const H = 64 + 80 * 3
   let end = align64(H) + 192 * 3
   table.sections.forEach((section, i) => {
     const data0 = align64(end) + 24
@@ -65,10 +65,13 @@ t.test('create: the header, table and placement of docs/sections.md', async (t) 
   zeroed.writeUInt32LE(0, 60)
   t.equal(header.readUInt32LE(60), crc32(zeroed), 'CRC-32 of [0, H) with its own field zeroed')
   table.sections.forEach((section, i) => {
-    const at = 64 + 64 * i
+    const at = 64 + 80 * i
     t.same(header.subarray(at, at + 32), Buffer.concat([Buffer.from(section.name), Buffer.alloc(32 - section.name.length)]), `${section.name}: name, NUL-padded`)
     t.same([32, 40, 48, 56].map((o) => Number(header.readBigUInt64LE(at + o))),
       [section.offsets.control, section.capacity, ...section.offsets.data], `${section.name}: control, capacity, data 0, data 1`)
+    const lock = semaphores().find((s) => s.semid === header.readInt32LE(at + 68))
+    t.match(lock, { key: header.readInt32LE(at + 64), nsems: 3, perms: 0o640 }, `${section.name}: its claim lock, made with the table, at the key recorded`)
+    t.same(header.subarray(at + 72, at + 80), Buffer.alloc(8), `${section.name}: reserved bytes are zero`)
   })
   t.same(raw.read(align64(H), 192 * 3), Buffer.alloc(192 * 3), 'control blocks start zeroed')
 })
@@ -242,58 +245,65 @@ t.test('close(), [Symbol.dispose], and a closed table', async (t) => {
   table.close() // again: nothing to do
 })
 
-t.test('remove() deletes the segment and the claim lock', async (t) => {
+t.test('remove() deletes the segment and every claim lock the table owns, and only a table', async (t) => {
   const key = keyFor(8)
-  const table = shm.sections.create(key, { mode: 0o600, sections: [{ name: 'a', size: 10 }] })
+  const table = shm.sections.create(key, { mode: 0o600, sections: [{ name: 'a', size: 10 }, { name: 'b', size: 10 }] })
+  const ids = table.sections.map((section) => section.entry.lock.id)
   const ipcs = () => spawnSync('ipcs', ['-s'], { encoding: 'utf8' }).stdout
-  t.equal(semaphoreByKey(key), undefined, 'no claim lock before the first claim')
+  for (const id of ids) {
+    t.match(semaphores().find((s) => s.semid === id), { nsems: 3, perms: 0o600 }, `claim lock ${id}: made with the table, 3 semaphores as PHP's sem_get, the table's mode`)
+  }
+  t.equal(semaphoreByKey(key), undefined, 'no semaphore set has the table\'s own key')
+  t.ok(ipcs().includes(` ${ids[0]} `), 'ipcs -s lists the claim locks')
   table.section('a').claim()
-  t.match(semaphoreByKey(key), { nsems: 3, perms: 0o600 }, 'a claim opens the lock: 3 semaphores, as PHP\'s sem_get, with the table\'s mode')
-  t.ok(ipcs().includes(hex(key)), 'ipcs -s lists it')
-  table.close()
-  shm.sections.remove(key)
-  t.equal(segmentByKey(key), undefined, 'the segment is gone')
-  t.equal(semaphoreByKey(key), undefined, 'the semaphore set is gone')
-  t.notOk(ipcs().includes(hex(key)), 'ipcs -s no longer lists it')
+  const shmid = segmentByKey(key).shmid
+  const removed = shm.sections.remove(key)
+  t.same(removed, { segment: shmid, locks: ids }, 'it says what it removed: the segment and claim lock ids')
+  t.equal(segmentByKey(key), undefined, 'the segment has left its key')
+  t.same(semaphores().filter((s) => ids.includes(s.semid)), [], 'the claim locks are gone')
+  t.doesNotThrow(() => table.close(), 'close() of the table that held a claim does not throw')
+  t.equal(segmentById(removed.segment), undefined, 'the segment went with the last detach')
+  t.throws(() => shm.sections.remove(key), { code: 'ENOENT' }, 'removing it again: ENOENT')
 
-  const never = keyFor(9)
-  shm.sections.create(never, { sections: [{ name: 'a', size: 10 }] }).close()
-  shm.sections.remove(never)
-  t.equal(segmentByKey(never), undefined, 'a table never claimed has no lock to remove')
+  const plain = keyFor(9)
+  const segment = shm.open(plain, 'n', 0o600, 4096)
+  t.teardown(() => { segment.delete(); segment.close() })
+  t.throws(() => shm.sections.remove(plain), { code: 'ERR_SHM_NOT_SECTIONS' }, 'a plain segment (a PHP shmop one) is refused')
+  t.ok(segmentByKey(plain), 'and nothing is deleted')
 })
 
-t.test('remove() and close() when the claim lock cannot be used', async (t) => {
-  // The segment belongs to nobody, the claim lock to root: nobody removes the
-  // segment, but not the lock, and says so.
-  const key = keyFor(10)
-  const table = asNobody(() => shm.sections.create(key, { mode: 0o666, sections: [{ name: 'a', size: 10 }] }))
-  table.section('a').claim()
-  table.section('a').release()
-  t.throws(() => asNobody(() => shm.sections.remove(key)), { code: 'EPERM', syscall: 'semctl' }, 'the lock\'s error is thrown')
-  t.equal(segmentByKey(key), undefined, 'after the segment was removed')
-  t.ok(semaphoreByKey(key), 'the lock is left')
-  binding.sectionLockRemove(key)
-  table.close()
-
-  // A lock made by root with mode 0600: nobody may use the table, not its lock.
-  const other = keyFor(11)
-  const mine = asNobody(() => shm.sections.create(other, { mode: 0o666, sections: [{ name: 'a', size: 10 }] }))
-  t.teardown(() => shm.sections.remove(other))
-  binding.sectionLockOpen(other, 0o600)
-  t.throws(() => asNobody(() => mine.section('a').claim()), { name: 'ShmError', code: 'EACCES', syscall: 'semget' }, 'claim: the ShmError of the lock')
-  mine.close()
-
-  // A table removed while attached: close() still ends the waits and detaches,
-  // then reports the release that found no lock.
+t.test('a table removed while in use: everyone notices, close() never throws', async (t) => {
   const gone = keyFor(12)
   const removed = shm.sections.create(gone, { sections: [{ name: 'a', size: 10 }, { name: 'b', size: 10 }] })
+  const reader = shm.sections.attach(gone, { readOnly: true })
+  t.teardown(() => reader.close())
   removed.section('a').claim()
-  const waiting = removed.section('b').wait(0)
+  removed.section('a').publish('x')
+  const waiting = reader.section('b').wait(0)
+  const started = Date.now()
   shm.sections.remove(gone)
-  t.throws(() => removed.close(), { code: 'EINVAL', syscall: 'semop' }, 'the release finds the lock removed')
-  t.ok(removed.closed, 'the table is closed anyway')
-  t.equal(await waiting, 0, 'and its pending wait ended')
-  t.equal(segmentByKey(gone), undefined, 'the segment went with the last detach')
+  await t.rejects(waiting, { code: 'ERR_SHM_TABLE_RETIRED', message: /was removed by its manager \(sections\.remove\); attach the table again/ }, 'a pending wait ends at once, with the reason')
+  t.ok(Date.now() - started < 500, `and at once (${Date.now() - started} ms)`)
+  t.throws(() => reader.section('a').read(), { code: 'ERR_SHM_TABLE_RETIRED' }, 'a reader is told')
+  t.throws(() => reader.section('a').waitSync(1, 1000), { code: 'ERR_SHM_TABLE_RETIRED' }, 'waitSync too')
+  t.throws(() => removed.section('a').publish('y'), { code: 'ERR_SHM_TABLE_RETIRED', message: /was removed by its manager while this process held section 'a': the claim ended/ }, 'the writer is told its claim ended')
+  t.notOk(removed.section('a').claimed)
+  t.throws(() => removed.section('b').claim(), { code: 'ERR_SHM_TABLE_RETIRED' }, 'and cannot claim again there')
+  t.doesNotThrow(() => removed.close(), 'close() does not throw')
+  t.ok(removed.closed)
+
+  // A claim lock that someone else removed: attach names it; remove() still removes the rest.
+  const broken = keyFor(10)
+  const table = shm.sections.create(broken, { mode: 0o600, sections: [{ name: 'a', size: 10 }, { name: 'b', size: 10 }] })
+  const [a, b] = table.sections.map((section) => section.entry.lock)
+  binding.sectionLockRemove(a.id)
+  t.throws(() => shm.sections.attach(broken), {
+    code: 'ERR_SHM_CORRUPT',
+    message: `The section table in segment ${hex(broken)} is corrupt: section 'a': its claim lock (semaphore set id ${a.id}, key ${hex(a.key)}) cannot be used (EINVAL: it was removed)`
+  }, 'attach names the missing claim lock')
+  t.throws(() => table.section('a').claim(), { code: 'ERR_SHM_CORRUPT', message: /section 'a': its claim lock .* cannot be used/ }, 'and so does claim() on a table attached before')
+  table.close()
+  t.same(shm.sections.remove(broken).locks, [b.id], 'remove() removes the claim lock that is left')
 })
 
 t.test('nodejs-shm sections KEY', async (t) => {
@@ -341,4 +351,34 @@ t.test('nodejs-shm sections KEY', async (t) => {
   const help = cli('--help')
   t.match(help.stdout, /^Usage: nodejs-shm sections KEY \[--json\]\n\nShow a section table/)
   t.equal(table.section('live').info().writer.self, true, 'the CLI attached read-only and released nothing')
+})
+
+t.test('create: a claim lock key that is taken is passed over; a failure undoes what it made', async (t) => {
+  const binding = require('../lib/binding')
+  const taken = keyFor(200)
+  const free = keyFor(201)
+  const takenId = binding.sectionLockCreate(taken, 0o600)
+  t.teardown(() => binding.sectionLockRemove(takenId))
+  const keys = [taken, free]
+  const sections = t.mockRequire('../lib/sections.js', { 'node:crypto': { randomInt: () => keys.shift() } })
+  const key = keyFor(202)
+  const table = sections.create(key, { mode: 0o600, sections: [{ name: 'a', size: 8 }] })
+  t.equal(table.section('a').entry.lock.key, free, 'the key another set has is passed over (EEXIST)')
+  table.close()
+  sections.remove(key)
+
+  let calls = 0
+  const failing = t.mockRequire('../lib/sections.js', {
+    'node:crypto': { randomInt: () => keyFor(203 + calls) },
+    '../lib/binding.js': {
+      ...binding,
+      sectionLockCreate (lockKey, mode) {
+        if (++calls === 2) throw Object.assign(new Error('ENOSPC: no room for a semaphore set'), { code: 'ENOSPC' })
+        return binding.sectionLockCreate(lockKey, mode)
+      }
+    }
+  })
+  t.throws(() => failing.create(key, { mode: 0o600, sections: [{ name: 'a', size: 8 }, { name: 'b', size: 8 }] }), { code: 'ENOSPC' }, 'the failure is thrown')
+  t.equal(segmentByKey(key), undefined, 'the segment is gone')
+  t.equal(semaphoreByKey(keyFor(203)), undefined, 'and so is the claim lock it made first')
 })

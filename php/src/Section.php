@@ -11,32 +11,86 @@ namespace NodejsShm;
 final class Section
 {
     private const CLAIM = 8;
+    private const RETIRED = 16;
     private const FLAGS = 20;
     private const POLL_MIN_US = 100;
     private const POLL_MAX_US = 10000;
     private const READ_TRIES = 10000;
 
     public readonly string $name;
-    public readonly int $capacity;
+    public int $capacity;
     private int $control;
     /** @var array{0:int,1:int} */
     private array $data;
+    private int $lockKey;
+    private ?\SysvSemaphore $lock = null;
     private bool $claimed = false;
+    private bool $lostClaim = false;
+    private ?\Shmop $shm;
 
     /** @internal Sections come from SectionTable::section(). */
-    public function __construct(private SectionTable $table, private \Shmop $shm, array $entry)
+    public function __construct(private SectionTable $table, \Shmop $shm, array $entry)
     {
         $this->name = $entry['name'];
-        $this->capacity = $entry['capacity'];
-        $this->control = $entry['control'];
-        $this->data = $entry['data'];
+        $this->bind($shm, $entry);
+    }
+
+    /** @internal Moves the section to the table now at the key (null: it is in no table any more). */
+    public function bind(?\Shmop $shm, ?array $entry): void
+    {
+        $this->shm = $shm;
+        $this->lostClaim = $this->lostClaim || $this->claimed;
+        $this->claimed = false;
+        $this->lock = null;
+        if ($entry !== null) {
+            $this->capacity = $entry['capacity'];
+            $this->control = $entry['control'];
+            $this->data = $entry['data'];
+            $this->lockKey = $entry['lock'];
+        }
     }
 
     /** The committed version (0 before the first publish). */
     public function version(): int
     {
+        return $this->reading(fn (): int => $this->u64($this->control) >> 1);
+    }
+
+    /** Runs a reader's step; on a replaced table, follows it once and runs it again. */
+    private function reading(callable $step): mixed
+    {
         $this->open();
-        return $this->u64($this->control) >> 1;
+        $how = $this->retiredHow();
+        if ($how === null) {
+            $value = $step();
+            $how = $this->retiredHow(); // the commit read may be the retirement's
+            if ($how === null) {
+                return $value;
+            }
+        }
+        $this->table->follow($how);
+        $this->open();
+        return $step();
+    }
+
+    /** null while the table is live; else 'replaced' or 'removed'. */
+    private function retiredHow(): ?string
+    {
+        return match ($this->u32($this->control + self::RETIRED)) {
+            0 => null,
+            2 => 'removed',
+            default => 'replaced',
+        };
+    }
+
+    /** A writer's view of retirement: the claim ended, so it must claim again. */
+    private function writerRetired(string $how): SectionsException
+    {
+        $this->claimed = false;
+        $this->lostClaim = false;
+        return new SectionsException('ERR_SHM_TABLE_RETIRED', sprintf(
+            "the section table 0x%08x was %s by its manager while this process held section '%s': the claim ended, and the last publish may not have reached the new table; claim the section again (claim() follows to the table now at the key)",
+            $this->table->key & 0xffffffff, $how, $this->name));
     }
 
     /**
@@ -45,11 +99,18 @@ final class Section
      */
     public function read(): array
     {
-        $this->open();
+        return $this->reading(fn (): array => $this->readOnce());
+    }
+
+    private function readOnce(): array
+    {
         $last = -1;
         $tries = 0;
         while (true) {
             $commit = $this->u64($this->control);
+            if ($this->retiredHow() !== null) {
+                return []; // reading() follows
+            }
             if ($commit !== $last) {
                 [$last, $tries] = [$commit, 0];
             } elseif (++$tries > self::READ_TRIES) {
@@ -77,7 +138,11 @@ final class Section
         }
     }
 
-    /** Becomes the section's single writer, or throws ERR_SHM_SECTION_BUSY. */
+    /**
+     * Becomes the section's single writer, or throws ERR_SHM_SECTION_BUSY; never waits. The claim
+     * is the section's claim lock (sem_acquire($sem, true) on the set the table records), which
+     * the kernel gives back when this process ends.
+     */
     public function claim(): void
     {
         $this->open();
@@ -87,39 +152,51 @@ final class Section
         if ($this->table->readOnly) {
             throw new SectionsException('ERR_SHM_READ_ONLY', 'a table attached read-only cannot claim a section');
         }
-        $me = Process::identity();
-        $wakes = $this->table->waker() !== null;
-        $holder = $this->table->underLock(function () use ($me, $wakes): int {
-            $current = $this->u64($this->control + self::CLAIM);
-            if ($current !== 0 && ($current === $me || Process::alive($current))) {
-                return $current;
-            }
-            shmop_write($this->shm, pack('P', $me), $this->control + self::CLAIM);
-            shmop_write($this->shm, pack('V', $wakes ? 1 : 0), $this->control + self::FLAGS);
-            return 0;
-        });
-        $this->wake(); // waiters re-read who wakes them
-        if ($holder !== 0) {
-            throw new SectionsException('ERR_SHM_SECTION_BUSY', sprintf(
-                "section '%s' of table 0x%08x is claimed by process %d, which is alive", $this->name, $this->table->key & 0xffffffff, $holder >> 32));
+        if (($how = $this->retiredHow()) !== null) {
+            $this->table->follow($how); // claiming again on a replaced table: on the table now at the key
+            $this->open();
         }
+        if (!function_exists('sem_get')) {
+            throw new SectionsException('ERR_SHM_UNSUPPORTED', 'claiming a section needs the sysvsem extension');
+        }
+        if ($this->lock === null) {
+            $lock = @sem_get($this->lockKey, 1, $this->table->mode, false);
+            if ($lock === false) {
+                $why = error_get_last()['message'] ?? 'unknown error';
+                throw new SectionsException('ERR_SHM_CORRUPT', sprintf("section '%s': cannot open its claim lock (key 0x%08x): %s", $this->name, $this->lockKey & 0xffffffff, $why));
+            }
+            $this->lock = $lock;
+        }
+        error_clear_last();
+        if (!@sem_acquire($this->lock, true)) {
+            if (($error = error_get_last()) !== null) { // EAGAIN (busy) warns nothing
+                $this->lock = null;
+                throw new SectionsException('ERR_SHM_CORRUPT', sprintf("section '%s': its claim lock (key 0x%08x) cannot be used: %s", $this->name, $this->lockKey & 0xffffffff, $error['message']));
+            }
+            $holder = $this->u64($this->control + self::CLAIM) >> 32;
+            throw new SectionsException('ERR_SHM_SECTION_BUSY', sprintf(
+                "section '%s' of table 0x%08x is claimed by %s: its claim lock is held, and the kernel frees it when the holder ends",
+                $this->name, $this->table->key & 0xffffffff, $holder ? "process $holder" : 'a process that has not recorded its pid yet'));
+        }
+        shmop_write($this->shm, pack('P', Process::identity()), $this->control + self::CLAIM);
+        shmop_write($this->shm, pack('V', $this->table->waker() !== null ? 1 : 0), $this->control + self::FLAGS);
+        $this->wake(); // waiters re-read who wakes them
         $this->claimed = true;
+        $this->lostClaim = false;
     }
 
-    /** Stops being the section's writer. */
+    /** Stops being the section's writer; never throws for what other processes did. */
     public function release(): void
     {
         if (!$this->claimed) {
             return;
         }
         $this->claimed = false;
-        $me = Process::identity();
-        $this->table->underLock(function () use ($me): void {
-            if ($this->u64($this->control + self::CLAIM) === $me) {
-                shmop_write($this->shm, pack('V', 0), $this->control + self::FLAGS);
-                shmop_write($this->shm, pack('P', 0), $this->control + self::CLAIM);
-            }
-        });
+        if ($this->shm !== null && $this->u64($this->control + self::CLAIM) === Process::identity()) {
+            shmop_write($this->shm, pack('V', 0), $this->control + self::FLAGS);
+            shmop_write($this->shm, pack('P', 0), $this->control + self::CLAIM);
+        }
+        @sem_release($this->lock); // a removed set holds nothing to give back
         $this->wake();
     }
 
@@ -132,6 +209,12 @@ final class Section
     public function publish(string $data): int
     {
         $this->open();
+        if ($this->lostClaim) {
+            throw $this->writerRetired('replaced');
+        }
+        if ($this->claimed && ($how = $this->retiredHow()) !== null) {
+            throw $this->writerRetired($how);
+        }
         if (!$this->claimed || $this->u64($this->control + self::CLAIM) !== Process::identity()) {
             throw new SectionsException('ERR_SHM_NOT_WRITER', "claim section '{$this->name}' before publishing to it");
         }
@@ -152,6 +235,12 @@ final class Section
         shmop_write($this->shm, pack('V', ($seq + 1) & 0xffffffff), $slot);
         shmop_write($this->shm, pack('P', $version * 2 + $which), $this->control);
         $this->wake();
+        // Retired meanwhile: the manager's carry-over may have missed this version. (x86 orders
+        // this load after the stores above only with a locked instruction; PHP has none, so this
+        // check narrows the window but cannot close it: docs/sections.md, section 8.)
+        if (($how = $this->retiredHow()) !== null) {
+            throw $this->writerRetired($how);
+        }
         return $version;
     }
 
@@ -165,7 +254,7 @@ final class Section
         $this->open();
         $deadline = $timeout < 0 ? INF : microtime(true) + $timeout;
         $pause = self::POLL_MIN_US;
-        while (($version = $this->version()) === $sinceVersion && microtime(true) < $deadline) {
+        while (($version = $this->version()) === $sinceVersion && microtime(true) < $deadline) { // version() follows
             usleep((int) min($pause, max(1, ($deadline - microtime(true)) * 1e6)));
             $pause = min($pause * 2, self::POLL_MAX_US);
         }
@@ -175,7 +264,11 @@ final class Section
     /** What a table listing shows. */
     public function info(): array
     {
-        $this->open();
+        return $this->reading(fn (): array => $this->infoOnce());
+    }
+
+    private function infoOnce(): array
+    {
         $claim = $this->u64($this->control + self::CLAIM);
         $commit = $this->u64($this->control);
         $slot = $this->control + 64 + 64 * ($commit & 1);
@@ -201,6 +294,9 @@ final class Section
     {
         if ($this->table->isClosed()) {
             throw new SectionsException('ERR_SHM_CLOSED', sprintf('the section table 0x%08x is closed', $this->table->key & 0xffffffff));
+        }
+        if ($this->shm === null) {
+            throw SectionTable::retired($this->table->key, 'replaced', $this->name);
         }
     }
 

@@ -6,8 +6,10 @@ namespace NodejsShm;
 /**
  * A section table in System V shared memory, as nodejs-shm lays it out
  * (docs/sections.md): attach by key, then read, claim, publish and wait per
- * section. Needs only shmop; claiming needs sysvsem; FFI, when enabled, lets
- * publish() wake Node.js waiters at once.
+ * section. Needs only shmop; claiming needs sysvsem (each section's claim
+ * lock is a semaphore set the table records); FFI, when enabled, lets
+ * publish() wake Node.js waiters at once. A table its manager replaced is
+ * followed by readers; writers get ERR_SHM_TABLE_RETIRED and claim again.
  *
  *     $table = SectionTable::attach(0x5e000001);
  *     $prices = $table->section('prices');
@@ -20,13 +22,13 @@ final class SectionTable
     private const LAYOUT_VERSION = 1;
     private const BYTE_ORDER = 0x01020304;
     private const HEADER_SIZE = 64;
-    private const ENTRY_SIZE = 64;
+    private const ENTRY_SIZE = 80;
+    private const FOLLOW_SECONDS = 2.0;
     private const CONTROL_SIZE = 192;
     private const MAX_SECTIONS = 65536;
 
     /** @var array<string, Section> */
     private array $sections = [];
-    private ?\SysvSemaphore $lock = null;
     private ?Waker $waker = null;
     private bool $wakerOpened = false;
     private bool $closed = false;
@@ -82,11 +84,15 @@ final class SectionTable
         return $this->sections[$name];
     }
 
-    /** Releases the claims taken through this table. The segment is detached when the object goes. */
+    /** Releases the claims taken through this table; never throws. The segment is detached when the object goes. */
     public function close(): void
     {
         foreach ($this->sections as $section) {
-            $section->release();
+            try {
+                $section->release();
+            } catch (\Throwable) {
+                // what other processes did (a removed table) does not stop a close
+            }
         }
         $this->closed = true;
         $this->waker = null; // detaches the waker's attachment
@@ -108,26 +114,66 @@ final class SectionTable
         return $this->waker;
     }
 
-    /** @internal Runs $fn holding the claim lock (a semaphore set shared with Node.js). */
-    public function underLock(callable $fn): mixed
+    /**
+     * @internal After ERR_SHM_TABLE_RETIRED: a replaced table is followed to the table now at the
+     * key (sections move by name; claims end); a removed one, or none found in FOLLOW_SECONDS,
+     * throws ERR_SHM_TABLE_RETIRED.
+     */
+    public function follow(string $how): void
     {
-        if ($this->lock === null) {
-            if (!function_exists('sem_get')) {
-                throw new SectionsException('ERR_SHM_UNSUPPORTED', 'claiming a section needs the sysvsem extension');
+        $deadline = microtime(true) + self::FOLLOW_SECONDS;
+        $entries = null;
+        while ($how === 'replaced' && $entries === null) {
+            $shm = @shmop_open($this->key, $this->readOnly ? 'a' : 'w', 0, 0);
+            try {
+                if ($shm !== false) {
+                    [, $entries] = self::decode($this->key, $shm);
+                    if (unpack('V', shmop_read($shm, $entries[0]['control'] + 16, 4))[1] !== 0) {
+                        $entries = null; // retired too: the next one is coming
+                    }
+                }
+            } catch (SectionsException $e) {
+                if ($e->errorCode !== 'ERR_SHM_NOT_SECTIONS') {
+                    break;
+                }
             }
-            $lock = @sem_get($this->key, 1, $this->mode, false);
-            if ($lock === false) {
-                $why = error_get_last()['message'] ?? 'unknown error';
-                throw new SectionsException(self::errnoName($why), "cannot open the claim lock: $why");
+            if ($entries === null && microtime(true) >= $deadline) {
+                break;
             }
-            $this->lock = $lock;
+            if ($entries === null) {
+                usleep(1000);
+            }
         }
-        sem_acquire($this->lock);
-        try {
-            return $fn();
-        } finally {
-            sem_release($this->lock);
+        if ($entries === null) {
+            foreach ($this->sections as $section) {
+                $section->bind(null, null);
+            }
+            throw self::retired($this->key, $how);
         }
+        $this->shm = $shm;
+        $this->waker = null;
+        $this->wakerOpened = false;
+        $fresh = [];
+        foreach ($entries as $entry) {
+            $fresh[$entry['name']] = $this->sections[$entry['name']] ?? new Section($this, $shm, $entry);
+            $fresh[$entry['name']]->bind($shm, $entry);
+        }
+        foreach ($this->sections as $name => $section) {
+            if (!isset($fresh[$name])) {
+                $section->bind(null, null);
+            }
+        }
+        $this->sections = $fresh;
+    }
+
+    /** @internal The error for a table its manager retired. */
+    public static function retired(int $key, string $how, ?string $name = null): SectionsException
+    {
+        $what = $how === 'removed'
+            ? sprintf('the section table 0x%08x was removed by its manager', $key & 0xffffffff)
+            : sprintf('the section table 0x%08x was replaced by its manager', $key & 0xffffffff)
+              . ($name === null ? ', and no table is at its key now' : ", and the table now at its key has no section '$name'");
+        return new SectionsException('ERR_SHM_TABLE_RETIRED', "$what; attach the table again to go on");
     }
 
     /** Validates the header and table; returns [mode, entries]. */
@@ -169,6 +215,7 @@ final class SectionTable
                 throw $corrupt("section $i has an empty, repeated or malformed name");
             }
             $e = unpack('Pcontrol/Pcapacity/Pdata0/Pdata1', $header, $at + 32);
+            $lock = unpack('lkey/lid', $header, $at + 64);
             foreach ($e as $value) {
                 if ($value < 0) {
                     throw $corrupt("section '$name' has an offset beyond 2^63");
@@ -180,7 +227,8 @@ final class SectionTable
             $parts[] = [$e['control'], self::CONTROL_SIZE];
             $parts[] = [$e['data0'], $e['capacity']];
             $parts[] = [$e['data1'], $e['capacity']];
-            $entries[$name] = ['name' => $name, 'control' => $e['control'], 'capacity' => $e['capacity'], 'data' => [$e['data0'], $e['data1']]];
+            $entries[$name] = ['name' => $name, 'control' => $e['control'], 'capacity' => $e['capacity'], 'data' => [$e['data0'], $e['data1']],
+                'lock' => $lock['key'], 'lockId' => $lock['id']];
         }
         usort($parts, static fn ($a, $b) => $a[0] <=> $b[0]);
         $reached = $head['header'];
@@ -189,6 +237,11 @@ final class SectionTable
                 throw $corrupt('its sections overlap or reach outside it');
             }
             $reached = $start + $length;
+        }
+        foreach ($entries as $name => $entry) {
+            if (($problem = ClaimLocks::problem($key, $entry)) !== null) {
+                throw $corrupt("section '$name': $problem");
+            }
         }
         return [$head['mode'] & 0777, array_values($entries)];
     }

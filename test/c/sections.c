@@ -34,13 +34,16 @@
 #endif
 #undef _XOPEN_SOURCE
 #undef _DEFAULT_SOURCE
+#define semctl test_semctl /* a fault double, below */
 #include "../../src/sections-posix.c"
+#undef semctl
 #include "../../src/copy.c"
 #include "../../src/sections.c"
 #include "control-block.h"
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,21 +576,65 @@ static void test_lapping(uint64_t self) {
   section_free(&s);
 }
 
-/* ==== The claim lock (PHP's sysvsem), between processes ==== */
+/* semctl, whose next SETALL fails with setall_fails (0: none): shmsect_lock_create's clean-up. */
+extern int semctl(int id, int num, int cmd, ...);
+static int setall_fails;
+int test_semctl(int id, int num, int cmd, ...) {
+  union sect__semun arg;
+  va_list ap;
+  if (cmd != SETALL && cmd != IPC_STAT) return semctl(id, num, cmd);
+  va_start(ap, cmd);
+  arg = va_arg(ap, union sect__semun);
+  va_end(ap);
+  if (cmd == SETALL && setall_fails) {
+    errno = setall_fails;
+    setall_fails = 0;
+    return -1;
+  }
+  return semctl(id, num, cmd, arg);
+}
+
+/* ==== Claim locks (a semaphore set per section, as PHP's sysvsem), between processes ==== */
 
 static void test_lock(int *lock) {
   shmsect_t s;
   uint64_t holder, self = shmsect_self();
   int again = -1;
-  tap_group("the claim lock: a semaphore set as PHP's sem_get($key, 1) makes it");
-  is_int(shmsect_lock_open(test_key(1), 0600, lock), 0, "open: 0");
+  struct sembuf join[3] = {{2, 0, 0}, {2, 1, SEM_UNDO}, {1, 1, SEM_UNDO}}, done = {2, -1, SEM_UNDO};
+  uint32_t uid = (uint32_t)getuid();
+  tap_group("a claim lock: made with IPC_EXCL, laid out as PHP's sem_get($key, 1) lays it out");
+  is_int(shmsect_lock_create(test_key(1), 0600, lock), 0, "create: 0");
   ok(*lock >= 0, "... a semaphore set id (%d)", *lock);
   is_int(semctl(*lock, 0, GETVAL), 1, "... semaphore 0, the lock: free (1)");
-  is_int(semctl(*lock, 1, GETVAL), 1, "... semaphore 1: one user");
-  is_int(shmsect_lock_open(test_key(1), 0600, &again), 0, "open again: 0");
-  ok(again == *lock && semctl(*lock, 1, GETVAL) == 2, "... the same set, two users");
+  is_int(semctl(*lock, 1, GETVAL), 1, "... semaphore 1, PHP's user count: 1, never undone");
+  is_int(semctl(*lock, 2, GETVAL), 0, "... semaphore 2, PHP's setup guard: 0");
+  is_int(shmsect_lock_create(test_key(1), 0600, &again), -EEXIST,
+         "create again at that key: -EEXIST");
+  setall_fails = ENOSPC;
+  is_int(shmsect_lock_create(test_key(3), 0600, &again), -ENOSPC,
+         "a set that cannot be set up: the error");
+  ok(semget(test_key(3), 0, 0) < 0 && errno == ENOENT, "... and no set is left at its key");
+  is_int(shmsect_lock_check(*lock, test_key(1), uid, uid), 0,
+         "check: the set, its key, 3 semaphores, owner, creator");
+  is_int(shmsect_lock_check(*lock, test_key(2), uid, uid), SHMSECT_EFOREIGN,
+         "... recorded at another key: SHMSECT_EFOREIGN");
+  is_int(shmsect_lock_check(*lock, test_key(1), uid + 1, uid), SHMSECT_EFOREIGN,
+         "... another owner: SHMSECT_EFOREIGN");
+  is_int(shmsect_lock_check(*lock, test_key(1), uid, uid + 1), SHMSECT_EFOREIGN,
+         "... another creator: SHMSECT_EFOREIGN");
+  is_int(shmsect_lock_check(-1, test_key(1), uid, uid), SHMSECT_EFOREIGN,
+         "... no set (-1): SHMSECT_EFOREIGN");
   section_new(&s);
   is_int(shmsect_claim(&s, self, 1, *lock, &holder), 0, "claim under the lock: 0");
+  is_int(semctl(*lock, 0, GETVAL), 0, "... semaphore 0 taken");
+  is_int(shmsect_claim(&s, self, 1, *lock, &holder), SHMSECT_EBUSY,
+         "claim again: SHMSECT_EBUSY at once (never waits)");
+  is_u64(holder, self, "... naming the claim word");
+  /* A PHP process joins the set (sem_get): it counts 2 users, so it never resets the held lock. */
+  is_int(semop(*lock, join, 3), 0, "PHP's sem_get joins: semop {2,0},{2,+1},{1,+1}");
+  is_int(semctl(*lock, 1, GETVAL), 2, "... it counts 2 users: not the first, no SETVAL");
+  is_int(semop(*lock, &done, 1), 0, "... and ends its setup");
+  is_int(semctl(*lock, 0, GETVAL), 0, "... the lock is still held");
   is_int(shmsect_release(&s, self, *lock), 0, "release under the lock: 0");
   is_int(semctl(*lock, 0, GETVAL), 1, "... the lock is free again");
   section_free(&s);
@@ -635,9 +682,13 @@ static void claim_round(const shmsect_t *s, int lock, int round) {
   }
   is_int(winners, 1, "round %d: exactly one of %d processes wins", round, CLAIMERS);
   for (i = 0; i < CLAIMERS && winner >= 0; i++) {
-    if (i != winner && (r[i].rc != SHMSECT_EBUSY || r[i].holder != r[winner].self)) losers_told = 0;
+    /* The winner writes its claim word just after it takes the lock: a loser may read it before. */
+    if (i != winner &&
+        (r[i].rc != SHMSECT_EBUSY || (r[i].holder != r[winner].self && r[i].holder != 0)))
+      losers_told = 0;
   }
-  ok(winner >= 0 && losers_told, "... the others get SHMSECT_EBUSY naming the winner");
+  ok(winner >= 0 && losers_told,
+     "... the others get SHMSECT_EBUSY naming the winner (or no one yet)");
   ok(winner >= 0 && shmsect_claimant(s) == r[winner].self, "... the claim word names the winner");
   close(report_pipe[0]);
   close(done_pipe[0]);
@@ -656,15 +707,16 @@ static void test_claim_processes(int lock) {
   section_free(&s);
 }
 
-/* A child that takes the lock itself and dies holding it, after ms. */
+/* A child that takes the lock itself and dies holding it, when told. */
 static int child_holds_lock(const shmsect_t *s, long lock) {
   struct sembuf take = {0, -1, SEM_UNDO};
+  char c;
   (void)s;
   close(report_pipe[0]);
+  close(done_pipe[1]);
   if (semop((int)lock, &take, 1) != 0) return 1;
   if (write(report_pipe[1], "x", 1) != 1) return 2;
-  sleep_ms(300);
-  return 0; /* exits holding it: SEM_UNDO gives it back */
+  return read(done_pipe[0], &c, 1) == 0 ? 0 : 3; /* exits holding it: SEM_UNDO gives it back */
 }
 
 static void test_lock_dies(int lock) {
@@ -673,18 +725,72 @@ static void test_lock_dies(int lock) {
   pid_t pid;
   char c = 0;
   double started;
-  tap_group("a lock holder that dies: SEM_UNDO frees the lock");
+  tap_group("a lock holder that dies: busy while it lives (no wait), SEM_UNDO frees the lock");
   section_new(&s);
-  if (pipe(report_pipe)) tap_bail("pipe failed");
+  if (pipe(report_pipe) || pipe(done_pipe)) tap_bail("pipe failed");
   pid = child_run(child_holds_lock, &s, lock);
   close(report_pipe[1]);
+  close(done_pipe[0]);
   ok(read(report_pipe[0], &c, 1) == 1, "the child holds the lock");
   close(report_pipe[0]);
   started = now_ms();
-  is_int(shmsect_claim(&s, self, 1, lock, &holder), 0, "claim: 0, once the child is gone");
-  ok(now_ms() - started >= 100, "... having waited for the lock (%.0f ms)", now_ms() - started);
-  is_int(child_status(pid), 0, "the child exited with 0");
+  is_int(shmsect_claim(&s, self, 1, lock, &holder), SHMSECT_EBUSY,
+         "claim while it lives: SHMSECT_EBUSY");
+  ok(now_ms() - started < 100, "... at once (%.1f ms)", now_ms() - started);
+  close(done_pipe[1]); /* the child exits */
+  is_int(child_status(pid), 0, "the child exited with 0, holding the lock");
+  is_int(shmsect_claim(&s, self, 1, lock, &holder), 0, "claim: 0, at once after it is gone");
+  is_int(shmsect_release(&s, self, lock), 0, "release: 0");
   is_int(semctl(lock, 0, GETVAL), 1, "the lock is free");
+  section_free(&s);
+}
+
+/* ==== Retirement (docs/sections.md, section 8) ==== */
+
+static void *retire_later(void *arg) {
+  shmsect_snapshot_t snap;
+  unsigned char out[CAPACITY];
+  sleep_ms(100);
+  shmsect_retire((const shmsect_t *)arg, SHMSECT_REMOVED, out, sizeof out, &snap);
+  return NULL;
+}
+
+static void test_retire(uint64_t self) {
+  shmsect_t s;
+  shmsect_snapshot_t snap;
+  unsigned char out[CAPACITY];
+  uint64_t holder, version = 0, before;
+  pthread_t thread;
+  double started;
+  tap_group("a retired section: carried over, then refused everywhere; waiters wake at once");
+  section_new(&s);
+  is_int(shmsect_claim(&s, self, 1, -1, &holder), 0, "claim: 0");
+  publish_next(&s, self);
+  before = shmsect_version(&s);
+  is_u64(shmsect_retired(&s), SHMSECT_LIVE, "live: the retired word is 0");
+  is_int(shmsect_retire(&s, SHMSECT_REPLACED, out, sizeof out, &snap), 0,
+         "retire: the carry-over reads 0");
+  is_u64(snap.version, before, "... the last version");
+  is_u64(shmsect_retired(&s), SHMSECT_REPLACED, "the retired word: 1 (replaced)");
+  is_u64(shmsect_version(&s), before + 1,
+         "the futex word changed (a sleeper about to sleep returns)");
+  is_int(shmsect_read(&s, out, sizeof out, &snap), SHMSECT_ERETIRED, "read: SHMSECT_ERETIRED");
+  is_int(shmsect_publish(&s, self, out, 1, &version), SHMSECT_ERETIRED,
+         "publish: SHMSECT_ERETIRED");
+  is_int(shmsect_claim(&s, self, 1, -1, &holder), SHMSECT_ERETIRED, "claim: SHMSECT_ERETIRED");
+  is_int(shmsect_wait(&s, shmsect_version(&s), 5000, NULL, &version), SHMSECT_ERETIRED,
+         "wait: SHMSECT_ERETIRED");
+  is_int(shmsect_release(&s, self, -1), 0, "release still gives the claim back: 0");
+  section_free(&s);
+
+  section_new(&s);
+  if (pthread_create(&thread, NULL, retire_later, &s) != 0) tap_bail("pthread_create failed");
+  started = now_ms();
+  is_int(shmsect_wait(&s, 0, 10000, NULL, &version), SHMSECT_ERETIRED,
+         "a pending wait ends when the section retires");
+  ok(now_ms() - started < 400.0, "... at once (%.0f ms; its slice was 10 s)", now_ms() - started);
+  pthread_join(thread, NULL);
+  is_u64(shmsect_retired(&s), SHMSECT_REMOVED, "the retired word: 2 (removed)");
   section_free(&s);
 }
 
@@ -904,9 +1010,9 @@ static void test_ring(uint64_t self) {
 #endif
 
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
-#define PLANNED                                                                                    \
-  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 9 + 4 * CLAIM_ROUNDS + 5 + 16 + 3 + RING_TESTS + \
-   3)
+#define PLANNED                                                                             \
+  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 16 + 3 + \
+   RING_TESTS + 3)
 
 int main(void) {
   shmsect_t s;
@@ -929,13 +1035,14 @@ int main(void) {
   test_lock(&lock);
   test_claim_processes(lock);
   test_lock_dies(lock);
+  test_retire(self);
   test_waits(self);
   test_wait_process(self);
   test_ring(self);
 
   tap_group("cleanup");
-  is_int(shmsect_lock_remove(test_key(1)), 0, "the claim lock's semaphore set is removed");
-  is_int(shmsect_lock_remove(test_key(1)), -ENOENT, "... and is gone: -ENOENT");
+  is_int(shmsect_lock_remove(lock), 0, "the claim lock's semaphore set is removed");
+  is_int(shmsect_lock_remove(lock), -EINVAL, "... and is gone: -EINVAL");
   section_new(&s);
   is_int(shmsect_claim(&s, self, 1, lock, &holder), -EINVAL,
          "a claim under the removed lock: -EINVAL");

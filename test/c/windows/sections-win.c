@@ -193,10 +193,13 @@ static void test_identity(void) {
 
 static void test_lock(int32_t key) {
   int lock = 12345;
-  tap_group("no claim lock on Windows");
-  is_int(shmsect_lock_open(key, 0600, &lock), 0, "shmsect_lock_open: 0");
-  is_int(lock, -1, "... and the lock is -1");
-  is_int(shmsect_lock_remove(key), 0, "shmsect_lock_remove: 0");
+  tap_group("no claim locks on Windows");
+  is_int(shmsect_lock_create(key, 0600, &lock), 0, "shmsect_lock_create: 0");
+  is_int(lock, -1, "... and the lock is -1 (none)");
+  is_int(shmsect_lock_check(-1, key, 0, 0), 0,
+         "shmsect_lock_check: -1 is what a Windows table records");
+  is_int(shmsect_lock_check(5, key, 0, 0), SHMSECT_EFOREIGN, "... any other id is not");
+  is_int(shmsect_lock_remove(-1), 0, "shmsect_lock_remove: 0");
 }
 
 static void test_empty(const shmsect_t *s) {
@@ -509,6 +512,31 @@ static void test_corrupt(const shmsect_t *s) {
   is_int(shmsect_read(s, buf, sizeof buf, &snap), 0, "repaired: read 0 again");
 }
 
+static void test_retired(const shmsect_t *s) {
+  uint64_t self = shmsect_self(), holder, version = 0, before;
+  shmsect_snapshot_t snap;
+  char buf[CAPACITY];
+  LARGE_INTEGER t0;
+
+  tap_group("a retired section (docs/sections.md, section 8)");
+  is_int(shmsect_claim(s, self, 0, -1, &holder), 0, "claim: 0");
+  before = shmsect_version(s);
+  is_u64(shmsect_retired(s), SHMSECT_LIVE, "live: retired word 0");
+  is_int(shmsect_retire(s, SHMSECT_REPLACED, buf, sizeof buf, &snap), 0,
+         "retire: the carry-over reads 0");
+  is_u64(snap.version, before, "... the last version");
+  is_u64(shmsect_retired(s), SHMSECT_REPLACED, "retired word: 1 (replaced)");
+  is_u64(shmsect_version(s), before + 1, "the commit word changed (a sleeper cannot miss it)");
+  is_int(shmsect_read(s, buf, sizeof buf, &snap), SHMSECT_ERETIRED, "read: SHMSECT_ERETIRED");
+  is_int(shmsect_publish(s, self, "x", 1, &version), SHMSECT_ERETIRED, "publish: SHMSECT_ERETIRED");
+  is_int(shmsect_claim(s, self, 0, -1, &holder), SHMSECT_ERETIRED, "claim: SHMSECT_ERETIRED");
+  QueryPerformanceCounter(&t0);
+  is_int(shmsect_wait(s, shmsect_version(s), 5000, NULL, &version), SHMSECT_ERETIRED,
+         "wait: SHMSECT_ERETIRED");
+  ok(ms_since(t0) < 1000, "... at once (%.1f ms)", ms_since(t0));
+  is_int(shmsect_release(s, self, -1), 0, "release still gives the claim back: 0");
+}
+
 int main(int argc, char **argv) {
   int32_t key;
   shmop_t seg;
@@ -516,7 +544,7 @@ int main(int argc, char **argv) {
 
   if (argc == 4 && strcmp(argv[1], "child") == 0)
     return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
-  tap_start(119);
+  tap_start(133);
   key = test_key(40);
   tap_group("a segment for the section (shmop.c's Windows branch)");
   if (!is_int(shmop_open(&seg, key, 'n', 0600, SEGMENT_SIZE, &call), 0, "'n' %d bytes",
@@ -539,6 +567,7 @@ int main(int argc, char **argv) {
   test_wait_thread(&s);
   test_wait_cancel(&s);
   test_corrupt(&s);
+  test_retired(&s);
 
   tap_group("cleanup");
   is_int(shmop_delete(&seg), 0, "delete");
