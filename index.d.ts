@@ -163,7 +163,8 @@ export function lastErrorSHM (): (Error & { code: string, errno?: number, syscal
 // Errors: ERR_SHM_NOT_SECTIONS, ERR_SHM_LAYOUT_VERSION, ERR_SHM_CORRUPT (attach, also a claim lock that is
 // not the manager's); ERR_SHM_SECTION_BUSY (claim); ERR_SHM_NOT_WRITER (publish without claim);
 // ERR_SHM_TABLE_RETIRED (the manager replaced or removed the table); ERR_SHM_NO_SUCH_SECTION;
-// ERR_SHM_READ_ONLY; ERR_SHM_CLOSED.
+// ERR_SHM_READ_ONLY; ERR_SHM_CLOSED; ERR_SHM_READ_STARVED (read, readInto, info: no complete copy in
+// 100 ms, see the README).
 
 export interface SectionSpec {
   /** 1 to 32 UTF-8 bytes, no NUL, unique in the table. */
@@ -215,9 +216,13 @@ export class Section {
   /**
    * Resolves with the version once it differs from sinceVersion; with sinceVersion itself when
    * `timeout` (ms) passes. Rejects with signal.reason on abort. A pending wait keeps the process alive.
+   * A number as the second argument is the timeout, in milliseconds (as for waitSync).
    */
-  wait (sinceVersion: number, options?: { timeout?: number, signal?: AbortSignal }): Promise<number>
-  /** Blocks the calling thread; returns the version (sinceVersion itself on timeout). */
+  wait (sinceVersion: number, options?: number | { timeout?: number, signal?: AbortSignal }): Promise<number>
+  /**
+   * Blocks the calling thread; returns the version (sinceVersion itself on timeout).
+   * worker.terminate() ends a worker blocked here within about 50 ms.
+   */
   waitSync (sinceVersion: number, timeoutMs?: number): number
   info (): SectionInfo
 }

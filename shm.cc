@@ -127,7 +127,7 @@ NAN_METHOD(SizeSHM) {
 NAN_METHOD(WriteSHM) {
   double handle, offset, length;
   if (!HandleArg(info[0], &handle)) return;
-  std::string text;
+  Scratch text;
   Bytes bytes;
   if (!DataArg(info[1], &text, &bytes)) return;
   // Negative offsets go to shmop_write, which checks read-only first (as PHP).
@@ -137,8 +137,9 @@ NAN_METHOD(WriteSHM) {
       !IntegerArg(info[3], "data_len", 0, length, "the data's length", &length)) {
     return;
   }
-  std::vector<unsigned char> aside;
-  const unsigned char *data = Unaliased(bytes.data, static_cast<uint64_t>(length), &aside);
+  Scratch aside;
+  const unsigned char *data = bytes.data;
+  if (!Unaliased(&data, static_cast<uint64_t>(length), &aside)) return;
   uint64_t written = 0, size = 0;
   int rc = shmop_table_write(static_cast<int64_t>(handle), data, static_cast<uint64_t>(length),
                              Unsigned(offset), &written, &size);

@@ -6,6 +6,7 @@
 // a message. (The original six functions keep their own contract and words:
 // shm.cc and lastErrorSHM().)
 
+const { inspect } = require('node:util')
 const { hex } = require('./util')
 
 class ShmError extends Error {
@@ -65,11 +66,30 @@ function explainLock (code, seg) {
 
 /*
  * What a failure means, by code and by the call that failed. `context` is
- * what the caller was doing: { key, flags, mode, size, existingSize }.
+ * what the caller was doing: { key, flags, mode, size, existingSize, api };
+ * `api` names the sections call ('sections.create', 'sections.attach') whose
+ * words a hint must use, when the segment was opened for one.
  */
-function explain (code, syscall, { key, flags, size, existingSize }, limits = limitNames()) {
+function explain (code, syscall, { key, flags, size, existingSize, api }, limits = limitNames()) {
   const seg = `segment with key ${hex(key)}`
   if (LOCK_CALLS.includes(syscall)) return explainLock(code, seg)
+  if (syscall === 'malloc') return `not enough memory for a temporary copy of ${size} bytes`
+  if (syscall === 'madvise') {
+    return `the ${seg} lives in huge pages (SHM_HUGETLB) that were not reserved (SHM_NORESERVE), and ` +
+      'too few are free to back it: touching it would kill the process with SIGBUS. ' +
+      'Free or add huge pages (vm.nr_hugepages), or have its creator reserve them (no SHM_NORESERVE)'
+  }
+  if (api === 'sections.create' && code === 'EEXIST') {
+    return `a ${seg} already exists; use sections.attach(${hex(key)}) to use the table in it, ` +
+      'or sections.remove() it first to lay out a new one'
+  }
+  if (api === 'sections.attach' && code === 'EACCES' && syscall === 'shmat') {
+    return `permission denied attaching the section table ${hex(key)} for writing; ` +
+      'attach it with { readOnly: true } to read it'
+  }
+  if (api === 'sections.attach' && code === 'ENOENT') {
+    return `no ${seg}; sections.create() lays out a new section table`
+  }
   switch (code) {
     case 'ENOENT':
       return flags === 'a' || flags === 'w'
@@ -148,6 +168,9 @@ const WORDS = {
     `A segment of ${size} bytes is larger than a Buffer can be (${max} bytes); use read() or readInto() on parts of it`,
   ERR_SHM_UNSUPPORTED: ({ procFile }) => `Listing segments needs ${procFile} (Linux); use ipcs -m on this system`,
   ERR_SHM_WAIT_FAILED: 'Could not start a thread to wait on',
+  ERR_SHM_READ_STARVED: ({ key, section, ms = 100 }) =>
+    `No complete copy of ${section === undefined ? 'a section' : `section '${section}'`} of table ${hex(key)} in ${ms} ms: its writer overtook every ` +
+    'read, or keeps the slots odd (a broken or hostile process with write access to the table)',
   ERR_SHM_NOT_SECTIONS: ({ key, size }) => size === undefined
     ? `Segment ${hex(key)} is not a section table (no "NJSHMSEC" at its start)`
     : `Segment ${hex(key)} (${size} bytes) is too small to hold a section table`,
@@ -182,9 +205,13 @@ const WORDS = {
     buffer: () => `The buffer (${found.room} bytes) is too small for version ${found.version} (${found.length} bytes)`,
     projectId: () => `The value of "projectId" is out of range. It must be an integer from 0 to 255. Received ${found.received}`
   })[argument](),
-  ERR_INVALID_ARG_TYPE: ({ argument, max, received }) => argument === 'projectId'
-    ? `The "projectId" argument must be a one-character string or an integer from 0 to 255. Received type ${received}`
-    : `The "sections" option must be an array of 1 to ${max} { name, size } objects`,
+  ERR_INVALID_ARG_TYPE: ({ argument, max, received }) => argument === undefined
+    ? `The "sections" option must be an array of 1 to ${max} { name, size } objects`
+    : {
+        projectId: `The "projectId" argument must be a one-character string or an integer from 0 to 255. Received type ${received}`,
+        options: `The "options" argument must be of type object or number (a timeout in milliseconds). ${received}`,
+        'options.signal': `The "options.signal" property must be an instance of AbortSignal. ${received}`
+      }[argument],
   ERR_INVALID_ARG_VALUE: ({ name, max }) =>
     `Section names must be distinct strings of 1 to ${max} UTF-8 bytes without NUL; got ${JSON.stringify(name)}`
 }
@@ -225,6 +252,14 @@ const TYPES = {
   ERR_SHM_NO_SUCH_SECTION: RangeError
 }
 
+/** Node's "Received ..." tail of an argument error. */
+function received (value) {
+  if (value === null || value === undefined) return `Received ${value}`
+  if (typeof value === 'function') return `Received function ${value.name}`
+  if (typeof value === 'object') return `Received an instance of ${value.constructor?.name ?? 'Object'}`
+  return `Received type ${typeof value} (${inspect(value)})`
+}
+
 /** The Error for a failure: its code (see WORDS) and the fields its words need. */
 function failure (code, fields = {}, cause = undefined) {
   const Type = TYPES[code] ?? Error
@@ -254,4 +289,4 @@ function fromAddon (report) {
   return report.syscall ? systemError(report) : failure(report.code, report)
 }
 
-module.exports = { ShmError, systemError, failure, codedError, fromAddon, hex, limitNames }
+module.exports = { ShmError, systemError, failure, codedError, fromAddon, hex, limitNames, received }

@@ -7,7 +7,7 @@
 const crypto = require('node:crypto')
 const binding = require('./binding')
 const { open, handleOf } = require('./segment')
-const { failure } = require('./errors')
+const { failure, received } = require('./errors')
 const crc32 = require('./crc32')
 
 const MAGIC = Buffer.from('NJSHMSEC', 'latin1')
@@ -19,6 +19,7 @@ const NAME_SIZE = 32
 const NO_LOCK = -1 // an entry's lock id where there are no claim locks (Windows)
 const CONTROL_SIZE = 192
 const MAX_SECTIONS = 65536
+const READ_MAX_MS = 100 // a read gives up after this long (SHMSECT_READ_MAX_MS, docs/sections.md section 4)
 // ignoreBOM: a name's leading U+FEFF is part of it, as PHP and the creator see it.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
@@ -164,7 +165,7 @@ function idAtKey (key) {
 
 /** Attaches and validates a table once; checks every claim lock when `locks`. */
 function attachOnce (key, readOnly, locks = true) {
-  const segment = open(key, readOnly ? 'a' : 'w')
+  const segment = open(key, readOnly ? 'a' : 'w', undefined, undefined, 'sections.attach')
   try {
     const decoded = decodeHeader(segment.key, segment.size, (start, length) => segment.read(start, length))
     if (locks) {
@@ -346,11 +347,21 @@ class Section {
   /** Whether this object holds the section's claim. */
   get claimed () { return this.#claimed }
 
+  /** sectionRead, with the section's name in ERR_SHM_READ_STARVED. */
+  #read (handle, target) {
+    try {
+      return binding.sectionRead(handle, this.#where, target, this.#out)
+    } catch (error) {
+      if (error.code !== 'ERR_SHM_READ_STARVED') throw error
+      throw failure(error.code, { key: this.#table.key, section: this.name, ms: READ_MAX_MS })
+    }
+  }
+
   /** { version, data }: a copy of the last complete payload. */
   read () {
     return this.#reading((handle) => {
       let data = Buffer.alloc(0)
-      while (!binding.sectionRead(handle, this.#where, data, this.#out)) data = Buffer.allocUnsafe(this.#out[1])
+      while (!this.#read(handle, data)) data = Buffer.allocUnsafe(this.#out[1])
       // A later version may be shorter than the one the buffer was sized for.
       return { version: this.#out[0], data: data.subarray(0, this.#out[1]) }
     })
@@ -359,7 +370,7 @@ class Section {
   /** Copies the last complete payload into buffer; returns { version, length }. */
   readInto (buffer) {
     return this.#reading((handle) => {
-      if (!binding.sectionRead(handle, this.#where, buffer, this.#out)) {
+      if (!this.#read(handle, buffer)) {
         const [version, length] = this.#out
         throw failure('ERR_OUT_OF_RANGE', { argument: 'buffer', room: buffer.byteLength, version, length })
       }
@@ -426,40 +437,54 @@ class Section {
   /**
    * Resolves with the version once it differs from sinceVersion, or with the
    * same version when timeout (ms) passes; rejects with signal.reason on abort.
-   * Waits on another thread: the event loop stays free. A replaced table is
-   * followed (the wait goes on there); a removed one rejects.
+   * Waits on another thread: the event loop stays free. The second argument
+   * is { timeout, signal }, or the timeout alone, in milliseconds as for
+   * waitSync; bad arguments reject with the errors waitSync throws for them.
+   * A replaced table is followed (the wait goes on there); a removed one rejects.
    */
-  wait (sinceVersion, { timeout, signal } = {}) {
-    if (signal?.aborted) return Promise.reject(signal.reason) // a rejection, as for a later abort
-    const now = this.version // throws at once, as every call on a closed or retired table
-    if (now !== sinceVersion) return Promise.resolve(now)
+  wait (sinceVersion, options = {}) {
+    this.#reading((handle) => binding.sectionVersion(handle, this.#where)) // a closed or removed table throws at once; a replaced one is followed
+    let timeout, signal
+    try {
+      ({ timeout, signal } = waitOptions(options))
+    } catch (error) {
+      return Promise.reject(error)
+    }
     // The addon checks the timeout as given; after following a replaced table, what is left of it.
     const deadline = typeof timeout === 'number' ? Date.now() + timeout : Infinity
     let first = true
-    return new Promise((resolve, reject) => {
-      const start = () => {
-        const left = first || deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
-        first = false
-        const id = binding.sectionWait(this.#open(), this.#where, sinceVersion, left, (version, retired) => {
-          this.#waits.delete(id)
-          if (signal?.aborted) return finish(() => reject(signal.reason))
-          if (!retired || this.#table.closed) return finish(() => resolve(version))
-          try {
-            const after = this.version // follows, or throws
-            if (after !== sinceVersion || Date.now() >= deadline) return finish(() => resolve(after))
-            start()
-          } catch (error) {
-            finish(() => reject(error))
-          }
-        })
-        cancel.id = id
-        this.#waits.add(id)
-      }
-      const cancel = () => binding.sectionWaitCancel(cancel.id)
-      const finish = (settle) => { signal?.removeEventListener('abort', cancel); settle() }
-      signal?.addEventListener('abort', cancel, { once: true })
+    let settle
+    const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
+    const cancel = () => binding.sectionWaitCancel(cancel.id)
+    const finish = (how, value) => { signal?.removeEventListener('abort', cancel); settle[how](value) }
+    // The addon checks sinceVersion and timeout, with waitSync's words, and
+    // ends the wait at once when the version already differs.
+    const start = () => {
+      const left = first || deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
+      first = false
+      const id = binding.sectionWait(this.#open(), this.#where, sinceVersion, left, (version, retired) => {
+        this.#waits.delete(id)
+        if (signal?.aborted) return finish('reject', signal.reason)
+        if (!retired || this.#table.closed) return finish('resolve', version)
+        try {
+          const after = this.version // follows, or throws
+          if (after !== sinceVersion || Date.now() >= deadline) return finish('resolve', after)
+          start()
+        } catch (error) {
+          finish('reject', error)
+        }
+      })
+      cancel.id = id
+      this.#waits.add(id)
+    }
+    try {
       start()
-    })
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (signal?.aborted) cancel() // a rejection, as for a later abort
+    else signal?.addEventListener('abort', cancel, { once: true })
+    return promise
   }
 
   /** Blocks this thread until the version differs from sinceVersion or timeoutMs passes. */
@@ -470,7 +495,7 @@ class Section {
   /** What a table listing shows: versions, length, writer, last publish. */
   info () {
     return this.#reading((handle) => {
-      binding.sectionRead(handle, this.#where, Buffer.alloc(0), this.#out)
+      this.#read(handle, Buffer.alloc(0))
       const [version, length, publishedUs, lastWriterPid] = this.#out
       return {
         name: this.name,
@@ -490,6 +515,19 @@ class Section {
     for (const id of this.#waits) binding.sectionWaitCancel(id)
     this.#claimed = false
   }
+}
+
+/** wait()'s second argument: { timeout, signal }, or a timeout in milliseconds. */
+function waitOptions (options) {
+  if (typeof options === 'number') return { timeout: options }
+  if (options === null || typeof options !== 'object') {
+    throw failure('ERR_INVALID_ARG_TYPE', { argument: 'options', received: received(options) })
+  }
+  const { timeout, signal } = options
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw failure('ERR_INVALID_ARG_TYPE', { argument: 'options.signal', received: received(signal) })
+  }
+  return { timeout, signal }
 }
 
 /** Checks a layout ({ mode, sections }) as create and apply take it. */
@@ -534,7 +572,7 @@ function createLock (mode) {
  */
 function make (key, { mode, sections }, carried = new Map()) {
   const plan = layout(sections)
-  const segment = open(key, 'n', mode, plan.size)
+  const segment = open(key, 'n', mode, plan.size, 'sections.create')
   const locks = []
   try {
     for (const entry of plan.entries) {
@@ -586,19 +624,19 @@ function attach (key, { readOnly = false } = {}) {
 
 /**
  * Retires every section of a table attached read-write (how: 'replaced' or
- * 'removed'): waiters wake, readers and writers notice. Returns the last
- * payload of each section, by name.
+ * 'removed'): waiters wake, readers and writers notice. rooms[i] receives the
+ * last payload of section i (empty rooms take none). Returns the payloads
+ * taken, by name.
  */
-function retire (table, how) {
+function retire (table, how, rooms) {
   const last = new Map()
   const out = new Float64Array(4)
   const handle = handleOf(segmentOf(table))
-  for (const section of table.sections) {
-    const data = Buffer.alloc(section.capacity)
-    binding.sectionRetire(handle, new Float64Array([section.offsets.control, ...section.offsets.data, section.capacity]),
-      how === 'removed' ? 2 : 1, data, out)
-    if (out[0] > 0) last.set(section.name, { version: out[0], data: data.subarray(0, out[1]), publishedUs: out[2], pid: out[3] })
-  }
+  table.sections.forEach((section, i) => {
+    const where = new Float64Array([section.offsets.control, ...section.offsets.data, section.capacity])
+    const copied = binding.sectionRetire(handle, where, how === 'removed' ? 2 : 1, rooms[i], out)
+    if (copied && out[0] > 0) last.set(section.name, { version: out[0], data: rooms[i].subarray(0, out[1]), publishedUs: out[2], pid: out[3] })
+  })
   return last
 }
 
@@ -606,14 +644,16 @@ function retire (table, how) {
  * Takes a table from its key (IPC_RMID: it goes at its last detach), then
  * retires it, then removes the claim locks it owns. Retired tables are never
  * at their key, so a control block that says "retired" in the table at the
- * key is damage. Returns the ids removed and the last payloads.
+ * key is damage. Returns the ids removed and the last payloads (a removal
+ * keeps none). What can fail for want of memory is had before anything changes.
  */
 function destroy (table, how) {
   const segment = segmentOf(table)
   const owner = segment.stat()
   const mine = table.sections.filter(({ entry }) => entry.lock.id !== NO_LOCK && lockProblem(entry, owner) === null)
+  const rooms = table.sections.map(({ capacity }) => Buffer.alloc(how === 'replaced' ? capacity : 0))
   segment.delete()
-  const last = retire(table, how)
+  const last = retire(table, how, rooms)
   for (const { entry } of mine) binding.sectionLockRemove(entry.lock.id)
   return { segment: segment.id, locks: mine.map(({ entry }) => entry.lock.id), last }
 }

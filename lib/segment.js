@@ -117,13 +117,14 @@ class Segment {
 /**
  * Opens a segment with PHP's flags ('a', 'w', 'c', 'n'). mode defaults to
  * 0o644 when creating and to 0 when attaching, which asks for no permission
- * bits, so any process the segment admits can attach.
+ * bits, so any process the segment admits can attach. `api` is the sections
+ * call that opens it, for the words of its errors (lib/errors.js, explain).
  */
-function open (key, flags, mode = flags === 'c' || flags === 'n' ? 0o644 : 0, size = 0) {
+function open (key, flags, mode = flags === 'c' || flags === 'n' ? 0o644 : 0, size = 0, api = undefined) {
   const handle = binding.openSHM(key, flags, mode, size)
   if (handle === 0) {
     const raw = binding.lastErrorSHM()
-    const context = { key: raw.key, flags, mode, size }
+    const context = { key: raw.key, flags, mode, size, api }
     if (raw.code === 'EINVAL' && flags === 'c') context.existingSize = existingSize(raw.key)
     throw systemError(raw, context)
   }

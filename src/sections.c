@@ -88,17 +88,30 @@ uint32_t shmsect_retired(const shmsect_t *s) { return load32(u32_at(s, CTRL_RETI
 /* shmsect_read; the manager's carry-over reads a retired section (retired_too). */
 static int sect__read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out,
                       int retired_too) {
-  uint64_t last_commit = 0;
-  int tries = 0;
+  uint64_t last_commit = 0, started = 0;
+  int tries = 0, failed = 0, moved = 0;
   for (;;) {
     uint64_t commit = load64(u64_at(s, CTRL_COMMIT));
     uint64_t slot = CTRL_SLOT(commit & 1);
     uint32_t seq, seq_after;
     /* After the commit's acquire load: a commit changed by the retirement is never read. */
     if (!retired_too && shmsect_retired(s) != SHMSECT_LIVE) return SHMSECT_ERETIRED;
-    if (commit != last_commit) last_commit = commit, tries = 0;
+    if (commit != last_commit) last_commit = commit, tries = 0, moved = started != 0;
     else if (++tries > READ_TRIES) return SHMSECT_ECORRUPT;
-    else if (tries > 16) sect__yield();
+    /* Every try but the first failed. After a few, let the writer run, and
+       give up once the failures have lasted SHMSECT_READ_MAX_MS: a commit
+       that stood still meanwhile is damage; one that moved while its
+       slot never held a stable copy is a writer far faster than the copy, or
+       one that never finishes (broken or hostile). */
+    if (++failed > 16) {
+      uint64_t now = sect__now_ns();
+      if (!started) {
+        started = now;
+      } else if (now - started > (uint64_t)SHMSECT_READ_MAX_MS * 1000000u) {
+        return moved ? SHMSECT_ESTARVED : SHMSECT_ECORRUPT;
+      }
+      sect__yield();
+    }
     memset(out, 0, sizeof *out);
     if (commit >> 1 == 0) return 0; /* nothing published yet */
     SECT_TEST_POINT(SECT_AT_READ_COMMIT);
@@ -216,6 +229,18 @@ int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const v
     sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
   }
   return shmsect_retired(s) != SHMSECT_LIVE ? SHMSECT_ERETIRED : 0;
+}
+
+int shmsect_wait_for(const shmsect_t *s, shmsect_wait_t *w, uint64_t ns, uint64_t *version) {
+  uint64_t until = sect__now_ns() + ns, slice, now;
+  uint32_t expected;
+  while (!shmsect_wait_step(s, w, 0, version, &expected, &slice)) {
+    now = sect__now_ns();
+    if (now >= until) return 0;
+    if (slice > until - now) slice = until - now;
+    sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
+  }
+  return 1;
 }
 
 uint32_t *shmsect_futex_word(const shmsect_t *s) { return u32_at(s, CTRL_COMMIT); }

@@ -31,7 +31,8 @@ enum {
   SHMSECT_ENOTWRITER = -20004, /* publish without holding the claim */
   SHMSECT_EBUSY = -20005,      /* claimed by another live process */
   SHMSECT_ERETIRED = -20006,   /* the table was replaced or removed (docs/sections.md, section 8) */
-  SHMSECT_EFOREIGN = -20007    /* a claim lock that is not the one the table's manager made */
+  SHMSECT_EFOREIGN = -20007,   /* a claim lock that is not the one the table's manager made */
+  SHMSECT_ESTARVED = -20008    /* no stable copy for SHMSECT_READ_MAX_MS */
 };
 
 /* The retired word of a control block (docs/sections.md, section 1.3). */
@@ -73,8 +74,12 @@ uint64_t shmsect_version(const shmsect_t *s);
  * Returns 0; SHMSECT_ETOOSMALL when it does not fit (out->length says how much
  * room it needs, nothing is copied); SHMSECT_ECORRUPT when the control block
  * holds impossible values; SHMSECT_ERETIRED once the table is retired.
- * Retries while a writer overtakes the copy.
+ * Retries while a writer overtakes the copy, for at most SHMSECT_READ_MAX_MS
+ * in all: then SHMSECT_ECORRUPT if the commit word stood still all that time,
+ * else SHMSECT_ESTARVED (a writer that keeps the slots odd or changing, as a
+ * hostile or broken one can).
  */
+#define SHMSECT_READ_MAX_MS 100
 int shmsect_read(const shmsect_t *s, void *dst, uint64_t room, shmsect_snapshot_t *out);
 
 /* The retired word: SHMSECT_LIVE, SHMSECT_REPLACED or SHMSECT_REMOVED. */
@@ -162,6 +167,12 @@ void shmsect_wait_start(shmsect_wait_t *w, uint64_t since, int64_t timeout_ms);
 int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint64_t *version,
                       uint32_t *expected, uint64_t *slice_ns);
 uint32_t *shmsect_futex_word(const shmsect_t *s);
+
+/* A started wait, for at most ns nanoseconds more (a caller that must look
+   up now and then, as a blocking wait in a thread that may be terminated).
+   Returns 1 when the wait is over (*version: the version then), 0 when ns
+   passed first; the wait goes on from where it was at the next call. */
+int shmsect_wait_for(const shmsect_t *s, shmsect_wait_t *w, uint64_t ns, uint64_t *version);
 
 /* Wakes every thread waiting on the section (to make a cancelled wait return).
    Where waiters poll (not Linux), there is nothing to wake: a cancelled wait

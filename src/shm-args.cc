@@ -251,7 +251,14 @@ Bytes ViewBytes(Local<Value> view) {
           node::Buffer::Length(view)};
 }
 
-bool DataArg(Local<Value> data, std::string *text, Bytes *bytes) {
+bool Scratch::Reserve(uint64_t size) {
+  std::free(data_);
+  data_ = size > SIZE_MAX ? nullptr : static_cast<unsigned char *>(std::malloc(size ? size : 1));
+  if (!data_) Report::Os(-ENOMEM, "malloc").Set("size", static_cast<double>(size)).Throw();
+  return data_ != nullptr;
+}
+
+bool DataArg(Local<Value> data, Scratch *text, Bytes *bytes) {
   if (data->IsArrayBufferView()) {
     *bytes = ViewBytes(data);
     return true;
@@ -260,8 +267,11 @@ bool DataArg(Local<Value> data, std::string *text, Bytes *bytes) {
     ThrowArgType("data", "of type string or an instance of Buffer, TypedArray, or DataView", data);
     return false;
   }
-  *text = Utf8(data);
-  *bytes = {reinterpret_cast<const unsigned char *>(text->data()), text->size()};
+  // Through malloc, not Nan::Utf8String, which asserts (aborts) when memory is short.
+  ssize_t length = Nan::DecodeBytes(data, Nan::UTF8);
+  if (length < 0 || !text->Reserve(static_cast<uint64_t>(length))) return false;
+  Nan::DecodeWrite(reinterpret_cast<char *>(text->data()), static_cast<size_t>(length), data, Nan::UTF8);
+  *bytes = {text->data(), static_cast<size_t>(length)};
   return true;
 }
 

@@ -7,6 +7,8 @@
  * the segment again on every call, so no call can reach outside the segment.
  * Asynchronous waits are in src/shm-waits.cc.
  */
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -133,6 +135,30 @@ HeldClaims *ThisThreadsClaims() {
   return held_claims;
 }
 
+/*
+ * shmsect_read into a target that lies in a live view: through a buffer in
+ * between (see InAView), the payload's size, not the target's: a small one
+ * first, then one as large as the payload the first read found. Returns
+ * shmsect_read's code, or -ENOMEM after throwing.
+ */
+int ReadAliased(const shmsect_t *sect, unsigned char *into, uint64_t room, shmsect_snapshot_t *snap) {
+  unsigned char small[4096];
+  Scratch large;
+  unsigned char *aside = small;
+  uint64_t size = room < sizeof small ? room : sizeof small;
+  for (int round = 0;; round++) {
+    int rc = shmsect_read(sect, aside, size, snap);
+    if (rc != SHMSECT_ETOOSMALL || snap->length > room) {
+      if (rc == 0) memcpy(into, aside, static_cast<size_t>(snap->length));
+      return rc;
+    }
+    // A later version outgrew the buffer: at most the capacity, after that.
+    size = round == 0 ? snap->length : std::min(room, sect->capacity);
+    if (!large.Reserve(size)) return -ENOMEM;
+    aside = large.data();
+  }
+}
+
 /** sectionVersion(handle, section) -> the committed version (0: none yet). */
 NAN_METHOD(SectionVersion) {
   SectionCall call(info);
@@ -157,14 +183,16 @@ NAN_METHOD(SectionRead) {
   }
   Bytes room = ViewBytes(info[2]);
   unsigned char *into = const_cast<unsigned char *>(room.data);
-  std::vector<unsigned char> aside;
-  bool aliased = InAView(into, room.length);  // see InAView
-  if (aliased) aside.resize(room.length);
   shmsect_snapshot_t snap;
-  int rc = shmsect_read(call.sect(), aliased ? aside.data() : into, room.length, &snap);
+  int rc = InAView(into, room.length)  // see InAView
+               ? ReadAliased(call.sect(), into, room.length, &snap)
+               : shmsect_read(call.sect(), into, room.length, &snap);
+  if (rc == -ENOMEM) return;  // thrown
   if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt(call.seg());
   if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
-  if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
+  if (rc == SHMSECT_ESTARVED) {
+    return Report(kError, "ERR_SHM_READ_STARVED").Set("key", call.seg()->key).Throw();
+  }
   double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
                    static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
   Local<v8::Float64Array> array = info[3].As<v8::Float64Array>();
@@ -176,14 +204,15 @@ NAN_METHOD(SectionRead) {
 NAN_METHOD(SectionPublish) {
   SectionCall call(info);
   if (!call.ok()) return;
-  std::string text;
+  Scratch text;
   Bytes bytes;
   if (!DataArg(info[2], &text, &bytes)) return;
   if (call.seg()->readonly) {
     return ThrowReadOnly("publish");
   }
-  std::vector<unsigned char> aside;
-  const unsigned char *data = Unaliased(bytes.data, bytes.length, &aside);
+  Scratch aside;
+  const unsigned char *data = bytes.data;
+  if (!Unaliased(&data, bytes.length, &aside)) return;
   uint64_t version = 0;
   int rc = shmsect_publish(call.sect(), shmsect_self(), data, bytes.length, &version);
   if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
@@ -262,14 +291,55 @@ NAN_METHOD(SectionClaimant) {
 }
 
 
-/** sectionWaitSync(handle, section, since, timeoutMs) -> the version when it returned. */
+/*
+ * Whether this thread's JavaScript is being terminated (worker.terminate(),
+ * process.exit() from another thread). V8 only notices a termination request
+ * when JavaScript runs, and a futex sleep is not interrupted by one; so a
+ * blocking wait runs an empty function between slices: V8 handles pending
+ * interrupts at its entry, and the call fails once terminating.
+ */
+const uint64_t kTerminationSliceMs = 50;
+thread_local Nan::Global<v8::Function> *termination_probe = nullptr;
+
+bool Terminating() {
+  v8::Isolate *isolate = v8::Isolate::GetCurrent();
+  if (isolate->IsExecutionTerminating()) return true;
+  if (!termination_probe) {
+    Local<v8::Script> script;
+    Local<Value> value;
+    if (!Nan::CompileScript(Nan::New("(function () {})").ToLocalChecked()).ToLocal(&script) ||
+        !Nan::RunScript(script).ToLocal(&value) || !value->IsFunction()) {
+      return isolate->IsExecutionTerminating();
+    }
+    termination_probe = new Nan::Global<v8::Function>(value.As<v8::Function>());
+    node::AddEnvironmentCleanupHook(isolate, [](void *) {
+      delete termination_probe;
+      termination_probe = nullptr;
+    }, nullptr);
+  }
+  Nan::TryCatch caught;
+  Local<v8::Function> probe = Nan::New(*termination_probe);
+  return Nan::Call(probe, Nan::GetCurrentContext()->Global(), 0, nullptr).IsEmpty() ||
+         isolate->IsExecutionTerminating();
+}
+
+/**
+ * sectionWaitSync(handle, section, since, timeoutMs) -> the version when it
+ * returned. Sleeps in slices of kTerminationSliceMs, so that a terminated
+ * worker ends within one slice; undefined when it was terminated.
+ */
 NAN_METHOD(SectionWaitSync) {
   SectionCall call(info);
   if (!call.ok()) return;
   uint64_t since, version = 0;
   int64_t timeout_ms;
   if (!WaitArgs(info, &since, &timeout_ms)) return;
-  if (shmsect_wait(call.sect(), since, timeout_ms, nullptr, &version) == SHMSECT_ERETIRED) {
+  shmsect_wait_t state;
+  shmsect_wait_start(&state, since, timeout_ms);
+  while (!shmsect_wait_for(call.sect(), &state, kTerminationSliceMs * 1000000u, &version)) {
+    if (Terminating()) return;
+  }
+  if (shmsect_retired(call.sect()) != SHMSECT_LIVE) {
     return ThrowRetired(call.seg(), call.sect());
   }
   info.GetReturnValue().Set(static_cast<double>(version));
@@ -330,10 +400,14 @@ NAN_METHOD(SectionRetire) {
   }
   if (call.seg()->readonly) return ThrowReadOnly("retire");
   Bytes room = ViewBytes(info[3]);
-  std::vector<unsigned char> aside(room.length);  // never a view of the segment itself
+  unsigned char *into = const_cast<unsigned char *>(room.data);
+  Scratch aside;
+  bool aliased = InAView(into, room.length);  // see InAView
+  if (aliased && !aside.Reserve(room.length)) return;  // thrown (ENOMEM) before anything changed
   shmsect_snapshot_t snap;
-  int rc = shmsect_retire(call.sect(), static_cast<uint32_t>(how), aside.data(), room.length, &snap);
-  if (rc == 0) memcpy(const_cast<unsigned char *>(room.data), aside.data(), static_cast<size_t>(snap.length));
+  int rc = shmsect_retire(call.sect(), static_cast<uint32_t>(how), aliased ? aside.data() : into,
+                          room.length, &snap);
+  if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
   double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
                    static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
   Local<v8::Float64Array> array = info[4].As<v8::Float64Array>();

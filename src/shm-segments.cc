@@ -45,11 +45,12 @@ bool InAView(const unsigned char *bytes, uint64_t length) {
 }
 
 // The bytes to write, copied aside when they lie in a view (see InAView).
-const unsigned char *Unaliased(const unsigned char *bytes, uint64_t length,
-                               std::vector<unsigned char> *aside) {
-  if (!InAView(bytes, length)) return bytes;
-  aside->assign(bytes, bytes + length);
-  return aside->data();
+bool Unaliased(const unsigned char **bytes, uint64_t length, Scratch *aside) {
+  if (!InAView(*bytes, length)) return true;
+  if (!aside->Reserve(length)) return false;
+  memcpy(aside->data(), *bytes, static_cast<size_t>(length));
+  *bytes = aside->data();
+  return true;
 }
 
 namespace {
@@ -110,15 +111,15 @@ NAN_METHOD(ReadIntoSHM) {
     return;
   }
   unsigned char *into = const_cast<unsigned char *>(room.data) + static_cast<size_t>(target_offset);
-  std::vector<unsigned char> aside;
+  Scratch aside;
   bool aliased = InAView(into, static_cast<uint64_t>(length));  // see InAView
-  if (aliased) aside.resize(static_cast<size_t>(length));
+  if (aliased && !aside.Reserve(static_cast<uint64_t>(length))) return;
   uint64_t size = 0;
   int rc = shmop_table_read(static_cast<int64_t>(handle), static_cast<uint64_t>(start),
                             static_cast<uint64_t>(length), aliased ? aside.data() : into, &size);
   if (rc == SHMOP_EBADHANDLE) return ThrowBadHandle(handle);
   if (!SpanOk(rc, size, start, length)) return;
-  if (aliased) memcpy(into, aside.data(), aside.size());
+  if (aliased) memcpy(into, aside.data(), static_cast<size_t>(length));
   info.GetReturnValue().Set(length);
 }
 
@@ -182,9 +183,10 @@ NAN_METHOD(ViewSHM) {
     view_count.fetch_add(1, std::memory_order_release);
   }
   Local<Object> view;
-  // On failure Node calls ReleaseView itself.
-  if (!Nan::NewBuffer(reinterpret_cast<char *>(seg->addr), static_cast<size_t>(seg->size),
-                      ReleaseView, seg)
+  // Node's own call, not Nan::NewBuffer, which asserts (aborts) above 1 GiB
+  // although a Buffer may be larger. On failure Node calls ReleaseView itself.
+  if (!node::Buffer::New(v8::Isolate::GetCurrent(), reinterpret_cast<char *>(seg->addr),
+                         static_cast<size_t>(seg->size), ReleaseView, seg)
            .ToLocal(&view)) {
     return;
   }

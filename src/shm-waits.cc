@@ -1,13 +1,16 @@
 /*
  * shm-waits.cc: asynchronous section waits (sectionWait, sectionWaitCancel).
  *
- * Two ways. On Linux 6.7+ the JavaScript thread's own event loop sleeps on
- * the futex through an io_uring whose fd it polls: a publish wakes it
- * directly, as a socket would. Elsewhere (or when io_uring is unavailable, or
- * NODEJS_SHM_WAIT_THREADS=1) each wait runs shmsect_wait on a helper thread,
- * kept for reuse, which reports through a uv_async_t: two wake-ups instead of
- * one. Each JavaScript thread (main or worker) has its own wait room, closed
- * by an environment cleanup hook when that thread's environment goes away.
+ * The waits of one JavaScript thread on one section form a group with one
+ * sleeper, whatever their number: a thousand pending waits on a section cost
+ * what one does, and ending one wait wakes no one else. The sleeper is, on
+ * Linux 6.7+, one futex sleep on an io_uring whose fd the event loop polls (a
+ * publish wakes the loop directly, as a socket would); elsewhere (or when
+ * io_uring is unavailable, or NODEJS_SHM_WAIT_THREADS=1) a helper thread,
+ * kept for reuse, that sleeps in shmsect_wait and reports through a
+ * uv_async_t. Timeouts are one uv_timer_t per thread over all its waits.
+ * Each JavaScript thread (main or worker) has its own wait room, closed by an
+ * environment cleanup hook when that thread's environment goes away.
  */
 #include <uv.h>
 
@@ -15,7 +18,9 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <unordered_map>
 
 #include "shm.h"
 
@@ -23,41 +28,64 @@ namespace shm {
 
 namespace {
 
+struct Group;
+
 struct PendingWait {
-  shmop_t *seg;  // a reference: the mapping stays while the wait reads it
-  shmsect_t sect;
-  shmsect_wait_t state;
-  volatile int cancel;
-  uint64_t version;
+  Group *group;  // null once over
+  size_t index;  // in group->waits
+  uint64_t since;
+  uint64_t version;  // when it ended
   double id;
+  bool timed;
+  std::multimap<uint64_t, PendingWait *>::iterator deadline;
   Nan::Callback *callback;
   Nan::AsyncResource *resource;
+  uint32_t retired = SHMSECT_LIVE;  // the table's retired word when it ended
+};
+
+struct Helper;
+
+// The waits of one room on one section, and their one sleeper.
+struct Group {
+  shmop_t *seg;  // a reference, held while anyone may read the section
+  shmsect_t sect;
+  uint64_t tag;  // the ring's tag for its sleeps
+  std::vector<PendingWait *> waits;
+  shmsect_wait_t state;     // the ring's sleeps: version slept on, poll interval
+  int ring_sleeps = 0;      // submitted to the ring, not yet reaped
+  Helper *helper = nullptr; // the thread that sleeps for it
+  volatile int stop = 0;    // tells the helper to look up (no waits left, or closing)
 };
 
 struct WaitRoom;
 
-// A helper thread: runs one wait at a time, then waits for the next.
+// A helper thread: sleeps for one group at a time, then waits for the next.
 struct Helper {
   WaitRoom *room;
   uv_thread_t thread;
   std::condition_variable work;
-  PendingWait *job = nullptr;  // guarded by room->mutex
-  bool quit = false;           // guarded by room->mutex
+  Group *group = nullptr;  // guarded by room->mutex
+  bool quit = false;       // guarded by room->mutex
 };
 
 // One per JavaScript thread (main or worker) that waits.
 struct WaitRoom {
-  uv_async_t async;                     // finished waits to report (any thread)
-  shmsect_ring_t *ring = nullptr;       // the io_uring, or null: helper threads
-  uv_poll_t poll;                       // the ring's fd in the event loop
-  int open_handles = 0;                 // closed at environment cleanup
-  std::mutex mutex;
-  std::vector<PendingWait *> running;   // guarded by mutex
-  std::vector<PendingWait *> finished;  // guarded by mutex; reported by ReportFinished
-  std::vector<Helper *> idle;           // guarded by mutex
-  std::vector<Helper *> helpers;        // guarded by mutex: all alive
-  std::vector<Helper *> leaving;        // guarded by mutex: ended, to be joined
+  uv_async_t async;                // finished waits to report (any thread)
+  uv_timer_t timer;                // the earliest deadline
+  shmsect_ring_t *ring = nullptr;  // the io_uring, or null: helper threads
+  uv_poll_t poll;                  // the ring's fd in the event loop
+  int open_handles = 0;            // closed at environment cleanup
+  std::mutex mutex;                // guards what follows
+  std::unordered_map<double, PendingWait *> waits;       // pending, by id
+  std::map<const uint32_t *, Group *> groups;            // with waits, by futex word
+  std::unordered_map<uint64_t, Group *> sleeping;        // by ring tag: groups the ring sleeps for
+  std::multimap<uint64_t, PendingWait *> deadlines;      // uv_hrtime() nanoseconds
+  std::vector<PendingWait *> finished;                   // to report (ReportFinished)
+  std::vector<Helper *> idle;
+  std::vector<Helper *> helpers;  // all alive
+  std::vector<Helper *> leaving;  // ended, to be joined
   double last_id = 0;
+  uint64_t last_tag = 0;
 };
 
 thread_local WaitRoom *wait_room = nullptr;
@@ -65,22 +93,64 @@ thread_local WaitRoom *wait_room = nullptr;
 const size_t kIdleHelpers = 16;  // more idle helpers than this exit
 
 void FreeWait(PendingWait *wait) {
-  shmop_table_release(wait->seg);
   delete wait->callback;
   delete wait->resource;
   delete wait;
 }
 
-// Moves a wait from running to finished (room->mutex held).
-void Finish(WaitRoom *room, PendingWait *wait) {
-  auto &running = room->running;
-  running.erase(std::find(running.begin(), running.end(), wait));
+void FreeGroup(Group *group) {
+  if (group->seg) shmop_table_release(group->seg);
+  delete group;
+}
+
+// Ends a wait with `version` (room->mutex held): out of its group and the
+// deadlines, into finished. Returns its group if it left it empty.
+Group *Finish(WaitRoom *room, PendingWait *wait, uint64_t version) {
+  Group *group = wait->group;
+  auto &waits = group->waits;
+  waits[wait->index] = waits.back();
+  waits[wait->index]->index = wait->index;
+  waits.pop_back();
+  wait->group = nullptr;
+  wait->version = version;
+  wait->retired = shmsect_retired(&group->sect);
+  if (wait->timed) room->deadlines.erase(wait->deadline);
+  room->waits.erase(wait->id);
   room->finished.push_back(wait);
+  if (!waits.empty()) return nullptr;
+  room->groups.erase(shmsect_futex_word(&group->sect));
+  return group;
+}
+
+// Ends every wait of the group that waits for another version than `version`,
+// or all of them once the table is retired: a retired section never changes
+// again, so a sleeper that went on would wake at once, forever (room->mutex
+// held). Returns whether waits remain.
+bool FinishChanged(WaitRoom *room, Group *group, uint64_t version) {
+  bool retired = shmsect_retired(&group->sect) != SHMSECT_LIVE;
+  for (size_t i = group->waits.size(); i-- > 0;) {
+    PendingWait *wait = group->waits[i];
+    if (retired || wait->since != version) Finish(room, wait, version);
+  }
+  return !group->waits.empty();
+}
+
+// A group emptied by a cancel or a timeout, not by its sleeper (room->mutex
+// held): its sleeper is told to stop, and frees the group (and lets go of the
+// mapping) when it does.
+void Abandon(WaitRoom *room, Group *group) {
+  (void)room;
+  if (group->helper || group->ring_sleeps > 0) {
+    group->stop = 1;
+    shmsect_wake(&group->sect);  // one wake for the whole group; the sleeper frees it
+  } else {
+    FreeGroup(group);
+  }
 }
 
 // Keeps the event loop alive exactly while waits are pending (loop thread).
 void UpdateRefs(WaitRoom *room) {
-  bool busy = !room->running.empty() || !room->finished.empty();
+  bool busy = !room->waits.empty() || !room->finished.empty();
   auto set = [busy](uv_handle_t *handle) { busy ? uv_ref(handle) : uv_unref(handle); };
   set(reinterpret_cast<uv_handle_t *>(&room->async));
   if (room->ring) set(reinterpret_cast<uv_handle_t *>(&room->poll));
@@ -91,35 +161,46 @@ void HelperMain(void *arg) {
   WaitRoom *room = helper->room;
   std::unique_lock<std::mutex> lock(room->mutex);
   for (;;) {
-    helper->work.wait(lock, [helper] { return helper->job || helper->quit; });
-    if (!helper->job) return;  // quit
-    PendingWait *wait = helper->job;
-    lock.unlock();
-    shmsect_wait(&wait->sect, wait->state.since, wait->state.timeout_ms, &wait->cancel,
-                 &wait->version);
-    lock.lock();
-    helper->job = nullptr;
-    Finish(room, wait);
+    helper->work.wait(lock, [helper] { return helper->group || helper->quit; });
+    Group *group = helper->group;
+    if (!group) return;  // quit
+    while (!helper->quit && !group->waits.empty()) {
+      uint64_t since = shmsect_version(&group->sect), version = since;
+      if (!FinishChanged(room, group, since)) break;
+      if (!room->finished.empty()) uv_async_send(&room->async);
+      group->stop = 0;
+      lock.unlock();
+      shmsect_wait(&group->sect, since, -1, &group->stop, &version);
+      lock.lock();
+    }
+    // The group is over: its waits ended, or were cancelled, or the room closes.
+    if (!group->waits.empty()) room->groups.erase(shmsect_futex_word(&group->sect));
+    for (PendingWait *wait : group->waits) {  // closing: CloseWaitRoom frees them
+      wait->group = nullptr;
+    }
+    FreeGroup(group);
+    helper->group = nullptr;
     if (!helper->quit && room->idle.size() >= kIdleHelpers) {  // enough kept: this one leaves
       auto &helpers = room->helpers;
       helpers.erase(std::find(helpers.begin(), helpers.end(), helper));
       room->leaving.push_back(helper);
       helper->quit = true;
     }
-    uv_async_send(&room->async);
+    if (!room->finished.empty() || helper->quit) uv_async_send(&room->async);
     if (helper->quit) return;
     room->idle.push_back(helper);
   }
 }
 
-// Gives a wait to a helper thread (room->mutex held). Returns false if none can start.
-bool StartOnHelper(WaitRoom *room, PendingWait *wait) {
+// Gives a group to a helper thread (room->mutex held). Returns false if none can start.
+bool StartOnHelper(WaitRoom *room, Group *group) {
   Helper *helper;
   if (!room->idle.empty()) {
     helper = room->idle.back();
     room->idle.pop_back();
   } else {
-    helper = new Helper();
+    helper = new (std::nothrow) Helper();
+    if (!helper) return false;
     helper->room = room;
     uv_thread_options_t options;
     options.flags = UV_THREAD_HAS_STACK_SIZE;
@@ -130,22 +211,62 @@ bool StartOnHelper(WaitRoom *room, PendingWait *wait) {
     }
     room->helpers.push_back(helper);
   }
-  helper->job = wait;
+  group->helper = helper;
+  helper->group = group;
   helper->work.notify_one();
   return true;
 }
 
-// One step of a wait on the ring (room->mutex held): over, or asleep again.
-void RingStep(WaitRoom *room, PendingWait *wait) {
-  uint32_t expected;
-  uint64_t slice;
-  if (shmsect_wait_step(&wait->sect, &wait->state, wait->cancel, &wait->version, &expected, &slice)) {
-    Finish(room, wait);
-  } else if (shmsect_ring_sleep(room->ring, shmsect_futex_word(&wait->sect), expected, slice,
-                                static_cast<uint64_t>(wait->id)) != 0 &&
-             !StartOnHelper(room, wait)) {
-    Finish(room, wait);  // cannot sleep at all: report the version as it is
+// The ring's sleep for a group that has none (room->mutex held): ends the
+// waits whose version changed, then sleeps for the others.
+void RingSleep(WaitRoom *room, Group *group) {
+  for (;;) {
+    uint64_t version;
+    uint32_t expected;
+    uint64_t slice;
+    int over = shmsect_wait_step(&group->sect, &group->state, 0, &version, &expected, &slice);
+    if (!FinishChanged(room, group, version)) return FreeGroup(group);
+    if (over) {  // a new version, and waits for it: sleep on it afresh
+      shmsect_wait_start(&group->state, version, -1);
+      continue;
+    }
+    if (shmsect_ring_sleep(room->ring, shmsect_futex_word(&group->sect), expected, slice,
+                           group->tag) == 0) {
+      group->ring_sleeps++;
+      room->sleeping[group->tag] = group;
+    } else if (!StartOnHelper(room, group)) {
+      // Cannot sleep at all: report the version as it is.
+      while (!group->waits.empty()) Finish(room, group->waits.back(), version);
+      FreeGroup(group);
+    }
+    return;
   }
+}
+
+void ReportFinished(WaitRoom *room);
+
+// Arms the timer for the earliest deadline (loop thread, room->mutex held).
+void ArmTimer(WaitRoom *room) {
+  if (room->deadlines.empty()) {
+    uv_timer_stop(&room->timer);
+    return;
+  }
+  uint64_t now = uv_hrtime(), at = room->deadlines.begin()->first;
+  uint64_t ms = at > now ? (at - now + 999999) / 1000000 : 0;
+  uv_timer_start(&room->timer, [](uv_timer_t *timer) {
+    WaitRoom *room = static_cast<WaitRoom *>(timer->data);
+    {
+      std::lock_guard<std::mutex> lock(room->mutex);
+      uint64_t now = uv_hrtime();
+      while (!room->deadlines.empty() && room->deadlines.begin()->first <= now) {
+        PendingWait *wait = room->deadlines.begin()->second;
+        Group *emptied = Finish(room, wait, shmsect_version(&wait->group->sect));
+        if (emptied) Abandon(room, emptied);
+      }
+      ArmTimer(room);
+    }
+    ReportFinished(room);
+  }, ms, 0);
 }
 
 // On the JavaScript thread: hands every finished wait its version, and joins
@@ -165,9 +286,7 @@ void ReportFinished(WaitRoom *room) {
   }
   Nan::HandleScope scope;
   for (PendingWait *wait : finished) {
-    // The mapping is still referenced: whether the wait ended because the table retired.
-    uint32_t retired = shmsect_retired(&wait->sect);
-    Local<Value> argv[] = {Nan::New(static_cast<double>(wait->version)), Nan::New(retired)};
+    Local<Value> argv[] = {Nan::New(static_cast<double>(wait->version)), Nan::New(wait->retired)};
     wait->callback->Call(2, argv, wait->resource);
     FreeWait(wait);
   }
@@ -184,11 +303,15 @@ void RingReady(uv_poll_t *poll, int, int) {
     std::lock_guard<std::mutex> lock(room->mutex);
     while ((count = shmsect_ring_reap(room->ring, tags, 64)) > 0) {
       for (int i = 0; i < count; i++) {
-        for (PendingWait *wait : room->running) {
-          if (static_cast<uint64_t>(wait->id) == tags[i]) {
-            RingStep(room, wait);
-            break;
-          }
+        auto found = room->sleeping.find(tags[i]);
+        if (found == room->sleeping.end()) continue;
+        Group *group = found->second;
+        if (--group->ring_sleeps > 0) continue;
+        room->sleeping.erase(found);
+        if (group->waits.empty()) {
+          FreeGroup(group);  // abandoned while it slept
+        } else {
+          RingSleep(room, group);
         }
       }
     }
@@ -197,33 +320,40 @@ void RingReady(uv_poll_t *poll, int, int) {
 }
 
 // The thread's JavaScript environment is going away (a worker ends): stop
-// every wait and helper, then close the handles.
+// every sleeper and helper, then free the waits and close the handles.
 void CloseWaitRoom(void *arg) {
   WaitRoom *room = static_cast<WaitRoom *>(arg);
   std::vector<Helper *> helpers;
   {
     std::lock_guard<std::mutex> lock(room->mutex);
-    for (PendingWait *wait : room->running) {
-      wait->cancel = 1;
-      shmsect_wake(&wait->sect);
-    }
     for (Helper *helper : room->helpers) {
       helper->quit = true;
+      if (helper->group) {
+        helper->group->stop = 1;
+        if (helper->group->seg) shmsect_wake(&helper->group->sect);
+      }
       helper->work.notify_one();
     }
     helpers.swap(room->helpers);
     helpers.insert(helpers.end(), room->leaving.begin(), room->leaving.end());
     room->leaving.clear();
   }
-  for (Helper *helper : helpers) {
+  for (Helper *helper : helpers) {  // each frees its group
     uv_thread_join(&helper->thread);
     delete helper;
   }
-  // Helpers are gone; what is still running sleeps on the ring, which closing ends.
-  for (PendingWait *wait : room->running) FreeWait(wait);
+  // What is left sleeps on the ring, which closing ends.
+  for (auto &entry : room->groups) {
+    if (!entry.second->ring_sleeps) FreeGroup(entry.second);  // not on the ring: freed here
+  }
+  for (auto &entry : room->sleeping) FreeGroup(entry.second);
+  for (auto &entry : room->waits) FreeWait(entry.second);
   for (PendingWait *wait : room->finished) FreeWait(wait);
-  room->running.clear();
+  room->sleeping.clear();
+  room->groups.clear();
+  room->waits.clear();
   room->finished.clear();
+  room->deadlines.clear();
   auto closed = [](uv_handle_t *handle) {
     WaitRoom *room = static_cast<WaitRoom *>(handle->data);
     if (--room->open_handles == 0) delete room;
@@ -234,6 +364,7 @@ void CloseWaitRoom(void *arg) {
     shmsect_ring_close(room->ring);
   }
   uv_close(reinterpret_cast<uv_handle_t *>(&room->async), closed);
+  uv_close(reinterpret_cast<uv_handle_t *>(&room->timer), closed);
   if (wait_room == room) wait_room = nullptr;
 }
 
@@ -243,7 +374,10 @@ WaitRoom *ThisThreadsWaitRoom() {
     uv_loop_t *loop = Nan::GetCurrentEventLoop();
     uv_async_init(loop, &room->async, WaitsFinished);
     room->async.data = room;
-    room->open_handles = 1;
+    uv_timer_init(loop, &room->timer);
+    room->timer.data = room;
+    uv_unref(reinterpret_cast<uv_handle_t *>(&room->timer));  // the pending waits keep the loop
+    room->open_handles = 2;
     const char *threads = getenv("NODEJS_SHM_WAIT_THREADS");
     if (!(threads && strcmp(threads, "1") == 0) && shmsect_ring_open(&room->ring) == 0) {
       if (uv_poll_init(loop, &room->poll, shmsect_ring_fd(room->ring)) == 0) {
@@ -264,8 +398,9 @@ WaitRoom *ThisThreadsWaitRoom() {
 
 /**
  * sectionWait(handle, section, since, timeoutMs, callback) -> an id for
- * sectionWaitCancel; callback(version) runs when the version differs from
- * since, the timeout passes, or the wait is cancelled.
+ * sectionWaitCancel; callback(version, retired) runs when the version differs
+ * from since, the timeout passes, the wait is cancelled or the table is
+ * retired (retired: the table's retired word then, 0 while it is live).
  */
 NAN_METHOD(SectionWait) {
   SectionCall call(info);
@@ -276,19 +411,50 @@ NAN_METHOD(SectionWait) {
   if (!info[4]->IsFunction()) return ThrowArgType("callback", "of type function", info[4]);
   WaitRoom *room = ThisThreadsWaitRoom();
   std::lock_guard<std::mutex> lock(room->mutex);
-  PendingWait *wait = new PendingWait{call.Take(), *call.sect(), {}, 0, 0, ++room->last_id,
+  PendingWait *wait = new PendingWait{nullptr, 0, since, 0, ++room->last_id, false, {},
                                       new Nan::Callback(info[4].As<v8::Function>()),
                                       new Nan::AsyncResource("nodejs-shm:wait")};
-  shmsect_wait_start(&wait->state, since, timeout_ms);
-  room->running.push_back(wait);
-  if (room->ring) {
-    RingStep(room, wait);
-  } else if (!StartOnHelper(room, wait)) {
-    room->running.pop_back();
-    FreeWait(wait);
-    return Report(kError, "ERR_SHM_WAIT_FAILED").Throw();
+  uint64_t version = shmsect_version(call.sect());
+  uint32_t retired = shmsect_retired(call.sect());
+  if (version != since || timeout_ms == 0 || retired != SHMSECT_LIVE) {  // over at once
+    wait->version = version;
+    wait->retired = retired;
+    room->finished.push_back(wait);
+    uv_async_send(&room->async);
+  } else {
+    const uint32_t *word = shmsect_futex_word(call.sect());
+    auto found = room->groups.find(word);
+    Group *group = found == room->groups.end() ? nullptr : found->second;
+    bool fresh = !group;
+    if (fresh) {
+      group = new Group{call.Take(), *call.sect(), ++room->last_tag, {}, {}};
+      shmsect_wait_start(&group->state, since, -1);
+      room->groups[word] = group;
+    }
+    wait->group = group;
+    wait->index = group->waits.size();
+    group->waits.push_back(wait);
+    room->waits[wait->id] = wait;
+    if (timeout_ms > 0 && timeout_ms <= static_cast<int64_t>(UINT64_MAX / 2000000u)) {
+      wait->timed = true;
+      wait->deadline = room->deadlines.emplace(
+          uv_hrtime() + static_cast<uint64_t>(timeout_ms) * 1000000u, wait);
+      if (wait->deadline == room->deadlines.begin()) ArmTimer(room);
+    }
+    if (fresh) {
+      if (room->ring) {
+        RingSleep(room, group);
+      } else if (!StartOnHelper(room, group)) {
+        Finish(room, wait, version);
+        room->finished.pop_back();
+        FreeGroup(group);
+        FreeWait(wait);
+        UpdateRefs(room);
+        return Report(kError, "ERR_SHM_WAIT_FAILED").Throw();
+      }
+      if (!room->finished.empty()) uv_async_send(&room->async);
+    }
   }
-  if (!room->finished.empty()) uv_async_send(&room->async);  // over at once
   UpdateRefs(room);
   info.GetReturnValue().Set(wait->id);
 }
@@ -298,13 +464,15 @@ NAN_METHOD(SectionWaitCancel) {
   double id;
   if (!IntegerArg(info[0], "id", 0, kMaxSafeInteger, nullptr, &id)) return;
   if (!wait_room) return;
-  std::lock_guard<std::mutex> lock(wait_room->mutex);
-  for (PendingWait *wait : wait_room->running) {
-    if (wait->id == id) {
-      wait->cancel = 1;
-      shmsect_wake(&wait->sect);
-    }
-  }
+  WaitRoom *room = wait_room;
+  std::lock_guard<std::mutex> lock(room->mutex);
+  auto found = room->waits.find(id);
+  if (found == room->waits.end()) return;
+  PendingWait *wait = found->second;
+  Group *emptied = Finish(room, wait, shmsect_version(&wait->group->sect));
+  if (emptied) Abandon(room, emptied);
+  if (wait->timed && room->deadlines.empty()) uv_timer_stop(&room->timer);
+  uv_async_send(&room->async);
 }
 
 // How this thread's asynchronous waits sleep: "io_uring" (the event loop's own

@@ -20,6 +20,7 @@
 #include <nan.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -101,8 +102,24 @@ struct Bytes {
 };
 Bytes ViewBytes(Local<Value> view);
 
+// Memory for a temporary copy, from malloc: running out is an error the call
+// reports (ENOMEM, syscall "malloc"), never a std::bad_alloc that aborts.
+class Scratch {
+ public:
+  Scratch() = default;
+  ~Scratch() { std::free(data_); }
+  Scratch(const Scratch &) = delete;
+  Scratch &operator=(const Scratch &) = delete;
+  // Room for size bytes (what was there is lost); false after throwing ENOMEM.
+  bool Reserve(uint64_t size);
+  unsigned char *data() const { return data_; }
+
+ private:
+  unsigned char *data_ = nullptr;
+};
+
 // Reads data to write: a string (its UTF-8 bytes go to *text) or a view.
-bool DataArg(Local<Value> data, std::string *text, Bytes *bytes);
+bool DataArg(Local<Value> data, Scratch *text, Bytes *bytes);
 
 // A reference to an open segment for the length of one call.
 class Attached {
@@ -129,8 +146,9 @@ Local<v8::Function> NewFunction(Nan::FunctionCallback callback, const char *name
 // Whether a user-side range lies in a live view (see src/shm-segments.cc), and
 // the bytes to write, copied aside into *aside when they do.
 bool InAView(const unsigned char *bytes, uint64_t length);
-const unsigned char *Unaliased(const unsigned char *bytes, uint64_t length,
-                               std::vector<unsigned char> *aside);
+// Points *bytes at the bytes to write (copied into *aside when they lie in a
+// view); false after throwing ENOMEM.
+bool Unaliased(const unsigned char **bytes, uint64_t length, Scratch *aside);
 
 // readSHM's natives: the length a read returns, and the copy into a target.
 NAN_METHOD(ReadLength);

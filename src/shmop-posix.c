@@ -11,9 +11,14 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
+#include <unistd.h>
 
 #include "shmop-platform.h"
 #include "shmop.h"
@@ -63,6 +68,57 @@ static int shmop__get(int32_t key, size_t size, int flags, int *created) {
   return id >= 0 ? id : -errno;
 }
 
+#if defined(__linux__)
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; newer than some system headers */
+#endif
+
+/* The page size of the mapping that starts at addr when it is larger than
+   the base page (the segment lives in huge pages, SHM_HUGETLB), else 0. The
+   kernel keeps no trace of SHM_HUGETLB in IPC_STAT or /proc/sysvipc/shm;
+   /proc/self/smaps shows it. Huge-page mappings are aligned to their page
+   size, so most attachments are told apart without reading it. */
+static uint64_t shmop__huge_page(const void *addr) {
+  char line[256];
+  unsigned long start, end;
+  uint64_t kb = 0;
+  int found = 0;
+  FILE *f;
+  if ((uintptr_t)addr % (64 * 1024) != 0) return 0; /* no huge page is smaller */
+  f = fopen("/proc/self/smaps", "r");
+  if (!f) return 0;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+      if (found) break;
+      found = start == (uintptr_t)addr;
+    } else if (found && sscanf(line, "KernelPageSize: %" SCNu64 " kB", &kb) == 1) {
+      break;
+    }
+  }
+  fclose(f);
+  return kb * 1024 > (uint64_t)sysconf(_SC_PAGESIZE) ? kb * 1024 : 0;
+}
+
+/* A segment in huge pages made with SHM_NORESERVE (by PHP, say) takes its
+   pages at first touch, and a touch that finds none free kills the process
+   with SIGBUS. Populating the pages first reports that as an error instead;
+   once populated they stay with the segment. Returns 0 or -errno. */
+static int shmop__populate(void *addr, uint64_t size) {
+  uint64_t page = shmop__huge_page(addr);
+  if (!page) return 0;
+  size = (size + page - 1) / page * page;
+  if (madvise(addr, (size_t)size, MADV_POPULATE_READ) == 0) return 0;
+  /* EFAULT: no huge page free; EINVAL: a kernel before 5.14, which cannot
+     tell: either way, touching it could kill the process. */
+  return -ENOMEM;
+}
+#else
+static int shmop__populate(void *addr, uint64_t size) {
+  (void)addr, (void)size;
+  return 0;
+}
+#endif
+
 int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly, uint64_t size,
                 const char **failed_call) {
   struct shmid_ds ds;
@@ -81,6 +137,12 @@ int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly, uint64_t siz
   *failed_call = "shmat";
   addr = shmat(id, NULL, readonly ? SHM_RDONLY : 0);
   if (addr == (void *)-1) goto failed;
+  *failed_call = "madvise";
+  if ((rc = shmop__populate(addr, (uint64_t)ds.shm_segsz)) != 0) {
+    shmdt(addr);
+    if (created) shmctl(id, IPC_RMID, NULL);
+    return rc;
+  }
   memset(seg, 0, sizeof *seg);
   seg->addr = (unsigned char *)addr;
   seg->size = (uint64_t)ds.shm_segsz;

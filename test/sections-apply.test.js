@@ -233,9 +233,12 @@ t.test('a follower waits for the next table, up to 2 s, and says when none came'
   /** Retires the table at key as a manager would, leaving the key empty. */
   const retireByHand = () => {
     const raw = shm.open(key, 'w')
-    const { offsets: { control, data } } = shm.sections.attach(key).section('a')
+    const table = shm.sections.attach(key)
+    const { offsets: { control, data }, entry: { lock } } = table.section('a')
+    table.close()
     raw.delete()
     binding.sectionRetire(handleOf(raw), new Float64Array([control, ...data, 16]), 1, Buffer.alloc(16), new Float64Array(4))
+    binding.sectionLockRemove(lock.id)
     raw.close()
   }
   shm.sections.create(key, layout).close()
@@ -274,4 +277,37 @@ t.test('a damaged retired word is damage, not a retirement', async (t) => {
   t.throws(() => made.section('a').version, { code: 'ERR_SHM_CORRUPT', message: /a control block says the table was replaced, yet it is still the table at its key/ }, '"replaced", while the table is still at its key')
   raw.write(Buffer.from([0, 0, 0, 0]), word)
   t.equal(made.section('a').version, 0, 'repaired')
+})
+
+t.test('a wait started on a retired section ends at once, for any since-version, with either sleeper', async (t) => {
+  // A retired section never changes again: a sleeper that went on would wake
+  // at once forever (the event loop or a helper thread spinning).
+  for (const threads of ['0', '1']) {
+    const key = keyFor(11)
+    const child = spawnSync(process.execPath, ['-e', `
+      const shm = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const binding = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'binding'))})
+      const { handleOf } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'segment'))})
+      shm.sections.create(${key}, { mode: 0o600, sections: [{ name: 'a', size: 16 }] }).close()
+      const raw = shm.open(${key}, 'a')
+      const { offsets: { control, data } } = shm.sections.attach(${key}).section('a')
+      const where = new Float64Array([control, ...data, 16])
+      const version = binding.sectionVersion(handleOf(raw), where) + 1 // retiring changes the commit word
+      shm.sections.remove(${key}) // retires the table, as its manager would
+      const started = Date.now()
+      const ended = []
+      for (const since of [version, version - 1, version + 1]) {
+        binding.sectionWait(handleOf(raw), where, since, 10000, (v, retired) => {
+          ended.push({ since, v, retired })
+          if (ended.length === 3) {
+            console.log(JSON.stringify({ ms: Date.now() - started, version, ended, mechanism: shm.sections.waitMechanism() }))
+            raw.close()
+          }
+        })
+      }`], { encoding: 'utf8', timeout: 8000, env: { ...process.env, NODEJS_SHM_WAIT_THREADS: threads } })
+    t.same([child.status, child.signal], [0, null], `NODEJS_SHM_WAIT_THREADS=${threads}: the process ended by itself`, { stderr: child.stderr })
+    const { ms, version, ended, mechanism } = JSON.parse(child.stdout)
+    t.ok(ms < 1000, `${mechanism}: the three waits ended in ${ms} ms (the timeout was 10 s)`)
+    t.same(ended.map(({ v, retired }) => [v, retired]), [[version, 2], [version, 2], [version, 2]], '... each with the version and the retired word (2: removed)')
+  }
 })

@@ -197,8 +197,11 @@ t.test('timeouts, already-changed versions, aborts, close()', async (t) => {
   t.throws(() => section.wait(2), { code: 'ERR_SHM_CLOSED' }, 'a closed table cannot wait')
   t.throws(() => section.waitSync(2, 0), { code: 'ERR_SHM_CLOSED' })
 
-  // A since-version no section can have differs from the current one: wait() resolves with it.
-  t.equal(await writer.wait(-1), 2, 'wait(-1) resolves at once with the version')
+  // wait() checks its arguments as waitSync does, whatever the version (it rejects with the same errors).
+  for (const bad of [-1, 1.5, '2', 2 ** 53, null, undefined]) {
+    const error = (() => { try { writer.waitSync(bad, 0) } catch (error) { return error } })()
+    await t.rejects(writer.wait(bad), { name: error.name, code: error.code, message: error.message }, `wait: since-version ${bad}`)
+  }
   for (const bad of [-1, 1.5, '2', 2 ** 53]) t.throws(() => writer.waitSync(bad, 0), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `waitSync: since-version ${JSON.stringify(bad)}`)
   for (const bad of [-1, 1.5, '10', null]) {
     await t.rejects(writer.wait(2, { timeout: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `wait: timeout ${JSON.stringify(bad)}`)

@@ -16,6 +16,7 @@ final class Section
     private const POLL_MIN_US = 100;
     private const POLL_MAX_US = 10000;
     private const READ_TRIES = 10000;
+    private const READ_MAX_NS = 100_000_000; // 100 ms of failed tries: see docs/sections.md, section 4
 
     public readonly string $name;
     public int $capacity;
@@ -106,15 +107,31 @@ final class Section
     {
         $last = -1;
         $tries = 0;
+        $failed = 0;
+        $started = 0;
+        $moved = false;
         while (true) {
             $commit = $this->u64($this->control);
             if ($this->retiredHow() !== null) {
                 return []; // reading() follows
             }
             if ($commit !== $last) {
-                [$last, $tries] = [$commit, 0];
+                [$last, $tries, $moved] = [$commit, 0, $moved || $started !== 0];
             } elseif (++$tries > self::READ_TRIES) {
                 throw new SectionsException('ERR_SHM_CORRUPT', "section '{$this->name}' has a damaged control block");
+            }
+            if (++$failed > 16) { // every try but the first failed: bound them in time
+                $now = hrtime(true);
+                if ($started === 0) {
+                    $started = $now;
+                } elseif ($now - $started > self::READ_MAX_NS && !$moved) {
+                    throw new SectionsException('ERR_SHM_CORRUPT', "section '{$this->name}' has a damaged control block");
+                } elseif ($now - $started > self::READ_MAX_NS) {
+                    throw new SectionsException('ERR_SHM_READ_STARVED', sprintf(
+                        "no complete copy of section '%s' in %d ms: its writer keeps overtaking every read, or keeps the slots odd (a broken or hostile writer)",
+                        $this->name, self::READ_MAX_NS / 1_000_000));
+                }
+                usleep(0);
             }
             $version = $commit >> 1;
             if ($version === 0) {

@@ -2,6 +2,7 @@
  * posix.c: the C tests of shmop.c for what only its System V branch does:
  * the kernel's own view of what shmop_open made, key 0 (IPC_PRIVATE),
  * delete freeing the key, shmdt errors, segments over 4 GiB (SHM_NORESERVE),
+ * a segment in unreserved huge pages made elsewhere (an error, not SIGBUS),
  * the failure stages shmget/shmctl/shmat as seen by an unprivileged child,
  * the created-or-found loop of shmop__get under races (fault doubles), and
  * the introspection functions (shmop_find/stat/remove/ftok).
@@ -167,6 +168,43 @@ static void test_hugetlb_noreserve(void) {
          "'n' with perms -1 (every bit): SHMOP_EUNSAFE");
   ok(probe_key(key) < 0, "... and no segment was made");
   drop(key);
+}
+
+/* Free huge pages and their size (/proc/meminfo); 0 when unknown. */
+static uint64_t huge_pages(uint64_t *page) {
+  char line[128];
+  unsigned long long free_pages = 0, kb = 0;
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  while (fgets(line, sizeof line, f)) {
+    sscanf(line, "HugePages_Free: %llu", &free_pages);
+    sscanf(line, "Hugepagesize: %llu kB", &kb);
+  }
+  fclose(f);
+  *page = (uint64_t)kb * 1024;
+  return (uint64_t)free_pages;
+}
+
+/* Made elsewhere (PHP passes SHM_HUGETLB | SHM_NORESERVE on), larger than the
+   free huge pages: attaching populates it first, and fails instead of a SIGBUS. */
+static void test_hugetlb_made_elsewhere(void) {
+  int32_t key = test_key(6);
+  uint64_t page = 0, free_pages = huge_pages(&page), size = (free_pages + 1) * page;
+  shmop_t seg;
+  struct shmid_ds ds;
+  const char *call = unset;
+  int id;
+  tap_group("a segment in unreserved huge pages, made elsewhere, with too few free");
+  id = test_shmget((key_t)key, (size_t)size, IPC_CREAT | IPC_EXCL | 0600 | SHM_HUGETLB | NORESERVE);
+  if (!ok(page > 0 && id >= 0, "shmget of %llu bytes (%llu huge pages free): made",
+          (unsigned long long)size, (unsigned long long)free_pages)) {
+    return;
+  }
+  is_int(shmop_open(&seg, key, 'a', 0, 0, &call), -ENOMEM, "'a': -ENOMEM, not SIGBUS");
+  is_str(call, "madvise", "... from madvise (MADV_POPULATE_READ)");
+  is_int(shmop_open(&seg, key, 'w', 0, 0, &call), -ENOMEM, "'w': -ENOMEM");
+  ok(kernel_stat(id, &ds) == 0 && ds.shm_nattch == 0, "... and nothing stays attached");
+  shmctl(id, IPC_RMID, NULL);
 }
 
 static void test_huge(void) {
@@ -511,12 +549,13 @@ static void test_introspection(void) {
 }
 
 int main(void) {
-  tap_start(141);
+  tap_start(146);
   test_kernel_view();
   test_ipc_private();
   test_delete_frees_key();
   test_close_detach();
   test_hugetlb_noreserve();
+  test_hugetlb_made_elsewhere();
   test_huge();
   test_failure_stages();
   test_shmget_loop();

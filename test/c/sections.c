@@ -405,6 +405,53 @@ static void test_corrupt(const shmsect_t *s, uint64_t self) {
   is_int(shmsect_read(s, out, CAPACITY, &snap), 0, "repaired: read 0 again");
 }
 
+/* A hostile peer: keeps both slots' seq odd while it bumps the commit word. */
+typedef struct hostile_s {
+  const shmsect_t *s;
+  int stop, started;
+} hostile_t;
+
+static void *hostile_main(void *arg) {
+  hostile_t *h = (hostile_t *)arg;
+  uint64_t commit = rd64(ctrl(h->s, COMMIT));
+  /* Atomic stores (the readers' loads are atomic): a race, not a data race. */
+  uint32_t *seq0 = (uint32_t *)(void *)ctrl(h->s, SLOT0 + SEQ);
+  uint32_t *seq1 = (uint32_t *)(void *)ctrl(h->s, SLOT1 + SEQ);
+  uint64_t *word = (uint64_t *)(void *)ctrl(h->s, COMMIT);
+  while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
+    __atomic_fetch_or(seq0, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_or(seq1, 1, __ATOMIC_RELEASE);
+    commit += 2;
+    __atomic_store_n(word, commit, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->started, 1, __ATOMIC_RELEASE); /* both slots odd from here on */
+  }
+  return NULL;
+}
+
+static void test_starved(uint64_t self) {
+  static hostile_t h;
+  shmsect_t s;
+  shmsect_snapshot_t snap;
+  unsigned char out[CAPACITY];
+  pthread_t t;
+  double started, took;
+  tap_group(
+      "a hostile peer keeps the slots odd and the commit moving: SHMSECT_ESTARVED, not a hang");
+  section_new(&s);
+  publish_next(&s, self);
+  h.s = &s;
+  start(&t, hostile_main, &h);
+  while (!__atomic_load_n(&h.started, __ATOMIC_ACQUIRE)) sleep_ms(1);
+  started = now_ms();
+  is_int(shmsect_read(&s, out, CAPACITY, &snap), SHMSECT_ESTARVED, "read: SHMSECT_ESTARVED");
+  took = now_ms() - started;
+  __atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
+  pthread_join(t, NULL);
+  ok(took >= SHMSECT_READ_MAX_MS && took < 10 * SHMSECT_READ_MAX_MS,
+     "... after %.1f ms (SHMSECT_READ_MAX_MS is %d)", took, SHMSECT_READ_MAX_MS);
+  section_free(&s);
+}
+
 /* ==== A claim that loses the compare-exchange ==== */
 
 static void *claimer_main(void *arg) {
@@ -876,6 +923,23 @@ static void test_wait_steps(const shmsect_t *s, uint64_t self) {
   is_int(shmsect_wait_step(s, &w, 1, &version, &expected, &slice), 1, "cancelled: over at once");
 }
 
+/* The wait in slices, as waitSync looks up between them (src/shm-sections.cc). */
+static void test_wait_for(const shmsect_t *s, uint64_t self) {
+  shmsect_wait_t w;
+  uint64_t version = 0;
+  double started = now_ms(), took;
+  shmsect_wait_start(&w, shmsect_version(s), -1);
+  is_int(shmsect_wait_for(s, &w, 20000000u, &version), 0, "a 20 ms slice with nothing new: 0");
+  took = now_ms() - started;
+  ok(took >= 19 && took < 2000, "... after the slice (%.1f ms)", took);
+  publish_next(s, self);
+  ok(shmsect_wait_for(s, &w, 20000000u, &version) == 1 && version == w.since + 1,
+     "the next slice after a publish: 1, the new version");
+  shmsect_wait_start(&w, version, 30);
+  ok(shmsect_wait_for(s, &w, 1000000000u, &version) == 1 && version == w.since,
+     "a slice longer than the timeout: over at the timeout, the version unchanged");
+}
+
 static void test_waits(uint64_t self) {
   shmsect_t s;
   uint64_t holder;
@@ -888,6 +952,7 @@ static void test_waits(uint64_t self) {
   test_wait_thread(&s, self, INT64_MAX); /* too long to count in ns: no limit */
   test_wait_cancel(&s);
   test_wait_steps(&s, self);
+  test_wait_for(&s, self);
   section_free(&s);
 }
 
@@ -1012,7 +1077,7 @@ static void test_ring(uint64_t self) {
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
 #define PLANNED                                                                             \
   (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 16 + 3 + \
-   RING_TESTS + 3)
+   RING_TESTS + 3 + 2 + 4)
 
 int main(void) {
   shmsect_t s;
@@ -1032,6 +1097,7 @@ int main(void) {
   test_torn_reads(self);
   test_claim_race(self);
   test_lapping(self);
+  test_starved(self);
   test_lock(&lock);
   test_claim_processes(lock);
   test_lock_dies(lock);

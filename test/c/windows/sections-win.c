@@ -537,6 +537,55 @@ static void test_retired(const shmsect_t *s) {
   is_int(shmsect_release(s, self, -1), 0, "release still gives the claim back: 0");
 }
 
+/* A hostile peer: keeps both slots' seq odd while it bumps the commit word. */
+typedef struct hostile_s {
+  const shmsect_t *s;
+  volatile LONG stop, started;
+} hostile_t;
+
+static DWORD WINAPI hostile_main(void *arg) {
+  hostile_t *h = (hostile_t *)arg;
+  uint64_t commit = rd64(ctrl(h->s, COMMIT));
+  while (!InterlockedCompareExchange(&h->stop, 0, 0)) {
+    wr32(ctrl(h->s, SLOT0 + SEQ), rd32(ctrl(h->s, SLOT0 + SEQ)) | 1);
+    wr32(ctrl(h->s, SLOT1 + SEQ), rd32(ctrl(h->s, SLOT1 + SEQ)) | 1);
+    commit += 2;
+    wr64(ctrl(h->s, COMMIT), commit);
+    InterlockedExchange(&h->started, 1); /* both slots odd from here on */
+  }
+  return 0;
+}
+
+static void test_starved(const shmsect_t *s) {
+  shmsect_snapshot_t snap;
+  char buf[CAPACITY];
+  uint64_t commit = rd64(ctrl(s, COMMIT));
+  uint32_t seq0 = rd32(ctrl(s, SLOT0 + SEQ)), seq1 = rd32(ctrl(s, SLOT1 + SEQ));
+  hostile_t h;
+  HANDLE thread;
+  LARGE_INTEGER t0;
+  double ms;
+
+  tap_group(
+      "a hostile peer keeps the slots odd and the commit moving: SHMSECT_ESTARVED, not a hang");
+  h.s = s;
+  h.stop = h.started = 0;
+  thread = CreateThread(NULL, 0, hostile_main, &h, 0, NULL);
+  if (!ok(thread != NULL, "a hostile thread")) return;
+  while (!InterlockedCompareExchange(&h.started, 0, 0)) Sleep(1);
+  QueryPerformanceCounter(&t0);
+  is_int(shmsect_read(s, buf, sizeof buf, &snap), SHMSECT_ESTARVED, "read: SHMSECT_ESTARVED");
+  ms = ms_since(t0);
+  InterlockedExchange(&h.stop, 1);
+  WaitForSingleObject(thread, INFINITE);
+  CloseHandle(thread);
+  ok(ms >= SHMSECT_READ_MAX_MS && ms < 10.0 * SHMSECT_READ_MAX_MS,
+     "... after %.1f ms (SHMSECT_READ_MAX_MS is %d)", ms, SHMSECT_READ_MAX_MS);
+  wr64(ctrl(s, COMMIT), commit);
+  wr32(ctrl(s, SLOT0 + SEQ), seq0);
+  wr32(ctrl(s, SLOT1 + SEQ), seq1);
+}
+
 int main(int argc, char **argv) {
   int32_t key;
   shmop_t seg;
@@ -544,7 +593,7 @@ int main(int argc, char **argv) {
 
   if (argc == 4 && strcmp(argv[1], "child") == 0)
     return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
-  tap_start(133);
+  tap_start(136);
   key = test_key(40);
   tap_group("a segment for the section (shmop.c's Windows branch)");
   if (!is_int(shmop_open(&seg, key, 'n', 0600, SEGMENT_SIZE, &call), 0, "'n' %d bytes",
@@ -567,6 +616,7 @@ int main(int argc, char **argv) {
   test_wait_thread(&s);
   test_wait_cancel(&s);
   test_corrupt(&s);
+  test_starved(&s);
   test_retired(&s);
 
   tap_group("cleanup");

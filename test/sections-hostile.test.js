@@ -1,0 +1,73 @@
+'use strict'
+// A process that can write a section table (a 0666 table, a buggy writer) can
+// keep both seq words odd while it bumps the commit word: every try of a read
+// fails, and the commit check alone (10 000 tries with no publish) never
+// trips. Reads give up after 100 ms of failed tries with
+// ERR_SHM_READ_STARVED, in Node and in PHP (docs/sections.md, section 4).
+const t = require('tap')
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+const { Worker } = require('node:worker_threads')
+const shm = require('..')
+const { keyFor, cleanupTablesAfter, requirePHP, ROOT } = require('./helpers')
+
+cleanupTablesAfter(t)
+requirePHP()
+
+/** A table with one published section, and a hostile worker on it (stopped at teardown). */
+async function hostile (t, key) {
+  const table = shm.sections.create(key, { mode: 0o600, sections: [{ name: 's', size: 64 }] })
+  const section = table.section('s')
+  section.claim()
+  section.publish('honest')
+  const stop = new SharedArrayBuffer(4)
+  const worker = new Worker(path.join(__dirname, 'fixtures', 'sections-hostile.js'), {
+    workerData: { key, control: section.offsets.control, seconds: 10, stop }
+  })
+  t.teardown(async () => {
+    Atomics.store(new Int32Array(stop), 0, 1)
+    await new Promise((resolve) => worker.once('exit', resolve))
+    table.close()
+    shm.sections.remove(key)
+  })
+  await new Promise((resolve) => worker.once('message', resolve))
+  return section
+}
+
+t.test('Node: read() and readInto() under a hostile peer fail with ERR_SHM_READ_STARVED within a second', async (t) => {
+  const key = keyFor(0)
+  const section = await hostile(t, key)
+  const reader = shm.sections.attach(key, { readOnly: true }).section('s')
+  for (const [what, call] of [['read()', () => reader.read()], ['readInto()', () => reader.readInto(Buffer.alloc(64))], ['the writer\'s read()', () => section.read()]]) {
+    const started = process.hrtime.bigint()
+    t.throws(call, {
+      name: 'Error',
+      code: 'ERR_SHM_READ_STARVED',
+      message: `No complete copy of section 's' of table 0x${(key >>> 0).toString(16)} in 100 ms: its writer overtook every read, ` +
+        'or keeps the slots odd (a broken or hostile process with write access to the table)'
+    }, what)
+    const ms = Number(process.hrtime.bigint() - started) / 1e6
+    t.ok(ms < 1000, `${what} gave up after ${Math.round(ms)} ms`)
+  }
+})
+
+t.test('PHP: Section::read() under a hostile peer fails with ERR_SHM_READ_STARVED within a second', async (t) => {
+  const key = keyFor(1)
+  await hostile(t, key)
+  const code = `require '${ROOT}/php/autoload.php';
+    $section = NodejsShm\\SectionTable::attach((int) $argv[1], true)->section('s');
+    $started = hrtime(true);
+    try { $section->read(); $code = null; } catch (NodejsShm\\SectionsException $e) { $code = $e->errorCode; $message = $e->getMessage(); }
+    echo json_encode(['code' => $code, 'message' => $message ?? null, 'ms' => (hrtime(true) - $started) / 1e6]);`
+  const child = spawn('php', ['-r', code, String(key)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk) => { stdout += chunk })
+  child.stderr.on('data', (chunk) => { stderr += chunk })
+  const status = await new Promise((resolve) => child.on('close', resolve))
+  t.equal(status, 0, 'PHP ran', { stderr })
+  const seen = JSON.parse(stdout)
+  t.equal(seen.code, 'ERR_SHM_READ_STARVED')
+  t.match(seen.message, /^ERR_SHM_READ_STARVED: no complete copy of section 's' in 100 ms/)
+  t.ok(seen.ms < 1000, `PHP's read() gave up after ${Math.round(seen.ms)} ms`)
+})
