@@ -54,8 +54,6 @@ function explainLock (code, seg) {
   switch (code) {
     case 'EACCES':
       return `permission denied on the claim lock of the ${seg}: claiming needs write permission on the table`
-    case 'EPERM':
-      return `only the owner or creator of the claim lock of the ${seg} (or root) can remove it`
     case 'EINVAL':
     case 'EIDRM':
       return `the claim lock of the ${seg} was removed, with its table`
@@ -81,14 +79,14 @@ function explain (code, syscall, { key, flags, size, existingSize, api }, limits
   }
   if (api === 'sections.create' && code === 'EEXIST') {
     return `a ${seg} already exists; use sections.attach(${hex(key)}) to use the table in it, ` +
-      'or sections.remove() it first to lay out a new one'
+      `or sections.apply(${hex(key)}, layout) to give it a new layout (every process using it follows)`
   }
   if (api === 'sections.attach' && code === 'EACCES' && syscall === 'shmat') {
     return `permission denied attaching the section table ${hex(key)} for writing; ` +
       'attach it with { readOnly: true } to read it'
   }
   if (api === 'sections.attach' && code === 'ENOENT') {
-    return `no ${seg}; sections.create() lays out a new section table`
+    return `no ${seg}; sections.create() or sections.apply() lays out a new section table`
   }
   switch (code) {
     case 'ENOENT':

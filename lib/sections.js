@@ -247,8 +247,10 @@ class SectionTable {
         } catch (error) {
           fresh?.close()
           fresh = undefined
+          // Between a manager's two steps: no table yet, or a half-made one, or one retired in turn.
           const passing = ['ENOENT', 'ERR_SHM_NOT_SECTIONS', 'ERR_SHM_TABLE_RETIRED'].includes(error.code)
-          if (!passing || Date.now() >= deadline) break
+          if (!passing) throw error // the table at the key is damaged, or not this process's to use: that is the news
+          if (Date.now() >= deadline) break
           pause(1)
         }
       }
@@ -406,8 +408,9 @@ class Section {
     try {
       return binding.sectionClaim(handle, this.#where, this.#lock.id, true)
     } catch (error) {
-      if (error.code === 'ERR_SHM_TABLE_RETIRED') throw error
-      throw lockCorrupt(this.#table.key, this.entry, lockProblem(this.entry, this.#segment.stat()) ?? error.code)
+      const why = error.code === 'ERR_SHM_TABLE_RETIRED' ? null : lockProblem(this.entry, this.#segment.stat())
+      if (why === null) throw error // retired, or a lock that is the table's own and refused (its own words say why)
+      throw lockCorrupt(this.#table.key, this.entry, why)
     }
   }
 
@@ -558,6 +561,7 @@ function createLock (mode) {
     const key = crypto.randomInt(1, 0x7fffffff)
     try {
       const id = binding.sectionLockCreate(key, mode)
+      /* c8 ignore next -- Windows has no claim locks (NO_LOCK): tested by the Windows C tests under Wine */
       return { key: id === NO_LOCK ? 0 : key, id }
     } catch (error) {
       if (error.code !== 'EEXIST') throw error // taken: another key

@@ -311,3 +311,99 @@ t.test('a wait started on a retired section ends at once, for any since-version,
     t.same(ended.map(({ v, retired }) => [v, retired]), [[version, 2], [version, 2], [version, 2]], '... each with the version and the retired word (2: removed)')
   }
 })
+
+t.test('a writer that follows a replaced table by reading has lost its claim: told at its next publish, it claims again', async (t) => {
+  const key = keyFor(12)
+  t.teardown(() => shm.sections.remove(key))
+  const { table: old } = applied(t, key, { mode: 0o600, sections: [{ name: 'a', size: 16 }] })
+  const writer = shm.sections.attach(key)
+  t.teardown(() => writer.close())
+  const a = writer.section('a')
+  a.claim()
+  a.publish('one')
+  old.close()
+  applied(t, key, { mode: 0o600, sections: [{ name: 'a', size: 32 }] })
+  t.same(a.read(), { version: 1, data: Buffer.from('one') }, 'the writer reads: it follows, the payload carried over')
+  t.notOk(a.claimed, 'its claim ended with the old table')
+  t.throws(() => a.publish('two'), { code: 'ERR_SHM_TABLE_RETIRED', message: /claim the section again/ }, 'publishing says so')
+  a.claim()
+  t.equal(a.publish('two'), 2, 'claimed again on the new table, it publishes')
+})
+
+t.test('waits with a timeout that follow a replaced table keep their deadline', async (t) => {
+  const key = keyFor(13)
+  t.teardown(() => shm.sections.remove(key))
+  const layout = (size) => ({ mode: 0o600, sections: [{ name: 'a', size }] })
+  const { table: first } = applied(t, key, layout(16))
+  first.section('a').claim()
+  first.section('a').publish('one')
+  const reader = shm.sections.attach(key, { readOnly: true })
+  t.teardown(() => reader.close())
+  const a = reader.section('a')
+
+  const started = Date.now()
+  const following = a.wait(1, { timeout: 5000 })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const { table: second } = applied(t, key, layout(32))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  second.section('a').claim()
+  second.section('a').publish('two')
+  t.equal(await following, 2, 'a wait that followed sees the publish on the new table')
+  t.ok(Date.now() - started < 2000, `before its deadline (${Date.now() - started} ms)`)
+
+  // The table is replaced, and the deadline passes, while this thread is busy.
+  const late = a.wait(2, 50)
+  applied(t, key, layout(64))
+  for (const until = Date.now() + 150; Date.now() < until;);
+  t.equal(await late, 2, 'a wait whose deadline passed during the replacement resolves with the version it waited on')
+})
+
+t.test('a reader that follows to a damaged table is told it is damaged', async (t) => {
+  const binding = require('../lib/binding')
+  const { handleOf } = require('../lib/segment')
+  const key = keyFor(14)
+  const layout = { mode: 0o600, sections: [{ name: 'a', size: 16 }] }
+  shm.sections.create(key, layout).close()
+  const reader = shm.sections.attach(key, { readOnly: true })
+  t.teardown(() => reader.close())
+  // Retired by hand, as a manager does, then a new table whose control block is damaged.
+  const raw = shm.open(key, 'w')
+  const table = shm.sections.attach(key)
+  const { offsets: { control, data }, entry: { lock } } = table.section('a')
+  table.close()
+  raw.delete()
+  binding.sectionRetire(handleOf(raw), new Float64Array([control, ...data, 16]), 1, Buffer.alloc(16), new Float64Array(4))
+  binding.sectionLockRemove(lock.id)
+  raw.close()
+  const next = shm.sections.create(key, layout)
+  t.teardown(() => { next.close(); shm.sections.remove(key) })
+  const damage = shm.open(key, 'w')
+  t.teardown(() => damage.close())
+  damage.write(Buffer.from([1, 0, 0, 0]), next.section('a').offsets.control + 16) // "replaced", yet at its key
+  t.throws(() => reader.section('a').read(), { code: 'ERR_SHM_CORRUPT', message: /a control block says the table was replaced, yet it is still the table at its key/ },
+    'the damage, not "retired"')
+  damage.write(Buffer.from([0, 0, 0, 0]), next.section('a').offsets.control + 16)
+  t.same(reader.section('a').read(), { version: 0, data: Buffer.alloc(0) }, 'repaired, the reader follows')
+})
+
+t.test('nodejs-shm rm and sections apply speak of one section and one lock in the singular, and of missing locks', async (t) => {
+  const binding = require('../lib/binding')
+  const key = keyFor(15)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodejs-shm-apply-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const layout = path.join(dir, 'one.json')
+  fs.writeFileSync(layout, JSON.stringify({ mode: '0600', sections: [{ name: 'only', size: 8 }] }))
+  const cli = (...args) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
+  let run = cli('sections', 'apply', hex(key), layout)
+  t.equal(run.stdout, `created section table ${hex(key)}: 1 section (only)\n`)
+  const [lock] = shm.sections.attach(key).sections.map((s) => s.entry.lock.id)
+  run = cli('rm', hex(key))
+  t.equal(run.stdout, `removed section table ${hex(key)}: segment id ${run.stdout.match(/segment id (\d+)/)[1]} marked for deletion (it goes at its last detach), ` +
+    `1 claim lock removed (semaphore set id ${lock}); processes using it were told it is retired\n`)
+
+  cli('sections', 'apply', hex(key), layout)
+  binding.sectionLockRemove(shm.sections.attach(key).section('only').entry.lock.id) // someone removed it by hand
+  run = cli('rm', hex(key))
+  t.match(run.stdout, /, 0 claim locks removed \(semaphore set ids -\); /, 'a table whose lock someone removed: none to remove')
+  t.equal(segmentByKey(key), undefined, 'the segment is gone all the same')
+})

@@ -25,7 +25,7 @@ t.test('sections.attach as a user without write permission suggests { readOnly: 
   t.equal(asNobody(() => shm.sections.attach(key, { readOnly: true }).section('s').version), 0, 'and that works')
 })
 
-t.test('sections.create on a key in use points to sections.attach and sections.remove', async (t) => {
+t.test('sections.create on a key in use points to sections.attach and sections.apply', async (t) => {
   const key = keyFor(1)
   const table = shm.sections.create(key, { mode: 0o600, sections: [{ name: 's', size: 8 }] })
   t.teardown(() => { table.close(); shm.sections.remove(key) })
@@ -33,15 +33,15 @@ t.test('sections.create on a key in use points to sections.attach and sections.r
     name: 'ShmError',
     code: 'EEXIST',
     message: `EEXIST: a segment with key ${hex(key)} already exists; use sections.attach(${hex(key)}) to use the table in it, ` +
-      'or sections.remove() it first to lay out a new one (shmget: File exists)'
+      `or sections.apply(${hex(key)}, layout) to give it a new layout (every process using it follows) (shmget: File exists)`
   })
 })
 
-t.test('sections.attach of a missing key points to sections.create', async (t) => {
+t.test('sections.attach of a missing key points to sections.create and sections.apply', async (t) => {
   const key = keyFor(2)
   t.throws(() => shm.sections.attach(key), {
     code: 'ENOENT',
-    message: `ENOENT: no segment with key ${hex(key)}; sections.create() lays out a new section table (shmget: No such file or directory)`
+    message: `ENOENT: no segment with key ${hex(key)}; sections.create() or sections.apply() lays out a new section table (shmget: No such file or directory)`
   })
 })
 
