@@ -238,7 +238,7 @@ function corruptWords ({ key, part, ...found }) {
 function lockWords ({ key, id }, why) {
   const what = `its claim lock (semaphore set id ${id}, key ${hex(key)})`
   if (why === 'foreign') return `${what} is not the set the table's manager made (another key, size, owner or creator)`
-  return `${what} cannot be used (${why}${why === 'EINVAL' || why === 'EIDRM' ? ': it was removed' : ''})`
+  return `${what} cannot be used (${why}${why === 'EINVAL' ? ': it was removed' : ''})` // IPC_STAT on a removed id: EINVAL
 }
 
 const TYPES = {

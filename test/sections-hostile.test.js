@@ -34,24 +34,35 @@ async function hostile (t, key) {
   return section
 }
 
-t.test('Node: read() and readInto() under a hostile peer fail with ERR_SHM_READ_STARVED within a second', async (t) => {
+t.test('Node: read() and readInto() under a hostile peer fail within a second (ERR_SHM_READ_STARVED, or ERR_SHM_CORRUPT if it stalls)', async (t) => {
   const key = keyFor(0)
   const section = await hostile(t, key)
   const reader = shm.sections.attach(key, { readOnly: true }).section('s')
   for (const [what, call] of [['read()', () => reader.read()], ['readInto()', () => reader.readInto(Buffer.alloc(64))], ['the writer\'s read()', () => section.read()]]) {
     const started = process.hrtime.bigint()
-    t.throws(call, {
-      name: 'Error',
-      code: 'ERR_SHM_READ_STARVED',
-      message: `No complete copy of section 's' of table 0x${(key >>> 0).toString(16)} in 100 ms: its writer overtook every read, ` +
-        'or keeps the slots odd (a broken or hostile process with write access to the table)'
-    }, what)
+    // While the hostile thread runs, the commit word moves: ERR_SHM_READ_STARVED.
+    // On a loaded machine it may be descheduled for the whole read: the reader
+    // then sees an odd slot under a commit word that stands still, which is
+    // damage as far as anyone can tell (ERR_SHM_CORRUPT). Either way, an error
+    // in bounded time.
+    const expected = {
+      ERR_SHM_READ_STARVED: `No complete copy of section 's' of table 0x${(key >>> 0).toString(16)} in 100 ms: its writer overtook every read, ` +
+        'or keeps the slots odd (a broken or hostile process with write access to the table)',
+      ERR_SHM_CORRUPT: "The section's control block holds values no writer writes: the segment is corrupt"
+    }
+    let error
+    try {
+      call()
+    } catch (caught) {
+      error = caught
+    }
+    t.equal(error?.message, expected[error?.code], `${what}: ${error?.code}`)
     const ms = Number(process.hrtime.bigint() - started) / 1e6
     t.ok(ms < 1000, `${what} gave up after ${Math.round(ms)} ms`)
   }
 })
 
-t.test('PHP: Section::read() under a hostile peer fails with ERR_SHM_READ_STARVED within a second', async (t) => {
+t.test('PHP: Section::read() under a hostile peer fails within a second (ERR_SHM_READ_STARVED, or ERR_SHM_CORRUPT if it stalls)', async (t) => {
   const key = keyFor(1)
   await hostile(t, key)
   const code = `require '${ROOT}/php/autoload.php';
@@ -67,7 +78,9 @@ t.test('PHP: Section::read() under a hostile peer fails with ERR_SHM_READ_STARVE
   const status = await new Promise((resolve) => child.on('close', resolve))
   t.equal(status, 0, 'PHP ran', { stderr })
   const seen = JSON.parse(stdout)
-  t.equal(seen.code, 'ERR_SHM_READ_STARVED')
-  t.match(seen.message, /^ERR_SHM_READ_STARVED: no complete copy of section 's' in 100 ms/)
+  // As for Node: ERR_SHM_CORRUPT when the hostile thread did not run during the read.
+  t.match(seen, seen.code === 'ERR_SHM_CORRUPT'
+    ? { message: /^ERR_SHM_CORRUPT: section 's' has a damaged control block/ }
+    : { code: 'ERR_SHM_READ_STARVED', message: /^ERR_SHM_READ_STARVED: no complete copy of section 's' in 100 ms/ }, `PHP: ${seen.code}`)
   t.ok(seen.ms < 1000, `PHP's read() gave up after ${Math.round(seen.ms)} ms`)
 })
