@@ -238,7 +238,10 @@ function corruptWords ({ key, part, ...found }) {
 function lockWords ({ key, id }, why) {
   const what = `its claim lock (semaphore set id ${id}, key ${hex(key)})`
   if (why === 'foreign') return `${what} is not the set the table's manager made (another key, size, owner or creator)`
-  return `${what} cannot be used (${why}${why === 'EINVAL' ? ': it was removed' : ''})` // IPC_STAT on a removed id: EINVAL
+  // IPC_STAT on a removed id: EINVAL. Any other failure (EACCES, on a set whose mode someone changed
+  // with IPC_SET) is named as it is; staging one needs a tool that changes a set's mode.
+  /* c8 ignore next */
+  return `${what} cannot be used (${why}${why === 'EINVAL' ? ': it was removed' : ''})`
 }
 
 const TYPES = {

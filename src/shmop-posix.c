@@ -9,7 +9,9 @@
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE /* SHM_DEST on Linux */
 
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -73,18 +75,40 @@ static int shmop__get(int32_t key, size_t size, int flags, int *created) {
 #define MADV_POPULATE_READ 22 /* Linux 5.14; newer than some system headers */
 #endif
 
+/* The smallest huge page this kernel offers (2 MiB on x86-64; 64 KiB on some
+   arm64 kernels), from /sys/kernel/mm/hugepages/hugepages-<size>kB; 0: none. */
+static uint64_t smallest_huge_page;
+static pthread_once_t huge_pages_found = PTHREAD_ONCE_INIT;
+
+static void shmop__find_huge_pages(void) {
+  DIR *dir = opendir("/sys/kernel/mm/hugepages");
+  struct dirent *entry;
+  uint64_t kb;
+  if (!dir) return;
+  while ((entry = readdir(dir)) != NULL) {
+    if (sscanf(entry->d_name, "hugepages-%" SCNu64 "kB", &kb) == 1 && kb > 0 &&
+        (smallest_huge_page == 0 || kb * 1024 < smallest_huge_page)) {
+      smallest_huge_page = kb * 1024;
+    }
+  }
+  closedir(dir);
+}
+
 /* The page size of the mapping that starts at addr when it is larger than
    the base page (the segment lives in huge pages, SHM_HUGETLB), else 0. The
    kernel keeps no trace of SHM_HUGETLB in IPC_STAT or /proc/sysvipc/shm;
-   /proc/self/smaps shows it. Huge-page mappings are aligned to their page
-   size, so most attachments are told apart without reading it. */
+   /proc/self/smaps shows it, at a cost that grows with the process's
+   mappings (the kernel walks the pages of every mapping before this one).
+   Huge-page mappings are aligned to their page size, so all but one
+   attachment in (smallest huge page / base page) are told apart without it. */
 static uint64_t shmop__huge_page(const void *addr) {
   char line[256];
   unsigned long start, end;
   uint64_t kb = 0;
   int found = 0;
   FILE *f;
-  if ((uintptr_t)addr % (64 * 1024) != 0) return 0; /* no huge page is smaller */
+  pthread_once(&huge_pages_found, shmop__find_huge_pages);
+  if (smallest_huge_page == 0 || (uintptr_t)addr % smallest_huge_page != 0) return 0;
   f = fopen("/proc/self/smaps", "r");
   if (!f) return 0;
   while (fgets(line, sizeof line, f)) {

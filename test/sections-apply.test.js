@@ -31,6 +31,24 @@ const phpPeer = (t) => peer(t, 'php', [path.join(FIXTURES, 'sections-peer.php')]
 const V1 = { mode: 0o600, sections: [{ name: 'prices', size: 100 }, { name: 'orders', size: 100 }, { name: 'old', size: 10 }] }
 const V2 = { mode: 0o600, sections: [{ name: 'orders', size: 200 }, { name: 'prices', size: 4 }, { name: 'new', size: 10 }] }
 
+/**
+ * Retires the one-section table (section 'a', 16 bytes) at key as a manager
+ * would, leaving the key empty: takes it from its key, marks it replaced,
+ * removes its claim lock.
+ */
+function retireByHand (key) {
+  const binding = require('../lib/binding')
+  const { handleOf } = require('../lib/segment')
+  const raw = shm.open(key, 'w')
+  const table = shm.sections.attach(key)
+  const { offsets: { control, data }, entry: { lock } } = table.section('a')
+  table.close()
+  raw.delete()
+  binding.sectionRetire(handleOf(raw), new Float64Array([control, ...data, 16]), 1, Buffer.alloc(16), new Float64Array(4))
+  binding.sectionLockRemove(lock.id)
+  raw.close()
+}
+
 function applied (t, key, layout) {
   const result = shm.sections.apply(key, layout)
   t.teardown(() => result.table.close())
@@ -226,21 +244,8 @@ t.test('nodejs-shm sections apply KEY layout.json, and nodejs-shm rm KEY on a ta
 })
 
 t.test('a follower waits for the next table, up to 2 s, and says when none came', async (t) => {
-  const binding = require('../lib/binding')
-  const { handleOf } = require('../lib/segment')
   const key = keyFor(9)
   const layout = { mode: 0o600, sections: [{ name: 'a', size: 16 }] }
-  /** Retires the table at key as a manager would, leaving the key empty. */
-  const retireByHand = () => {
-    const raw = shm.open(key, 'w')
-    const table = shm.sections.attach(key)
-    const { offsets: { control, data }, entry: { lock } } = table.section('a')
-    table.close()
-    raw.delete()
-    binding.sectionRetire(handleOf(raw), new Float64Array([control, ...data, 16]), 1, Buffer.alloc(16), new Float64Array(4))
-    binding.sectionLockRemove(lock.id)
-    raw.close()
-  }
   shm.sections.create(key, layout).close()
   const reader = shm.sections.attach(key, { readOnly: true })
   t.teardown(() => reader.close())
@@ -249,14 +254,14 @@ t.test('a follower waits for the next table, up to 2 s, and says when none came'
     process.stdout.write('ready\\n')
     process.stdin.once('data', () => setTimeout(() => { shm.sections.apply(${key}, ${JSON.stringify(layout)}).table.close(); process.exit(0) }, 200))`])
   await new Promise((resolve) => later.stdout.once('data', resolve))
-  retireByHand()
+  retireByHand(key)
   later.stdin.write('go\n')
   const started = Date.now()
   t.equal(reader.section('a').version, 0, 'the reader followed to the table that came later')
   t.ok(Date.now() - started >= 150, `after waiting for it (${Date.now() - started} ms)`)
   await new Promise((resolve) => later.on('close', resolve))
 
-  retireByHand()
+  retireByHand(key)
   const before = Date.now()
   t.throws(() => reader.section('a').read(), { code: 'ERR_SHM_TABLE_RETIRED', message: /replaced by its manager \(sections\.apply\), and no table is at its key now/ }, 'no next table: the reason')
   t.ok(Date.now() - before >= 1900, `after 2 s (${Date.now() - before} ms)`)
@@ -359,22 +364,13 @@ t.test('waits with a timeout that follow a replaced table keep their deadline', 
 })
 
 t.test('a reader that follows to a damaged table is told it is damaged', async (t) => {
-  const binding = require('../lib/binding')
-  const { handleOf } = require('../lib/segment')
   const key = keyFor(14)
   const layout = { mode: 0o600, sections: [{ name: 'a', size: 16 }] }
   shm.sections.create(key, layout).close()
   const reader = shm.sections.attach(key, { readOnly: true })
   t.teardown(() => reader.close())
   // Retired by hand, as a manager does, then a new table whose control block is damaged.
-  const raw = shm.open(key, 'w')
-  const table = shm.sections.attach(key)
-  const { offsets: { control, data }, entry: { lock } } = table.section('a')
-  table.close()
-  raw.delete()
-  binding.sectionRetire(handleOf(raw), new Float64Array([control, ...data, 16]), 1, Buffer.alloc(16), new Float64Array(4))
-  binding.sectionLockRemove(lock.id)
-  raw.close()
+  retireByHand(key)
   const next = shm.sections.create(key, layout)
   t.teardown(() => { next.close(); shm.sections.remove(key) })
   const damage = shm.open(key, 'w')
