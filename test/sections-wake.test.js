@@ -237,3 +237,46 @@ t.test('a pending wait keeps the process alive until it resolves', async (t) => 
   t.same(JSON.parse((await lines.next()).value), { version: 1 }, 'the wait resolved')
   t.same(await closed, [0, null], 'and the process then ended by itself')
 })
+
+t.test('hot mode: waitSync and wait with spin (µs) see a publish from another thread', async (t) => {
+  const key = keyFor(7)
+  table(t, key)
+  const reader = shm.sections.attach(key).section('s')
+  // A worker claims and publishes 100 ms after it says so; main spins meanwhile.
+  const worker = new Worker(`
+    const { parentPort, workerData: { key, lib } } = require('node:worker_threads')
+    const table = require(lib).sections.attach(key)
+    const section = table.section('s')
+    section.claim()
+    const pause = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
+    parentPort.on('message', () => {
+      parentPort.postMessage('soon')
+      pause()
+      section.publish('hot')
+      if (section.version === 2) table.close()
+    })
+  `, { eval: true, execArgv: [], workerData: { key, lib: path.join(__dirname, '..') } })
+  t.teardown(() => worker.terminate())
+  worker.postMessage('go')
+  await once(worker, 'message')
+  let started = Date.now()
+  t.equal(reader.waitSync(0, { timeout: 10000, spin: 1000000 }), 1, 'waitSync({ spin }) returns the new version')
+  t.comment(`waitSync({ spin: 1 s }) returned after ${Date.now() - started} ms (the publish came at ~100 ms)`)
+  worker.postMessage('go')
+  await once(worker, 'message')
+  started = Date.now()
+  t.equal(await reader.wait(1, { spin: 1000000 }), 2, 'wait({ spin }) resolves with the new version')
+  t.comment(`wait({ spin: 1 s }) resolved after ${Date.now() - started} ms`)
+
+  started = Date.now()
+  t.equal(reader.waitSync(2, { timeout: 50, spin: 20000 }), 2, 'spin, then sleep, until the timeout: the same version')
+  t.ok(Date.now() - started >= 45, 'the timeout still holds with spin')
+  t.equal(reader.waitSync(2, { timeout: 0, spin: 1000000 }), 2, 'timeout 0 bounds the spin too: at once')
+  t.equal(reader.waitSync(2, { spin: 0, timeout: 10 }), 2, 'spin 0 is no spin')
+  t.equal(await reader.wait(2, { timeout: 20, spin: 500 }), 2, 'wait({ spin }) that sees nothing sleeps until the timeout')
+  t.equal(reader.waitSync(2, 5), 2, 'waitSync(since, timeoutMs) still works')
+  for (const bad of [-1, 1.5, 1000001, '10', null]) {
+    t.throws(() => reader.waitSync(2, { timeout: 0, spin: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `waitSync: spin ${JSON.stringify(bad)}`)
+    await t.rejects(reader.wait(2, { timeout: 0, spin: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `wait: spin ${JSON.stringify(bad)}`)
+  }
+})
