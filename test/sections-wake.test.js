@@ -239,7 +239,7 @@ t.test('a pending wait keeps the process alive until it resolves', async (t) => 
 })
 
 t.test('hot mode: waitSync and wait with spin (µs) see a publish from another thread', async (t) => {
-  const key = keyFor(7)
+  const key = keyFor(9)
   table(t, key)
   const reader = shm.sections.attach(key).section('s')
   // A worker claims and publishes 100 ms after it says so; main spins meanwhile.
@@ -279,4 +279,50 @@ t.test('hot mode: waitSync and wait with spin (µs) see a publish from another t
     t.throws(() => reader.waitSync(2, { timeout: 0, spin: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `waitSync: spin ${JSON.stringify(bad)}`)
     await t.rejects(reader.wait(2, { timeout: 0, spin: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `wait: spin ${JSON.stringify(bad)}`)
   }
+})
+
+t.test('the sleeper count (docs/sections.md, 7): one per sleeper while it sleeps, 0 once every wait is over', async (t) => {
+  const key = keyFor(10)
+  const writable = table(t, key)
+  const writer = writable.section('s')
+  writer.claim() // a claimant that wakes: waiters sleep, counted
+  const raw = shm.open(key, 'a')
+  t.teardown(() => raw.close())
+  const sleepers = () => raw.read(writer.offsets.control + 24, 4).readUInt32LE()
+  // The count changes on the sleeper's side (a helper thread, or the ring's next step): look until it holds.
+  const settles = async (want) => {
+    for (const started = Date.now(); sleepers() !== want && Date.now() - started < 5000;) await sleep(5)
+    return sleepers()
+  }
+  const readOnly = shm.sections.attach(key, { readOnly: true })
+  t.teardown(() => readOnly.close())
+  const reader = readOnly.section('s')
+
+  let since = writer.version
+  const waits = [reader.wait(since), reader.wait(since), reader.wait(since, { timeout: 60000 })]
+  t.equal(await settles(1), 1, 'three waits of a thread on a section: one sleeper, counted (through a read-write mapping: the table is attached read-only)')
+  const other = writer.wait(since)
+  t.equal(await settles(2), 2, 'a wait through another attachment is another sleeper')
+  writer.publish('one')
+  t.same(await Promise.all([...waits, other]), [since + 1, since + 1, since + 1, since + 1], 'a publish wakes them all')
+  t.equal(await settles(0), 0, 'and none is counted any more')
+
+  since = writer.version
+  t.equal(await reader.wait(since, { timeout: 30 }), since, 'a wait that times out')
+  t.equal(await settles(0), 0, '... is no longer counted')
+  const controller = new AbortController()
+  const aborted = reader.wait(since, { signal: controller.signal })
+  t.equal(await settles(1), 1, 'a wait to abort sleeps, counted')
+  controller.abort()
+  await t.rejects(aborted, { name: 'AbortError' }, 'aborted')
+  t.equal(await settles(0), 0, '... is no longer counted')
+  t.equal(reader.waitSync(since, 30), since, 'waitSync that times out')
+  t.equal(sleepers(), 0, '... is no longer counted when it returns')
+
+  const closing = shm.sections.attach(key, { readOnly: true })
+  const closed = closing.section('s').wait(since)
+  t.equal(await settles(1), 1, 'a wait on a table about to be closed sleeps, counted')
+  closing.close()
+  t.equal(await closed, since, 'close() ends it')
+  t.equal(await settles(0), 0, '... and it is no longer counted')
 })
