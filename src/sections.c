@@ -150,7 +150,7 @@ int shmsect_retire(const shmsect_t *s, uint32_t how, void *dst, uint64_t room,
      its sleep does not sleep: the kernel finds the word changed. */
   do seen = load64(commit);
   while (!cas64(commit, seen, seen + 2));
-  shmsect_wake(s);
+  shmsect_wake(s); /* whatever the sleeper count says: every waiter must look */
   return rc;
 }
 

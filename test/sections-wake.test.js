@@ -275,6 +275,10 @@ t.test('hot mode: waitSync and wait with spin (µs) see a publish from another t
   t.equal(reader.waitSync(2, { spin: 0, timeout: 10 }), 2, 'spin 0 is no spin')
   t.equal(await reader.wait(2, { timeout: 20, spin: 500 }), 2, 'wait({ spin }) that sees nothing sleeps until the timeout')
   t.equal(reader.waitSync(2, 5), 2, 'waitSync(since, timeoutMs) still works')
+  const aborted = AbortSignal.abort()
+  started = Date.now()
+  await t.rejects(reader.wait(2, { spin: 1000000, signal: aborted }), { name: 'AbortError' }, 'an aborted signal: rejects at once, without spinning')
+  t.ok(Date.now() - started < 500, `... (${Date.now() - started} ms, not the 1 s spin)`)
   for (const bad of [-1, 1.5, 1000001, '10', null]) {
     t.throws(() => reader.waitSync(2, { timeout: 0, spin: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `waitSync: spin ${JSON.stringify(bad)}`)
     await t.rejects(reader.wait(2, { timeout: 0, spin: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `wait: spin ${JSON.stringify(bad)}`)
