@@ -219,6 +219,13 @@ t.test('nodejs-shm sections apply KEY layout.json, and nodejs-shm rm KEY on a ta
   t.same(semaphores().filter((s) => locks.includes(s.semid)), [], 'and leaves no claim lock behind')
   t.equal(segmentByKey(key), undefined)
 
+  const one = file('one.json', { mode: '0600', sections: [{ name: 'only', size: 8 }] })
+  run = cli('sections', 'apply', hex(key), one)
+  t.equal(run.stdout, `created section table ${hex(key)}: 1 section (only)\n`, 'one section: singular')
+  const [lock] = shm.sections.attach(key).sections.map((s) => s.entry.lock.id)
+  run = cli('rm', hex(key))
+  t.match(run.stdout, new RegExp(`, 1 claim lock removed \\(semaphore set id ${lock}\\);`), 'rm of a table of one section: singular too')
+
   const plain = shm.open(keyFor(8), 'n', 0o600, 64)
   plain.close()
   run = cli('rm', hex(keyFor(8)))
@@ -310,4 +317,28 @@ t.test('a wait started on a retired section ends at once, for any since-version,
     t.ok(ms < 1000, `${mechanism}: the three waits ended in ${ms} ms (the timeout was 10 s)`)
     t.same(ended.map(({ v, retired }) => [v, retired]), [[version, 2], [version, 2], [version, 2]], '... each with the version and the retired word (2: removed)')
   }
+})
+
+t.test('a writer that followed as a reader must still claim again; a wait that follows after its deadline ends', async (t) => {
+  const key = keyFor(12)
+  t.teardown(() => shm.sections.remove(key))
+  const { table: old } = applied(t, key, V1)
+  const writer = old.section('orders')
+  writer.claim()
+  writer.publish('v1')
+  const reader = shm.sections.attach(key, { readOnly: true })
+  t.teardown(() => reader.close())
+  const orders = reader.section('orders')
+  const waited = orders.wait(1, { timeout: 20 })
+
+  applied(t, key, V2)
+  const until = Date.now() + 60
+  while (Date.now() < until); // the wait's deadline passes before its callback runs
+  t.equal(await waited, 1, 'the wait ended by the retirement, past its deadline, resolves with the carried-over version')
+
+  t.equal(writer.version, 1, 'the writer\'s table follows (as a reader\'s would)')
+  t.throws(() => writer.publish('v2'), { code: 'ERR_SHM_TABLE_RETIRED', message: /claim the section again/ }, 'but its claim ended: publish says so')
+  writer.claim()
+  t.equal(writer.publish('v2'), 2, 'claimed again on the new table, it publishes')
+  t.same(orders.read(), { version: 2, data: Buffer.from('v2') }, 'and the reader sees it')
 })
