@@ -71,16 +71,19 @@ bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int
 
 namespace {
 
-// spin: microseconds of hot checking before a wait sleeps (undefined: none).
-bool SpinArg(Local<Value> value, double *spin_us) {
-  *spin_us = 0;
-  return value->IsUndefined() || IntegerArg(value, "spin", 0, 1e6, "microseconds, at most 1 s", spin_us);
-}
-
-// The spin in nanoseconds, within the timeout (-1: none).
-uint64_t SpinNs(double spin_us, int64_t timeout_ms) {
-  if (timeout_ms >= 0) spin_us = std::min(spin_us, static_cast<double>(timeout_ms) * 1000);
-  return static_cast<uint64_t>(spin_us) * 1000u;
+// WaitArgs, then spinUs (info[4]; undefined: none): microseconds of checking
+// in a tight loop before a wait sleeps, as nanoseconds within the timeout.
+bool SpinWaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int64_t *timeout_ms,
+                  uint64_t *spin_ns) {
+  double spin_us = 0;
+  if (!WaitArgs(info, since, timeout_ms)) return false;
+  if (!info[4]->IsUndefined() &&
+      !IntegerArg(info[4], "spin", 0, 1e6, "microseconds, at most 1 s", &spin_us)) {
+    return false;
+  }
+  if (*timeout_ms >= 0) spin_us = std::min(spin_us, static_cast<double>(*timeout_ms) * 1000);
+  *spin_ns = static_cast<uint64_t>(spin_us) * 1000u;
+  return true;
 }
 
 void ThrowCorrupt(const shmop_t *seg) {
@@ -399,14 +402,12 @@ bool Terminating() {
 NAN_METHOD(SectionWaitSync) {
   SectionCall call(info);
   if (!call.ok()) return;
-  uint64_t since, version = 0;
+  uint64_t since, version = 0, spin_ns;
   int64_t timeout_ms;
-  double spin_us = 0;
-  if (!WaitArgs(info, &since, &timeout_ms) || !SpinArg(info[4], &spin_us)) return;
+  if (!SpinWaitArgs(info, &since, &timeout_ms, &spin_ns)) return;
   call.CountSleepers();
   shmsect_wait_t state;
   shmsect_wait_start(&state, since, timeout_ms);
-  uint64_t spin_ns = SpinNs(spin_us, timeout_ms);
   bool over = false;
   while (spin_ns > 0 && !over) {
     uint64_t slice = std::min<uint64_t>(spin_ns, kTerminationSliceMs * 1000000u);
@@ -432,11 +433,10 @@ NAN_METHOD(SectionWaitSync) {
 NAN_METHOD(SectionSpin) {
   SectionCall call(info);
   if (!call.ok()) return;
-  uint64_t since, version = 0;
+  uint64_t since, version = 0, spin_ns;
   int64_t timeout_ms;
-  double spin_us = 0;
-  if (!WaitArgs(info, &since, &timeout_ms) || !SpinArg(info[4], &spin_us)) return;
-  shmsect_spin(call.sect(), since, SpinNs(spin_us, timeout_ms), &version);
+  if (!SpinWaitArgs(info, &since, &timeout_ms, &spin_ns)) return;
+  shmsect_spin(call.sect(), since, spin_ns, &version);
   // Retirement changes the commit word: a version seen then is not a publish.
   if (shmsect_retired(call.sect()) != SHMSECT_LIVE) return ThrowRetired(call.seg(), call.sect());
   info.GetReturnValue().Set(static_cast<double>(version));
@@ -505,10 +505,7 @@ NAN_METHOD(SectionRetire) {
   int rc = shmsect_retire(call.sect(), static_cast<uint32_t>(how), aliased ? aside.data() : into,
                           room.length, &snap);
   if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
-  double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
-                   static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
-  Local<v8::Float64Array> array = info[4].As<v8::Float64Array>();
-  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), out, sizeof out);
+  SetSnapshot(info[4], snap);
   info.GetReturnValue().Set(rc == 0);
 }
 
