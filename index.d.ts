@@ -173,6 +173,18 @@ export interface SectionSpec {
   size: number
 }
 
+export interface WaitOptions {
+  /** Milliseconds (default: no limit). */
+  timeout?: number
+  /**
+   * Hot mode: check the commit word in a tight loop, with the CPU's pause instruction, for up to
+   * this many microseconds (0–1 000 000) before sleeping. It costs a whole core while it spins, and
+   * pays only when publishes come faster than a sleep and a wake-up take (tens of µs) and a core is
+   * free. Never on by default.
+   */
+  spin?: number
+}
+
 export interface SectionInfo {
   name: string
   /** Offset of the section's first data area in the segment. */
@@ -217,13 +229,16 @@ export class Section {
    * Resolves with the version once it differs from sinceVersion; with sinceVersion itself when
    * `timeout` (ms) passes. Rejects with signal.reason on abort. A pending wait keeps the process alive.
    * A number as the second argument is the timeout, in milliseconds (as for waitSync).
+   * `spin` (µs, 0–1 000 000; default none): hot mode, see {@link WaitOptions.spin}; here the spinning
+   * blocks the event loop.
    */
-  wait (sinceVersion: number, options?: number | { timeout?: number, signal?: AbortSignal }): Promise<number>
+  wait (sinceVersion: number, options?: number | (WaitOptions & { signal?: AbortSignal })): Promise<number>
   /**
    * Blocks the calling thread; returns the version (sinceVersion itself on timeout).
    * worker.terminate() ends a worker blocked here within about 50 ms.
    */
   waitSync (sinceVersion: number, timeoutMs?: number): number
+  waitSync (sinceVersion: number, options?: WaitOptions): number
   info (): SectionInfo
 }
 

@@ -48,6 +48,7 @@ typedef struct shmop_s {
   int readonly;        /* opened with "a": writes are refused */
   void *_view;         /* start of the mapping (Windows: its descriptor block) */
   void *_mapping;      /* Windows: the file-mapping HANDLE; unused elsewhere */
+  void *_writable;     /* POSIX, opened with "a": shmop_writable's mapping, or (void *)-1 */
 #ifdef _WIN32
   void *_info; /* Windows, PHP <= 8.1 layout: the descriptor's HANDLE */
 #endif
@@ -113,6 +114,15 @@ int shmop_read(const shmop_t *seg, uint64_t start, uint64_t length, void *dst);
  */
 int shmop_write(const shmop_t *seg, const void *src, uint64_t length, uint64_t offset,
                 uint64_t *written);
+
+/*
+ * A read-write mapping of the same segment, at the same offsets as addr: addr
+ * itself unless the segment was opened with "a"; then a second attachment,
+ * made on the first call (thread-safe) and detached by shmop_close. NULL when
+ * the process may not write the segment. Section waiters attached read-only
+ * count themselves through it (docs/sections.md, 7) and write nothing else.
+ */
+unsigned char *shmop_writable(shmop_t *seg);
 
 /* ==== Introspection (no attach needed) ==== */
 

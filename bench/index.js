@@ -20,7 +20,7 @@ const harness = require('./harness')
 const report = require('./report')
 const shm = require('./shm')
 
-const GROUPS = ['read', 'write', 'segment', 'offset', 'handoff', 'phplayout']
+const GROUPS = ['latest', 'read', 'write', 'segment', 'offset', 'handoff', 'phplayout']
 const RESEARCH = ['research/copy', 'research/floor']
 
 const USAGE = `Usage: npm run bench -- [filter ...] [options]

@@ -3,16 +3,33 @@
 // all start on a page, so candidate and floor copy at page distance 0.
 const { SIZES } = require('./harness')
 const { into } = require('./floors')
+const { createTable } = require('./peers/children')
 
-// Targets from the issue: writeSHM ÷ floor (none at 16 B).
+// Targets from the issue: writeSHM ÷ floor (none at 16 B); a section publish with nobody asleep ÷ floor.
 const WRITE_TARGETS = { 10240: 1.2, 102400: 1.2 }
+const PUBLISH_TARGETS = { 10240: 1.2, 102400: 1.2 }
 
 module.exports = {
   title: 'Writes: writeSHM next to its floor',
-  legend: [`writeSHM: \`writeSHM(h, src, 0)\` from a Buffer of n bytes; floor: ${into.text}, both existing Buffers.`],
+  legend: [`writeSHM: \`writeSHM(h, src, 0)\` from a Buffer of n bytes; floor: ${into.text}, both existing Buffers.`,
+    `publish: \`section.publish(src)\` of a claimed section with nobody waiting (no system call: docs/sections.md, 6); floor: ${into.text}.`],
   cases ({ shm, segment, aligned }) {
     const { handle: h } = segment(SIZES[SIZES.length - 1].bytes)
-    return SIZES.map(({ bytes: n, label }) => {
+    const { table } = createTable([{ name: 'w', size: SIZES[SIZES.length - 1].bytes }])
+    const section = table.section('w')
+    section.claim()
+    const publishes = SIZES.map(({ bytes: n, label }) => {
+      const src = aligned(n).fill(0x63)
+      return {
+        ...into(src, aligned(n)),
+        name: `write.publish.${label}`,
+        bytes: n,
+        candidateText: 'section.publish(src)',
+        candidate: () => section.publish(src),
+        target: PUBLISH_TARGETS[n]
+      }
+    })
+    return [...SIZES.map(({ bytes: n, label }) => {
       const src = aligned(n).fill(0x62)
       return {
         ...into(src, aligned(n)),
@@ -22,6 +39,6 @@ module.exports = {
         candidate: () => shm.writeSHM(h, src, 0),
         target: WRITE_TARGETS[n]
       }
-    })
+    }), ...publishes]
   }
 }

@@ -230,8 +230,9 @@ function create (options, key, sizeText) {
 function rm (options, key) {
   try {
     const { segment, locks } = shm.sections.remove(key)
+    const ids = locks.length ? locks.join(', ') : '-' // none: a table whose locks someone removed, or Windows
     return `removed section table ${hex(key)}: segment id ${segment} marked for deletion (it goes at its last detach), ` +
-      `${locks.length} claim lock${locks.length === 1 ? '' : 's'} removed (semaphore set id${locks.length === 1 ? '' : 's'} ${locks.join(', ') || '-'}); ` +
+      `${locks.length} claim lock${locks.length === 1 ? '' : 's'} removed (semaphore set id${locks.length === 1 ? '' : 's'} ${ids}); ` +
       'processes using it were told it is retired\n'
   } catch (error) {
     // Not a table this process can read (or none): removed as a plain segment, or the plain error.

@@ -362,10 +362,8 @@ class Section {
   /** { version, data }: a copy of the last complete payload. */
   read () {
     return this.#reading((handle) => {
-      let data = Buffer.alloc(0)
-      while (!this.#read(handle, data)) data = Buffer.allocUnsafe(this.#out[1])
-      // A later version may be shorter than the one the buffer was sized for.
-      return { version: this.#out[0], data: data.subarray(0, this.#out[1]) }
+      const data = this.#read(handle, undefined) // one call into the addon: a Buffer of exactly the payload
+      return { version: this.#out[0], data }
     })
   }
 
@@ -440,22 +438,33 @@ class Section {
   /**
    * Resolves with the version once it differs from sinceVersion, or with the
    * same version when timeout (ms) passes; rejects with signal.reason on abort.
-   * Waits on another thread: the event loop stays free. The second argument
-   * is { timeout, signal }, or the timeout alone, in milliseconds as for
+   * Sleeps without blocking the event loop. The second argument is
+   * { timeout, signal, spin }, or the timeout alone, in milliseconds as for
    * waitSync; bad arguments reject with the errors waitSync throws for them.
+   * With spin (µs), it first checks in a tight loop on this thread for up to
+   * that long (hot mode: it blocks the loop meanwhile), within the timeout.
    * A replaced table is followed (the wait goes on there); a removed one rejects.
    */
   wait (sinceVersion, options = {}) {
     this.#reading((handle) => binding.sectionVersion(handle, this.#where)) // a closed or removed table throws at once; a replaced one is followed
-    let timeout, signal
+    let timeout, signal, spin
     try {
-      ({ timeout, signal } = waitOptions(options))
+      ({ timeout, signal, spin } = waitOptions(options))
     } catch (error) {
       return Promise.reject(error)
     }
-    // The addon checks the timeout as given; after following a replaced table, what is left of it.
+    // The addon checks the timeout as given; after a spin or after following a replaced table, what is left of it.
     const deadline = typeof timeout === 'number' ? Date.now() + timeout : Infinity
     let first = true
+    if (spin !== undefined && !signal?.aborted) {
+      try { // checks sinceVersion, timeout and spin as sectionWait and waitSync do
+        const spun = this.#reading((handle) => binding.sectionSpin(handle, this.#where, sinceVersion, timeout, spin))
+        if (spun !== sinceVersion) return Promise.resolve(spun)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      first = false
+    }
     let settle
     const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
     const cancel = () => binding.sectionWaitCancel(cancel.id)
@@ -490,9 +499,14 @@ class Section {
     return promise
   }
 
-  /** Blocks this thread until the version differs from sinceVersion or timeoutMs passes. */
-  waitSync (sinceVersion, timeoutMs) {
-    return this.#reading((handle) => binding.sectionWaitSync(handle, this.#where, sinceVersion, timeoutMs))
+  /**
+   * Blocks this thread until the version differs from sinceVersion or the
+   * timeout (ms) passes: waitSync(since, timeoutMs) or waitSync(since, { timeout, spin }),
+   * spin in µs of checking in a tight loop before sleeping.
+   */
+  waitSync (sinceVersion, options) {
+    const { timeout, spin } = typeof options === 'object' && options !== null ? options : { timeout: options }
+    return this.#reading((handle) => binding.sectionWaitSync(handle, this.#where, sinceVersion, timeout, spin))
   }
 
   /** What a table listing shows: versions, length, writer, last publish. */
@@ -526,11 +540,11 @@ function waitOptions (options) {
   if (options === null || typeof options !== 'object') {
     throw failure('ERR_INVALID_ARG_TYPE', { argument: 'options', received: received(options) })
   }
-  const { timeout, signal } = options
+  const { timeout, signal, spin } = options
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw failure('ERR_INVALID_ARG_TYPE', { argument: 'options.signal', received: received(signal) })
   }
-  return { timeout, signal }
+  return { timeout, signal, spin }
 }
 
 /** Checks a layout ({ mode, sections }) as create and apply take it. */

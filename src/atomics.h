@@ -2,7 +2,8 @@
  * atomics.h: the atomic accesses of the section protocol, with C11's
  * meanings (docs/sections.md, section 3), for GCC/Clang (mingw-w64 included)
  * and MSVC: acquire loads and release stores; relaxed loads and stores (one
- * untorn access, no ordering); the two fences of the seqlock; a
+ * untorn access, no ordering); the two fences of the seqlock; a full fence
+ * (retirement, the sleeper count) and an atomic add (the sleeper count); a
  * compare-exchange. Every control-block word another process may touch at
  * the same time goes through these; payloads are copied plainly, and the
  * seqlock decides whether a copy counts.
@@ -95,8 +96,14 @@ ATOMICS_INLINE void store32(uint32_t *p, uint32_t v) {
    the writer's keeps the odd seq before the payload's stores. */
 ATOMICS_INLINE void fence_acquire(void) { order(); }
 ATOMICS_INLINE void fence_release(void) { order(); }
-/* Store-to-load order too (the retirement's handshake): a full barrier everywhere. */
+/* A full fence: stores before it are visible before loads after it (the
+   handshakes of retirement and of the sleeper count, sections.c).
+   MemoryBarrier is a locked instruction on x86 and x64, dmb on ARM64. */
 ATOMICS_INLINE void fence_full(void) { MemoryBarrier(); }
+/* Adds delta to *p atomically (a full barrier). */
+ATOMICS_INLINE void add32(uint32_t *p, int32_t delta) {
+  _InterlockedExchangeAdd((volatile long *)p, (long)delta);
+}
 
 /* Replaces *p by desired if it holds expected; returns whether it did. */
 ATOMICS_INLINE int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
@@ -127,12 +134,32 @@ ATOMICS_INLINE void store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __
 ATOMICS_INLINE void store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 ATOMICS_INLINE void fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 ATOMICS_INLINE void fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+/* A full fence: stores before it are visible before loads after it (the
+   handshakes of retirement and of the sleeper count, sections.c). */
 ATOMICS_INLINE void fence_full(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+/* Adds delta to *p atomically (sequentially consistent). */
+ATOMICS_INLINE void add32(uint32_t *p, int32_t delta) {
+  __atomic_fetch_add(p, (uint32_t)delta, __ATOMIC_SEQ_CST);
+}
 
 /* Replaces *p by desired if it holds expected; returns whether it did. */
 ATOMICS_INLINE int cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
   return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
+#endif
+
+/* Tells the CPU this is a spin-wait loop (x86 pause, ARM64 yield): it saves
+   power and lets a sibling hyper-thread run; elsewhere, nothing. */
+#if defined(_MSC_VER) && (defined(_M_IX86) || defined(_M_X64))
+ATOMICS_INLINE void cpu_pause(void) { _mm_pause(); }
+#elif defined(_MSC_VER) && defined(_M_ARM64)
+ATOMICS_INLINE void cpu_pause(void) { __yield(); }
+#elif defined(__i386__) || defined(__x86_64__)
+ATOMICS_INLINE void cpu_pause(void) { __builtin_ia32_pause(); }
+#elif defined(__aarch64__) || defined(__arm__)
+ATOMICS_INLINE void cpu_pause(void) { __asm__ __volatile__("yield" ::: "memory"); }
+#else
+ATOMICS_INLINE void cpu_pause(void) {}
 #endif
 
 #endif /* SHMSECT_ATOMICS_H */

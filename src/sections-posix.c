@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ipc.h>
@@ -47,14 +48,21 @@ int sect__running(uint32_t pid, uint32_t start) {
   return start == 0 || now == 0 || now == start;
 }
 
-/* Computed once per process: a child of fork() sees another pid in the
-   cached word and computes its own. One atomic word, so that threads racing
-   on the first call each see a whole identity. */
+/* Learnt once per process, not per publish (getpid is a system call): a
+   child of fork() forgets it in an atfork handler and learns its own. One
+   atomic word, so that threads racing on the first call each see a whole
+   identity. (A child made by a raw clone() without fork's handlers would
+   keep its parent's identity: this library makes none.) */
+static uint64_t identity;
+static pthread_once_t identity_once = PTHREAD_ONCE_INIT;
+static void forget_identity(void) { relaxed_store64(&identity, 0); }
+static void watch_forks(void) { pthread_atfork(NULL, NULL, forget_identity); }
+
 uint64_t sect__identity(void) {
-  static uint64_t identity;
   uint64_t id = relaxed_load64(&identity);
-  uint32_t pid = (uint32_t)getpid();
-  if (id >> 32 != pid) {
+  if (id == 0) {
+    uint32_t pid = (uint32_t)getpid();
+    pthread_once(&identity_once, watch_forks);
     id = (uint64_t)pid << 32 | sect__start_ticks(pid);
     relaxed_store64(&identity, id);
   }

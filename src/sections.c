@@ -10,13 +10,15 @@
  *                     (information: the claim itself is the claim lock)
  *    16  u32 retired  0 live; 1 replaced, 2 removed (by the manager)
  *    20  u32 flags    bit 0: the claimant wakes waiters after each publish
+ *    24  u32 sleepers waiters asleep on the futex word, counted by themselves
  *    64  slot 0 header, 128  slot 1 header, each:
  *         0 u32 seq (odd while being written)  8 u64 version  16 u64 length
  *        24 u64 published (us since the epoch)  32 u32 writer pid
  *
  * Publish writes the slot that the commit word does not name (a seqlock per
  * slot: seq odd, data, header, seq even), then stores the commit word with
- * release order and wakes sleepers. A reader loads the commit word (acquire),
+ * release order and wakes sleepers, if any are counted (no system call
+ * otherwise). A reader loads the commit word (acquire),
  * copies the named slot and accepts the copy only if that slot's seq was even
  * and unchanged around it. A writer killed mid-publish leaves the committed
  * slot untouched.
@@ -41,6 +43,7 @@
 #define CTRL_CLAIM 8
 #define CTRL_RETIRED 16
 #define CTRL_FLAGS 20
+#define CTRL_SLEEPERS 24
 #define CTRL_SLOT(i) (64 + 64 * (i))
 #define SLOT_SEQ 0
 #define SLOT_VERSION 8
@@ -147,7 +150,7 @@ int shmsect_retire(const shmsect_t *s, uint32_t how, void *dst, uint64_t room,
      its sleep does not sleep: the kernel finds the word changed. */
   do seen = load64(commit);
   while (!cas64(commit, seen, seen + 2));
-  shmsect_wake(s);
+  shmsect_wake(s); /* whatever the sleeper count says: every waiter must look */
   return rc;
 }
 
@@ -178,11 +181,14 @@ int shmsect_publish(const shmsect_t *s, uint64_t self, const void *src, uint64_t
   store32(u32_at(s, slot + SLOT_SEQ), seq + 1);
   SECT_TEST_POINT(SECT_AT_PUBLISH_EVEN);
   store64(u64_at(s, CTRL_COMMIT), *version * 2 + (uint64_t)which);
-  /* Always wake: sleepers may have attached read-only, so they cannot count
-     themselves anywhere a writer could check. */
-  shmsect_wake(s);
-  /* Retired meanwhile: the manager's carry-over may have missed this version. */
+  /* One full fence, then two loads. The retired flag: retired meanwhile, the
+     manager's carry-over may have missed this version (its mirror image is in
+     shmsect_retire). The sleeper count: wake only if someone sleeps; the fence
+     pairs with the sleeper's (shmsect_wait_step): either it sees the new
+     commit and does not sleep, or this load sees its count and wakes it
+     (docs/sections.md, 7). */
   fence_full();
+  if (load32(u32_at(s, CTRL_SLEEPERS)) != 0) shmsect_wake(s);
   return shmsect_retired(s) != SHMSECT_LIVE ? SHMSECT_ERETIRED : 0;
 }
 
@@ -194,26 +200,63 @@ void shmsect_wait_start(shmsect_wait_t *w, uint64_t since, int64_t timeout_ms) {
   /* A timeout too long to count in nanoseconds is no limit (and no overflow). */
   w->timeout_ms = timeout_ms > INT64_MAX / 1000000 ? -1 : timeout_ms;
   w->poll_ns = 100000; /* 0.1 ms, doubling up to SHMSECT_POLL_MAX_MS */
+  w->counted = 0;
+}
+
+/* The sleeper count, through the read-write mapping. */
+static uint32_t *sleepers(const shmsect_t *s) {
+  return (uint32_t *)(void *)(s->counts + s->control + CTRL_SLEEPERS);
+}
+
+void shmsect_wait_end(const shmsect_t *s, shmsect_wait_t *w) {
+  if (w->counted) add32(sleepers(s), -1);
+  w->counted = 0;
 }
 
 int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint64_t *version,
                       uint32_t *expected, uint64_t *slice_ns) {
-  uint64_t commit = load64(u64_at(s, CTRL_COMMIT)), waited, limit;
-  int wakes;
-  *version = commit >> 1;
-  if (*version != w->since || cancelled || shmsect_retired(s) != SHMSECT_LIVE) return 1;
+  uint64_t commit, waited, limit;
+  int counts;
+  shmsect_wait_end(s, w); /* awake now */
   waited = sect__now_ns() - w->started_ns;
   limit = w->timeout_ms < 0 ? UINT64_MAX : (uint64_t)w->timeout_ms * 1000000u;
-  if (waited >= limit) return 1;
-  /* A claimant that wakes us lets us sleep; else poll. Either way look up
-     at least once a second, in case the claim changes hands. */
-  wakes = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0;
-  *slice_ns = wakes ? 1000000000u : w->poll_ns;
+  /* A claimant that wakes us lets us sleep, if we can count ourselves among
+     its sleepers (we can write the segment); else poll. Either way look up at
+     least once a second, in case the claim changes hands. */
+  counts = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0 && s->counts;
+  if (counts && !cancelled && waited < limit) {
+    /* Count ourselves, then look: a publish before the count is seen below;
+       one after it sees the count and wakes us (the full fences here and in
+       shmsect_publish pair up; docs/sections.md, 7). */
+    add32(sleepers(s), 1);
+    w->counted = 1;
+    fence_full();
+  }
+  commit = load64(u64_at(s, CTRL_COMMIT));
+  *version = commit >> 1;
+  if (*version != w->since || cancelled || waited >= limit || shmsect_retired(s) != SHMSECT_LIVE) {
+    shmsect_wait_end(s, w);
+    return 1;
+  }
+  *slice_ns = counts ? 1000000000u : w->poll_ns;
   if (w->poll_ns < (uint64_t)SHMSECT_POLL_MAX_MS * 1000000u) w->poll_ns *= 2;
   if (*slice_ns > limit - waited) *slice_ns = limit - waited;
   /* The sleeper must sleep only while the word still holds what we saw. */
   *expected = (uint32_t)commit;
   return 0;
+}
+
+int shmsect_spin(const shmsect_t *s, uint64_t since, uint64_t spin_ns, uint64_t *version) {
+  uint64_t deadline = spin_ns ? sect__now_ns() + spin_ns : 0;
+  unsigned i = 0;
+  for (;;) {
+    *version = load64(u64_at(s, CTRL_COMMIT)) >> 1;
+    if (*version != since) return 1;
+    /* The clock (vDSO, ~20 ns) is read every 64 pauses, not every turn. */
+    if (++i % 64 == 0 && sect__now_ns() >= deadline) return 0;
+    if (!spin_ns) return 0;
+    cpu_pause();
+  }
 }
 
 /* The flag is set by another thread: one untorn load each time round. */
@@ -236,7 +279,10 @@ int shmsect_wait_for(const shmsect_t *s, shmsect_wait_t *w, uint64_t ns, uint64_
   uint32_t expected;
   while (!shmsect_wait_step(s, w, 0, version, &expected, &slice)) {
     now = sect__now_ns();
-    if (now >= until) return 0;
+    if (now >= until) {
+      shmsect_wait_end(s, w); /* awake between calls: a caller that stops here leaves no count */
+      return 0;
+    }
     if (slice > until - now) slice = until - now;
     sect__sleep_on(u32_at(s, CTRL_COMMIT), expected, slice);
   }

@@ -45,11 +45,13 @@ enum { SHMSECT_LIVE = 0, SHMSECT_REPLACED = 1, SHMSECT_REMOVED = 2 };
 
 /* Where one section lives in an attached segment. */
 typedef struct shmsect_s {
-  unsigned char *base; /* the attached segment */
-  uint64_t size;       /* its size, as the kernel reports it */
-  uint64_t control;    /* offset of the control block */
-  uint64_t data[2];    /* offsets of the two data areas */
-  uint64_t capacity;   /* bytes in each data area */
+  unsigned char *base;   /* the attached segment */
+  uint64_t size;         /* its size, as the kernel reports it */
+  uint64_t control;      /* offset of the control block */
+  uint64_t data[2];      /* offsets of the two data areas */
+  uint64_t capacity;     /* bytes in each data area */
+  unsigned char *counts; /* the segment mapped read-write, where waiters count themselves
+                            (shmop_writable); NULL: they cannot, and poll */
 } shmsect_t;
 
 /* What a reader saw. */
@@ -154,24 +156,38 @@ int shmsect_wait(const shmsect_t *s, uint64_t since, int64_t timeout_ms, const v
                  uint64_t *version);
 
 /*
+ * The hot path before a wait: checks the commit word in a tight loop, with
+ * the CPU's pause instruction, for up to spin_ns nanoseconds. Returns 1 with
+ * the new version in *version as soon as it differs from `since`, else 0
+ * (then sleep with shmsect_wait). Costs a whole core while it spins.
+ */
+int shmsect_spin(const shmsect_t *s, uint64_t since, uint64_t spin_ns, uint64_t *version);
+
+/*
  * The same wait, one step at a time, for callers that sleep their own way (an
  * event loop): start, then step until it returns 1 (over: *version is the
  * version then); on 0, sleep on shmsect_futex_word() while it holds *expected,
- * for at most *slice_ns, and step again.
+ * for at most *slice_ns, and step again. A step that returns 0 may have
+ * counted this waiter among the section's sleepers (docs/sections.md, 7); the
+ * next step un-counts it, and so does shmsect_wait_end for a wait abandoned
+ * between steps.
  */
 typedef struct shmsect_wait_s {
   uint64_t since, started_ns, poll_ns;
   int64_t timeout_ms;
+  int counted; /* counted among the sleepers */
 } shmsect_wait_t;
 void shmsect_wait_start(shmsect_wait_t *w, uint64_t since, int64_t timeout_ms);
 int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint64_t *version,
                       uint32_t *expected, uint64_t *slice_ns);
+void shmsect_wait_end(const shmsect_t *s, shmsect_wait_t *w);
 uint32_t *shmsect_futex_word(const shmsect_t *s);
 
 /* A started wait, for at most ns nanoseconds more (a caller that must look
    up now and then, as a blocking wait in a thread that may be terminated).
    Returns 1 when the wait is over (*version: the version then), 0 when ns
-   passed first; the wait goes on from where it was at the next call. */
+   passed first, un-counted from the sleepers; the wait goes on from where it
+   was at the next call. */
 int shmsect_wait_for(const shmsect_t *s, shmsect_wait_t *w, uint64_t ns, uint64_t *version);
 
 /* Wakes every thread waiting on the section (to make a cancelled wait return).

@@ -34,7 +34,7 @@ bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
   }
   *sect = {seg->addr, seg->size, static_cast<uint64_t>(parts[0]),
            {static_cast<uint64_t>(parts[1]), static_cast<uint64_t>(parts[2])},
-           static_cast<uint64_t>(parts[3])};
+           static_cast<uint64_t>(parts[3]), seg->readonly ? nullptr : seg->addr};
   if (shmsect_check(sect) != 0) {
     Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "bounds").Throw();
     return false;
@@ -70,6 +70,21 @@ bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int
 }
 
 namespace {
+
+// WaitArgs, then spinUs (info[4]; undefined: none): microseconds of checking
+// in a tight loop before a wait sleeps, as nanoseconds within the timeout.
+bool SpinWaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int64_t *timeout_ms,
+                  uint64_t *spin_ns) {
+  double spin_us = 0;
+  if (!WaitArgs(info, since, timeout_ms)) return false;
+  if (!info[4]->IsUndefined() &&
+      !IntegerArg(info[4], "spin", 0, 1e6, "microseconds, at most 1 s", &spin_us)) {
+    return false;
+  }
+  if (*timeout_ms >= 0) spin_us = std::min(spin_us, static_cast<double>(*timeout_ms) * 1000);
+  *spin_ns = static_cast<uint64_t>(spin_us) * 1000u;
+  return true;
+}
 
 void ThrowCorrupt(const shmop_t *seg) {
   Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "control").Throw();
@@ -159,6 +174,49 @@ int ReadAliased(const shmsect_t *sect, unsigned char *into, uint64_t room, shmse
   }
 }
 
+/*
+ * section.read()'s payload in one call into the addon: a new Buffer of exactly
+ * the committed payload. Its memory is malloc'd here and handed to the Buffer
+ * (a failure throws ENOMEM, where V8's own allocation would end the process).
+ * The first read only learns the length; a later version that outgrew the
+ * room is read again into room that doubles, up to the capacity. Returns
+ * shmsect_read's code, or -ENOMEM after throwing (a payload too long for a
+ * Buffer, or no memory).
+ */
+int ReadFresh(const shmsect_t *sect, shmsect_snapshot_t *snap, Local<Object> *buffer) {
+  Scratch room;
+  unsigned char none;
+  unsigned char *into = &none;
+  uint64_t size = 0;
+  int rc;
+  for (int round = 0; (rc = shmsect_read(sect, into, size, snap)) == SHMSECT_ETOOSMALL; round++) {
+    if (snap->length > node::Buffer::kMaxLength) {
+      ThrowOutOfRange("data", "at most buffer.constants.MAX_LENGTH bytes", NumberText(static_cast<double>(snap->length)));
+      return -ENOMEM;
+    }
+    size = round == 0 ? snap->length : std::max(snap->length, std::min(sect->capacity, size * 2));
+    if (!room.Reserve(size)) return -ENOMEM;
+    into = room.data();
+  }
+  if (rc != 0) return rc;
+  if (!room.data() && !room.Reserve(0)) return -ENOMEM;  // nothing published, or an empty payload
+  // Node frees the memory with the Buffer (or at once, after throwing, if it cannot make one).
+  char *data = reinterpret_cast<char *>(room.Release());
+  return node::Buffer::New(v8::Isolate::GetCurrent(), data, static_cast<size_t>(snap->length))
+                 .ToLocal(buffer)
+             ? 0
+             : -ENOMEM;
+}
+
+// Throws for a read that failed (rc from shmsect_read); returns whether it did.
+bool ThrowReadFailure(const SectionCall &call, int rc) {
+  if (rc == SHMSECT_ECORRUPT) ThrowCorrupt(call.seg());
+  else if (rc == SHMSECT_ERETIRED) ThrowRetired(call.seg(), call.sect());
+  else if (rc == SHMSECT_ESTARVED) Report(kError, "ERR_SHM_READ_STARVED").Set("key", call.seg()->key).Throw();
+  else return false;
+  return true;
+}
+
 /** sectionVersion(handle, section) -> the committed version (0: none yet). */
 NAN_METHOD(SectionVersion) {
   SectionCall call(info);
@@ -167,36 +225,46 @@ NAN_METHOD(SectionVersion) {
   info.GetReturnValue().Set(static_cast<double>(shmsect_version(call.sect())));
 }
 
+// Writes what a read saw into out (Float64Array(4)): version, length, published (us), writer pid.
+void SetSnapshot(Local<Value> out, const shmsect_snapshot_t &snap) {
+  double parts[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
+                     static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
+  Local<v8::Float64Array> array = out.As<v8::Float64Array>();
+  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), parts, sizeof parts);
+}
+
 /**
  * sectionRead(handle, section, target, out) -> true when the committed payload
  * was copied into target, false when it needs more room (out[1] says how much).
- * out (Float64Array(4)) gets version, length, published (us), writer pid.
+ * Without a target (undefined) -> a new Buffer of exactly the payload: one
+ * call into the addon for section.read(). out (Float64Array(4)) gets version,
+ * length, published (us), writer pid.
  */
 NAN_METHOD(SectionRead) {
   SectionCall call(info);
   if (!call.ok()) return;
-  if (!info[2]->IsArrayBufferView()) {
+  bool fresh = info[2]->IsUndefined();
+  if (!fresh && !info[2]->IsArrayBufferView()) {
     return ThrowArgType("target", "an instance of Buffer, TypedArray, or DataView", info[2]);
   }
   if (!info[3]->IsFloat64Array() || info[3].As<v8::Float64Array>()->Length() != 4) {
     return ThrowArgType("out", "a Float64Array of 4", info[3]);
   }
+  shmsect_snapshot_t snap;
+  if (fresh) {
+    Local<Object> buffer;
+    int rc = ReadFresh(call.sect(), &snap, &buffer);
+    if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return;  // thrown
+    SetSnapshot(info[3], snap);
+    return info.GetReturnValue().Set(buffer);
+  }
   Bytes room = ViewBytes(info[2]);
   unsigned char *into = const_cast<unsigned char *>(room.data);
-  shmsect_snapshot_t snap;
   int rc = InAView(into, room.length)  // see InAView
                ? ReadAliased(call.sect(), into, room.length, &snap)
                : shmsect_read(call.sect(), into, room.length, &snap);
-  if (rc == -ENOMEM) return;  // thrown
-  if (rc == SHMSECT_ECORRUPT) return ThrowCorrupt(call.seg());
-  if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
-  if (rc == SHMSECT_ESTARVED) {
-    return Report(kError, "ERR_SHM_READ_STARVED").Set("key", call.seg()->key).Throw();
-  }
-  double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
-                   static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
-  Local<v8::Float64Array> array = info[3].As<v8::Float64Array>();
-  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), out, sizeof out);
+  if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return;  // thrown
+  SetSnapshot(info[3], snap);
   info.GetReturnValue().Set(rc == 0);
 }
 
@@ -324,24 +392,53 @@ bool Terminating() {
 }
 
 /**
- * sectionWaitSync(handle, section, since, timeoutMs) -> the version when it
- * returned. Sleeps in slices of kTerminationSliceMs, so that a terminated
- * worker ends within one slice; undefined when it was terminated.
+ * sectionWaitSync(handle, section, since, timeoutMs, spinUs) -> the version
+ * when it returned. With spinUs (hot mode), it first checks the commit word in
+ * a tight loop for up to that many microseconds, then sleeps; the timeout
+ * counts from the start of both. Spins and sleeps in slices of
+ * kTerminationSliceMs, so that a terminated worker ends within one slice;
+ * undefined when it was terminated.
  */
 NAN_METHOD(SectionWaitSync) {
   SectionCall call(info);
   if (!call.ok()) return;
-  uint64_t since, version = 0;
+  uint64_t since, version = 0, spin_ns;
   int64_t timeout_ms;
-  if (!WaitArgs(info, &since, &timeout_ms)) return;
+  if (!SpinWaitArgs(info, &since, &timeout_ms, &spin_ns)) return;
+  call.CountSleepers();
   shmsect_wait_t state;
   shmsect_wait_start(&state, since, timeout_ms);
-  while (!shmsect_wait_for(call.sect(), &state, kTerminationSliceMs * 1000000u, &version)) {
+  bool over = false;
+  while (spin_ns > 0 && !over) {
+    uint64_t slice = std::min<uint64_t>(spin_ns, kTerminationSliceMs * 1000000u);
+    over = shmsect_spin(call.sect(), since, slice, &version) != 0;
+    spin_ns -= slice;
+    if (!over && Terminating()) return;
+  }
+  while (!over && !shmsect_wait_for(call.sect(), &state, kTerminationSliceMs * 1000000u, &version)) {
     if (Terminating()) return;
   }
   if (shmsect_retired(call.sect()) != SHMSECT_LIVE) {
     return ThrowRetired(call.seg(), call.sect());
   }
+  info.GetReturnValue().Set(static_cast<double>(version));
+}
+
+/**
+ * sectionSpin(handle, section, since, timeoutMs, spinUs) -> the version after
+ * checking the commit word in a tight loop until it differs or spinUs (at most
+ * timeoutMs) pass: wait's hot mode, on the calling thread. Checks its
+ * arguments as sectionWaitSync does.
+ */
+NAN_METHOD(SectionSpin) {
+  SectionCall call(info);
+  if (!call.ok()) return;
+  uint64_t since, version = 0, spin_ns;
+  int64_t timeout_ms;
+  if (!SpinWaitArgs(info, &since, &timeout_ms, &spin_ns)) return;
+  shmsect_spin(call.sect(), since, spin_ns, &version);
+  // Retirement changes the commit word: a version seen then is not a publish.
+  if (shmsect_retired(call.sect()) != SHMSECT_LIVE) return ThrowRetired(call.seg(), call.sect());
   info.GetReturnValue().Set(static_cast<double>(version));
 }
 
@@ -408,10 +505,7 @@ NAN_METHOD(SectionRetire) {
   int rc = shmsect_retire(call.sect(), static_cast<uint32_t>(how), aliased ? aside.data() : into,
                           room.length, &snap);
   if (aliased && rc == 0) memcpy(into, aside.data(), static_cast<size_t>(snap.length));
-  double out[4] = {static_cast<double>(snap.version), static_cast<double>(snap.length),
-                   static_cast<double>(snap.published_us), static_cast<double>(snap.writer_pid)};
-  Local<v8::Float64Array> array = info[4].As<v8::Float64Array>();
-  memcpy(static_cast<char *>(array->Buffer()->Data()) + array->ByteOffset(), out, sizeof out);
+  SetSnapshot(info[4], snap);
   info.GetReturnValue().Set(rc == 0);
 }
 
@@ -425,6 +519,7 @@ NAN_MODULE_INIT(InitSections) {
   Nan::SetMethod(target, "sectionRelease", SectionRelease);
   Nan::SetMethod(target, "sectionClaimant", SectionClaimant);
   Nan::SetMethod(target, "sectionWaitSync", SectionWaitSync);
+  Nan::SetMethod(target, "sectionSpin", SectionSpin);
   Nan::SetMethod(target, "sectionReleaseAll", SectionReleaseAll);
   Nan::SetMethod(target, "sectionLockCreate", SectionLockCreate);
   Nan::SetMethod(target, "sectionLockCheck", SectionLockCheck);

@@ -98,8 +98,13 @@ void FreeWait(PendingWait *wait) {
   delete wait;
 }
 
+// Frees a group whose sleeper is over: un-counted from the section's sleepers
+// if the ring slept for it (a helper's shmsect_wait counts and un-counts itself).
 void FreeGroup(Group *group) {
-  if (group->seg) shmop_table_release(group->seg);
+  if (group->seg) {
+    shmsect_wait_end(&group->sect, &group->state);
+    shmop_table_release(group->seg);
+  }
   delete group;
 }
 
@@ -230,11 +235,16 @@ void RingSleep(WaitRoom *room, Group *group) {
       shmsect_wait_start(&group->state, version, -1);
       continue;
     }
+    // The step counted the group among the section's sleepers (so that a
+    // publish wakes it); the next step, or FreeGroup, un-counts it.
     if (shmsect_ring_sleep(room->ring, shmsect_futex_word(&group->sect), expected, slice,
                            group->tag) == 0) {
       group->ring_sleeps++;
       room->sleeping[group->tag] = group;
-    } else if (!StartOnHelper(room, group)) {
+      return;
+    }
+    shmsect_wait_end(&group->sect, &group->state);  // not asleep on the ring after all
+    if (!StartOnHelper(room, group)) {
       // Cannot sleep at all: report the version as it is.
       while (!group->waits.empty()) Finish(room, group->waits.back(), version);
       FreeGroup(group);
@@ -409,6 +419,7 @@ NAN_METHOD(SectionWait) {
   int64_t timeout_ms;
   if (!WaitArgs(info, &since, &timeout_ms)) return;
   if (!info[4]->IsFunction()) return ThrowArgType("callback", "of type function", info[4]);
+  call.CountSleepers();
   WaitRoom *room = ThisThreadsWaitRoom();
   std::lock_guard<std::mutex> lock(room->mutex);
   PendingWait *wait = new PendingWait{nullptr, 0, since, 0, ++room->last_id, false, {},
@@ -427,6 +438,7 @@ NAN_METHOD(SectionWait) {
     Group *group = found == room->groups.end() ? nullptr : found->second;
     bool fresh = !group;
     if (fresh) {
+      call.CountSleepers();  // a read-only table's waiters count themselves through a writable mapping
       group = new Group{call.Take(), *call.sect(), ++room->last_tag, {}, {}};
       shmsect_wait_start(&group->state, since, -1);
       room->groups[word] = group;

@@ -113,6 +113,12 @@ class Scratch {
   // Room for size bytes (what was there is lost); false after throwing ENOMEM.
   bool Reserve(uint64_t size);
   unsigned char *data() const { return data_; }
+  // Hands the memory over (to a Buffer that frees it with std::free).
+  unsigned char *Release() {
+    unsigned char *data = data_;
+    data_ = nullptr;
+    return data;
+  }
 
  private:
   unsigned char *data_ = nullptr;
@@ -166,6 +172,11 @@ class SectionCall {
   SectionCall &operator=(const SectionCall &) = delete;
   bool ok() const { return seg_ != nullptr; }
   const shmsect_t *sect() const { return &sect_; }
+  // For a wait: lets a waiter attached read-only count itself among the
+  // sleepers, through a read-write mapping where it may make one.
+  void CountSleepers() {
+    if (seg_ && !sect_.counts) sect_.counts = shmop_writable(seg_);
+  }
   shmop_t *seg() const { return seg_; }
   shmop_t *Take() {
     shmop_t *seg = seg_;

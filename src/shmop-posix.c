@@ -181,7 +181,26 @@ failed:
   return rc;
 }
 
-int shmop__detach(shmop_t *seg) { return shmdt(seg->_view) == 0 ? 0 : -errno; }
+int shmop__detach(shmop_t *seg) {
+  void *writable = seg->_writable;
+  if (writable && writable != (void *)-1) shmdt(writable);
+  seg->_writable = NULL;
+  return shmdt(seg->_view) == 0 ? 0 : -errno;
+}
+
+/* One lock for every segment: taken once per wait of a read-only table. */
+static pthread_mutex_t writable_lock = PTHREAD_MUTEX_INITIALIZER;
+
+unsigned char *shmop_writable(shmop_t *seg) {
+  void *writable;
+  if (!seg->readonly) return seg->addr;
+  pthread_mutex_lock(&writable_lock);
+  /* (void *)-1 without write permission: remembered, not tried again. */
+  if (!seg->_writable) seg->_writable = shmat(seg->id, NULL, 0);
+  writable = seg->_writable;
+  pthread_mutex_unlock(&writable_lock);
+  return writable == (void *)-1 ? NULL : (unsigned char *)writable;
+}
 
 int shmop__remove(shmop_t *seg) { return shmop_remove(seg->id); }
 

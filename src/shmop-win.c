@@ -265,6 +265,9 @@ int shmop__open(shmop_t *seg, int32_t key, int flags, int readonly, uint64_t siz
   return 0;
 }
 
+/* Windows maps every segment read-write (readonly only refuses writes). */
+unsigned char *shmop_writable(shmop_t *seg) { return seg->addr; }
+
 int shmop__detach(shmop_t *seg) {
   shmop__desc_t *d = (shmop__desc_t *)seg->_view;
   if (!d) return -EINVAL; /* closed already: shmdt says the same */

@@ -237,6 +237,13 @@ t.test('nodejs-shm sections apply KEY layout.json, and nodejs-shm rm KEY on a ta
   t.same(semaphores().filter((s) => locks.includes(s.semid)), [], 'and leaves no claim lock behind')
   t.equal(segmentByKey(key), undefined)
 
+  const one = file('one.json', { mode: '0600', sections: [{ name: 'only', size: 8 }] })
+  run = cli('sections', 'apply', hex(key), one)
+  t.equal(run.stdout, `created section table ${hex(key)}: 1 section (only)\n`, 'one section: singular')
+  const [lock] = shm.sections.attach(key).sections.map((s) => s.entry.lock.id)
+  run = cli('rm', hex(key))
+  t.match(run.stdout, new RegExp(`, 1 claim lock removed \\(semaphore set id ${lock}\\);`), 'rm of a table of one section: singular too')
+
   const plain = shm.open(keyFor(8), 'n', 0o600, 64)
   plain.close()
   run = cli('rm', hex(keyFor(8)))

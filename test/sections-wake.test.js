@@ -237,3 +237,96 @@ t.test('a pending wait keeps the process alive until it resolves', async (t) => 
   t.same(JSON.parse((await lines.next()).value), { version: 1 }, 'the wait resolved')
   t.same(await closed, [0, null], 'and the process then ended by itself')
 })
+
+t.test('hot mode: waitSync and wait with spin (µs) see a publish from another thread', async (t) => {
+  const key = keyFor(9)
+  table(t, key)
+  const reader = shm.sections.attach(key).section('s')
+  // A worker claims and publishes 100 ms after it says so; main spins meanwhile.
+  const worker = new Worker(`
+    const { parentPort, workerData: { key, lib } } = require('node:worker_threads')
+    const table = require(lib).sections.attach(key)
+    const section = table.section('s')
+    section.claim()
+    const pause = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
+    parentPort.on('message', () => {
+      parentPort.postMessage('soon')
+      pause()
+      section.publish('hot')
+      if (section.version === 2) table.close()
+    })
+  `, { eval: true, execArgv: [], workerData: { key, lib: path.join(__dirname, '..') } })
+  t.teardown(() => worker.terminate())
+  worker.postMessage('go')
+  await once(worker, 'message')
+  let started = Date.now()
+  t.equal(reader.waitSync(0, { timeout: 10000, spin: 1000000 }), 1, 'waitSync({ spin }) returns the new version')
+  t.comment(`waitSync({ spin: 1 s }) returned after ${Date.now() - started} ms (the publish came at ~100 ms)`)
+  worker.postMessage('go')
+  await once(worker, 'message')
+  started = Date.now()
+  t.equal(await reader.wait(1, { spin: 1000000 }), 2, 'wait({ spin }) resolves with the new version')
+  t.comment(`wait({ spin: 1 s }) resolved after ${Date.now() - started} ms`)
+
+  started = Date.now()
+  t.equal(reader.waitSync(2, { timeout: 50, spin: 20000 }), 2, 'spin, then sleep, until the timeout: the same version')
+  t.ok(Date.now() - started >= 45, 'the timeout still holds with spin')
+  t.equal(reader.waitSync(2, { timeout: 0, spin: 1000000 }), 2, 'timeout 0 bounds the spin too: at once')
+  t.equal(reader.waitSync(2, { spin: 0, timeout: 10 }), 2, 'spin 0 is no spin')
+  t.equal(await reader.wait(2, { timeout: 20, spin: 500 }), 2, 'wait({ spin }) that sees nothing sleeps until the timeout')
+  t.equal(reader.waitSync(2, 5), 2, 'waitSync(since, timeoutMs) still works')
+  const aborted = AbortSignal.abort()
+  started = Date.now()
+  await t.rejects(reader.wait(2, { spin: 1000000, signal: aborted }), { name: 'AbortError' }, 'an aborted signal: rejects at once, without spinning')
+  t.ok(Date.now() - started < 500, `... (${Date.now() - started} ms, not the 1 s spin)`)
+  for (const bad of [-1, 1.5, 1000001, '10', null]) {
+    t.throws(() => reader.waitSync(2, { timeout: 0, spin: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `waitSync: spin ${JSON.stringify(bad)}`)
+    await t.rejects(reader.wait(2, { timeout: 0, spin: bad }), { code: /ERR_OUT_OF_RANGE|ERR_INVALID_ARG_TYPE/ }, `wait: spin ${JSON.stringify(bad)}`)
+  }
+})
+
+t.test('the sleeper count (docs/sections.md, 7): one per sleeper while it sleeps, 0 once every wait is over', async (t) => {
+  const key = keyFor(10)
+  const writable = table(t, key)
+  const writer = writable.section('s')
+  writer.claim() // a claimant that wakes: waiters sleep, counted
+  const raw = shm.open(key, 'a')
+  t.teardown(() => raw.close())
+  const sleepers = () => raw.read(writer.offsets.control + 24, 4).readUInt32LE()
+  // The count changes on the sleeper's side (a helper thread, or the ring's next step): look until it holds.
+  const settles = async (want) => {
+    for (const started = Date.now(); sleepers() !== want && Date.now() - started < 5000;) await sleep(5)
+    return sleepers()
+  }
+  const readOnly = shm.sections.attach(key, { readOnly: true })
+  t.teardown(() => readOnly.close())
+  const reader = readOnly.section('s')
+
+  let since = writer.version
+  const waits = [reader.wait(since), reader.wait(since), reader.wait(since, { timeout: 60000 })]
+  t.equal(await settles(1), 1, 'three waits of a thread on a section: one sleeper, counted (through a read-write mapping: the table is attached read-only)')
+  const other = writer.wait(since)
+  t.equal(await settles(2), 2, 'a wait through another attachment is another sleeper')
+  writer.publish('one')
+  t.same(await Promise.all([...waits, other]), [since + 1, since + 1, since + 1, since + 1], 'a publish wakes them all')
+  t.equal(await settles(0), 0, 'and none is counted any more')
+
+  since = writer.version
+  t.equal(await reader.wait(since, { timeout: 30 }), since, 'a wait that times out')
+  t.equal(await settles(0), 0, '... is no longer counted')
+  const controller = new AbortController()
+  const aborted = reader.wait(since, { signal: controller.signal })
+  t.equal(await settles(1), 1, 'a wait to abort sleeps, counted')
+  controller.abort()
+  await t.rejects(aborted, { name: 'AbortError' }, 'aborted')
+  t.equal(await settles(0), 0, '... is no longer counted')
+  t.equal(reader.waitSync(since, 30), since, 'waitSync that times out')
+  t.equal(sleepers(), 0, '... is no longer counted when it returns')
+
+  const closing = shm.sections.attach(key, { readOnly: true })
+  const closed = closing.section('s').wait(since)
+  t.equal(await settles(1), 1, 'a wait on a table about to be closed sleeps, counted')
+  closing.close()
+  t.equal(await closed, since, 'close() ends it')
+  t.equal(await settles(0), 0, '... and it is no longer counted')
+})

@@ -13,6 +13,7 @@ final class Section
     private const CLAIM = 8;
     private const RETIRED = 16;
     private const FLAGS = 20;
+    private const SLEEPERS = 24;
     private const POLL_MIN_US = 100;
     private const POLL_MAX_US = 10000;
     private const READ_TRIES = 10000;
@@ -232,7 +233,9 @@ final class Section
         if ($this->claimed && ($how = $this->retiredHow()) !== null) {
             throw $this->writerRetired($how);
         }
-        if (!$this->claimed || $this->u64($this->control + self::CLAIM) !== Process::identity()) {
+        // One getmypid() per publish (PHP has no fork hook to forget a cached pid): the claim check.
+        $me = Process::identity();
+        if (!$this->claimed || $this->u64($this->control + self::CLAIM) !== $me) {
             throw new SectionsException('ERR_SHM_NOT_WRITER', "claim section '{$this->name}' before publishing to it");
         }
         $length = strlen($data);
@@ -248,13 +251,15 @@ final class Section
             shmop_write($this->shm, $data, $this->data[$which]);
         }
         $version = ($commit >> 1) + 1;
-        shmop_write($this->shm, pack('PPPV', $version, $length, (int) (microtime(true) * 1e6), getmypid()), $slot + 8);
+        shmop_write($this->shm, pack('PPPV', $version, $length, (int) (microtime(true) * 1e6), $me >> 32), $slot + 8);
         shmop_write($this->shm, pack('V', ($seq + 1) & 0xffffffff), $slot);
         shmop_write($this->shm, pack('P', $version * 2 + $which), $this->control);
-        $this->wake();
+        // Wake only if a waiter counted itself asleep (docs/sections.md, 7): no system call otherwise.
+        $this->table->waker()?->wakeSleepers($this->control, fn (): int => $this->u32($this->control + self::SLEEPERS));
         // Retired meanwhile: the manager's carry-over may have missed this version. (x86 orders
-        // this load after the stores above only with a locked instruction; PHP has none, so this
-        // check narrows the window but cannot close it: docs/sections.md, section 8.)
+        // this load after the stores above only with a locked instruction: with FFI, wakeSleepers
+        // made one; without it, this check narrows the window but cannot close it:
+        // docs/sections.md, section 8.)
         if (($how = $this->retiredHow()) !== null) {
             throw $this->writerRetired($how);
         }

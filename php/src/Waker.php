@@ -6,7 +6,9 @@ namespace NodejsShm;
 /**
  * Wakes Node.js waiters after a publish with futex(FUTEX_WAKE), through FFI:
  * shmop gives no address, so this attaches the segment a second time
- * (read-only) to name the futex word. Without FFI (or where it is disabled)
+ * (read-only) to name the futex word. After a publish it wakes only when the
+ * section's sleeper count is not 0, with a full fence between the commit and
+ * that count (docs/sections.md, 7). Without FFI (or where it is disabled)
  * Node.js waiters poll and see a publish within 10 ms.
  * @internal
  */
@@ -17,6 +19,8 @@ final class Waker
     private const SHM_RDONLY = 010000;
 
     private static ?\FFI $libc = null; // one binding of libc for the process
+    private static ?\FFI $fencing = null; // pthread_spin_trylock, whose xchg is a full fence on x86
+    private static ?\FFI\CData $fenceWord = null;
 
     private function __construct(private \FFI\CData $base, private int $syscall)
     {
@@ -41,6 +45,7 @@ final class Waker
                 . 'void *shmat(int id, const void *address, int flags);'
                 . 'int shmdt(const void *address);'
                 . 'long syscall(long number, ...);', 'libc.so.6');
+            self::$fencing ??= self::fencing();
             $id = self::$libc->shmget($key, 0, 0);
             $base = $id < 0 ? null : \FFI::cast('char *', self::$libc->shmat($id, null, self::SHM_RDONLY));
             if ($base === null || \FFI::cast('intptr_t', $base)->cdata === -1) {
@@ -49,6 +54,37 @@ final class Waker
             return new self($base, $syscall);
         } catch (\FFI\Exception) {
             return null;
+        }
+    }
+
+    /** pthread_spin_trylock (libc since glibc 2.34, libpthread before), or null: then every publish wakes. */
+    private static function fencing(): ?\FFI
+    {
+        foreach (['libc.so.6', 'libpthread.so.0'] as $library) {
+            try {
+                $ffi = \FFI::cdef('int pthread_spin_trylock(volatile int *lock);', $library);
+                self::$fenceWord = $ffi->new('int', false, true);
+                return $ffi;
+            } catch (\FFI\Exception) {
+            }
+        }
+        return null;
+    }
+
+    /**
+     * After a publish: a full fence (an atomic exchange; PHP has no fence of
+     * its own), then the sleeper count, and a wake only if it is not 0.
+     * @param callable(): int $sleepers reads the section's sleeper count
+     */
+    public function wakeSleepers(int $control, callable $sleepers): void
+    {
+        if (self::$fencing === null) {
+            $this->wake($control); // no fence: the count could be read too early, so always wake
+            return;
+        }
+        self::$fencing->pthread_spin_trylock(\FFI::addr(self::$fenceWord));
+        if ($sleepers() !== 0) {
+            $this->wake($control);
         }
     }
 

@@ -13,7 +13,8 @@
 
 #include "sections.h"
 
-enum { COMMIT = 0, CLAIM = 8, FLAGS = 20, SLOT0 = 64, SLOT1 = 128 };  /* control block */
+/* control block */
+enum { COMMIT = 0, CLAIM = 8, RETIRED = 16, FLAGS = 20, SLEEPERS = 24, SLOT0 = 64, SLOT1 = 128 };
 enum { SEQ = 0, VERSION = 8, LENGTH = 16, PUBLISHED = 24, PID = 32 }; /* slot header */
 
 static inline unsigned char *ctrl(const shmsect_t *s, unsigned offset) {

@@ -157,6 +157,33 @@ static void test_close_detach(void) {
   drop(key);
 }
 
+/* The read-write mapping that section waiters attached read-only count themselves through. */
+static void test_writable(void) {
+  int32_t key = test_key(3);
+  shmop_t seg, ro;
+  unsigned char *writable;
+  int id;
+
+  tap_group("shmop_writable");
+  if (create(&seg, key, 0600, 64) != 0) return;
+  id = seg.id;
+  ok(shmop_writable(&seg) == seg.addr, "a read-write segment: its own mapping");
+  if (shmop_open(&ro, key, 'a', 0, 0, &ignored_call) == 0) {
+    is_int(probe_nattch(id), 2, "read-only too: 2 attachments");
+    writable = shmop_writable(&ro);
+    ok(writable && writable != ro.addr, "a read-only one: a second mapping");
+    ok(shmop_writable(&ro) == writable, "... made once");
+    is_int(probe_nattch(id), 3, "... 3 attachments");
+    if (writable) writable[7] = 42;
+    is_int(seg.addr[7], 42, "... of the same memory");
+    is_int(shmop_close(&ro), 0, "close: 0");
+    is_int(probe_nattch(id), 1, "... detaches both");
+  }
+  is_int(shmop_delete(&seg), 0, "delete");
+  shmop_close(&seg);
+  drop(key);
+}
+
 static void test_hugetlb_noreserve(void) {
   int32_t key = test_key(5);
   shmop_t seg;
@@ -549,11 +576,12 @@ static void test_introspection(void) {
 }
 
 int main(void) {
-  tap_start(146);
+  tap_start(155);
   test_kernel_view();
   test_ipc_private();
   test_delete_frees_key();
   test_close_detach();
+  test_writable();
   test_hugetlb_noreserve();
   test_hugetlb_made_elsewhere();
   test_huge();

@@ -86,6 +86,7 @@ static void section_new(shmsect_t *s) {
   s->data[0] = DATA0;
   s->data[1] = DATA1;
   s->capacity = CAPACITY;
+  s->counts = s->base;
 }
 
 static void section_free(shmsect_t *s) { shmdt(s->base); }
@@ -278,10 +279,12 @@ static uint32_t my_start_ticks(void) {
 #endif
 }
 
+/* exit(), not a return to child_run's _exit(): the atfork handler that made
+   the child forget its parent's identity ran here, and gcov counts it at exit. */
 static int child_identity(const shmsect_t *s, long parent_self) {
   uint64_t self = shmsect_self();
   (void)s;
-  return self >> 32 == (uint64_t)getpid() && self != (uint64_t)parent_self ? 0 : 1;
+  exit(self >> 32 == (uint64_t)getpid() && self != (uint64_t)parent_self ? 0 : 1);
 }
 
 static int child_exits(const shmsect_t *s, long arg) { return (void)s, (int)arg; }
@@ -909,9 +912,24 @@ static void test_wait_steps(const shmsect_t *s, uint64_t self) {
   is_int(shmsect_wait_step(s, &w, 0, &version, &expected, &slice), 0, "a step with nothing new: 0");
   ok(expected == rd32(ctrl(s, COMMIT)) && slice == 1000000000u,
      "... sleep while the word holds the commit, 1 s: the claimant wakes us");
+  is_int(rd32(ctrl(s, SLEEPERS)), 1, "... counted among the sleepers, so that a publish wakes it");
   publish_next(s, self);
   ok(shmsect_wait_step(s, &w, 0, &version, &expected, &slice) == 1 && version == w.since + 1,
      "after a publish: 1, the new version");
+  is_int(rd32(ctrl(s, SLEEPERS)), 0, "... and no longer counted");
+  shmsect_wait_start(&w, shmsect_version(s), 10000);
+  shmsect_wait_step(s, &w, 0, &version, &expected, &slice);
+  shmsect_wait_end(s, &w);
+  shmsect_wait_end(s, &w);
+  is_int(rd32(ctrl(s, SLEEPERS)), 0, "a wait abandoned between steps is un-counted, once");
+  {
+    shmsect_t reader = *s;
+    reader.counts = NULL;
+    shmsect_wait_start(&w, shmsect_version(s), 10000);
+    shmsect_wait_step(&reader, &w, 0, &version, &expected, &slice);
+    ok(slice == 100000 && rd32(ctrl(s, SLEEPERS)) == 0,
+       "a waiter that cannot write the segment cannot count itself: it polls from 0.1 ms");
+  }
   shmsect_release(s, self, -1);
   shmsect_claim(s, self, 0, -1, &holder); /* a claimant that does not wake */
   shmsect_wait_start(&w, shmsect_version(s), -1);
@@ -926,18 +944,35 @@ static void test_wait_steps(const shmsect_t *s, uint64_t self) {
 /* The wait in slices, as waitSync looks up between them (src/shm-sections.cc). */
 static void test_wait_for(const shmsect_t *s, uint64_t self) {
   shmsect_wait_t w;
-  uint64_t version = 0;
-  double started = now_ms(), took;
+  uint64_t version = 0, holder;
+  double started, took;
+  shmsect_release(s, self, -1);
+  shmsect_claim(s, self, 1, -1, &holder); /* a claimant that wakes: the slices count themselves */
+  started = now_ms();
   shmsect_wait_start(&w, shmsect_version(s), -1);
   is_int(shmsect_wait_for(s, &w, 20000000u, &version), 0, "a 20 ms slice with nothing new: 0");
   took = now_ms() - started;
   ok(took >= 19 && took < 2000, "... after the slice (%.1f ms)", took);
+  is_int(rd32(ctrl(s, SLEEPERS)), 0, "... no longer counted among the sleepers between slices");
   publish_next(s, self);
   ok(shmsect_wait_for(s, &w, 20000000u, &version) == 1 && version == w.since + 1,
      "the next slice after a publish: 1, the new version");
   shmsect_wait_start(&w, version, 30);
   ok(shmsect_wait_for(s, &w, 1000000000u, &version) == 1 && version == w.since,
      "a slice longer than the timeout: over at the timeout, the version unchanged");
+}
+
+/* The hot path: a tight loop on the commit word before a wait sleeps. */
+static void test_spin(const shmsect_t *s, uint64_t self) {
+  uint64_t version = 0, since = shmsect_version(s);
+  double started = now_ms();
+  is_int(shmsect_spin(s, since, 0, &version), 0, "spin 0 ns with nothing new: 0 at once");
+  is_int(shmsect_spin(s, since, 2000000u, &version), 0, "spin 2 ms with nothing new: 0");
+  ok(now_ms() - started >= 2 && version == since, "... after spinning 2 ms (%.2f ms)",
+     now_ms() - started);
+  publish_next(s, self);
+  ok(shmsect_spin(s, since, 2000000u, &version) == 1 && version == since + 1,
+     "a version that differs: 1 and the version, at once");
 }
 
 static void test_waits(uint64_t self) {
@@ -953,6 +988,7 @@ static void test_waits(uint64_t self) {
   test_wait_cancel(&s);
   test_wait_steps(&s, self);
   test_wait_for(&s, self);
+  test_spin(&s, self);
   section_free(&s);
 }
 
@@ -1040,8 +1076,9 @@ static void test_ring_overflow(shmsect_ring_t *ring, uint32_t *word) {
 static void test_ring(uint64_t self) {
   shmsect_ring_t *ring = NULL;
   shmsect_t s;
-  uint64_t holder, tag = 0;
-  uint32_t *word;
+  shmsect_wait_t w;
+  uint64_t holder, tag = 0, version, slice;
+  uint32_t *word, expected;
   int rc;
   tap_group("futex sleeps through io_uring (futex-ring-linux.c)");
   rc = shmsect_ring_open(&ring);
@@ -1053,10 +1090,14 @@ static void test_ring(uint64_t self) {
   shmsect_claim(&s, self, 1, -1, &holder);
   word = shmsect_futex_word(&s);
   ok(shmsect_ring_fd(ring) >= 0, "open: 0 and an fd");
-  is_int(shmsect_ring_sleep(ring, word, *word, 10000000000u, 7), 0, "a 10 s sleep: 0");
+  /* A sleeper counted as an event loop's wait counts itself, so that the publish wakes it. */
+  shmsect_wait_start(&w, shmsect_version(&s), -1);
+  shmsect_wait_step(&s, &w, 0, &version, &expected, &slice);
+  is_int(shmsect_ring_sleep(ring, word, expected, 10000000000u, 7), 0, "a 10 s sleep: 0");
   is_int(ring_reap_within(ring, 50, &tag), 0, "... not over by itself");
   publish_next(&s, self);
   ok(ring_reap_within(ring, 2000, &tag) == 1 && tag == 7, "... ended by the publish's wake");
+  shmsect_wait_end(&s, &w);
   is_int(shmsect_ring_sleep(ring, word, *word + 1, 10000000000u, 8), 0,
          "a sleep on a value the word does not hold: 0");
   ok(ring_reap_within(ring, 2000, &tag) == 1 && tag == 8, "... over at once");
@@ -1076,7 +1117,7 @@ static void test_ring(uint64_t self) {
 
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
 #define PLANNED                                                                             \
-  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 16 + 3 + \
+  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 25 + 3 + \
    RING_TESTS + 3 + 2 + 4)
 
 int main(void) {

@@ -38,6 +38,7 @@ static void section_at(const shmop_t *seg, shmsect_t *s) {
   s->data[0] = DATA0;
   s->data[1] = DATA1;
   s->capacity = CAPACITY;
+  s->counts = s->base;
 }
 
 /* Low 32 bits of this process's creation time, as the test reads it. */
