@@ -224,6 +224,7 @@ NAN_MODULE_INIT(Init) {
   InitErrors(target);
   InitSegments(target);
   InitSections(target);
+  InitClaims(target);
   InitWaits(target);
   Local<v8::Function> read_into =
       Nan::Get(target, Nan::New("readIntoSHM").ToLocalChecked()).ToLocalChecked().As<v8::Function>();

@@ -9,7 +9,7 @@
  * the publish it had not finished.
  *
  * The header and table are written and checked by the language bindings
- * (lib/sections.js, php/src/); this file owns what must be atomic:
+ * (lib/section-layout.js, php/src/); this file owns what must be atomic:
  * publish, read, wait, claim and release on one section's control block.
  *
  * Return values: 0 or a positive count on success, a negative errno value for

@@ -267,11 +267,14 @@ bool DataArg(Local<Value> data, Scratch *text, Bytes *bytes) {
     ThrowArgType("data", "of type string or an instance of Buffer, TypedArray, or DataView", data);
     return false;
   }
-  // Through malloc, not Nan::Utf8String, which asserts (aborts) when memory is short.
-  ssize_t length = Nan::DecodeBytes(data, Nan::UTF8);
-  if (length < 0 || !text->Reserve(static_cast<uint64_t>(length))) return false;
-  Nan::DecodeWrite(reinterpret_cast<char *>(text->data()), static_cast<size_t>(length), data, Nan::UTF8);
-  *bytes = {text->data(), static_cast<size_t>(length)};
+  // Through malloc, not Nan::Utf8String, which asserts (aborts) when memory is
+  // short. Room for the worst case, 3 bytes per UTF-16 unit: Node's own size
+  // (DecodeBytes) counts a lone surrogate as 2 bytes on Node 24, yet writes
+  // U+FFFD (3), so a buffer of that size lost the string's last bytes.
+  uint64_t room = static_cast<uint64_t>(data.As<v8::String>()->Length()) * 3;
+  if (!text->Reserve(room)) return false;
+  ssize_t written = Nan::DecodeWrite(reinterpret_cast<char *>(text->data()), static_cast<size_t>(room), data, Nan::UTF8);
+  *bytes = {text->data(), static_cast<size_t>(written > 0 ? written : 0)};
   return true;
 }
 

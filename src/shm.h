@@ -7,7 +7,8 @@
  * NAN_MODULE_INIT in shm.cc calls:
  *   src/shm-args.cc      argument readers, Node-style argument errors, Report
  *   src/shm-segments.cc  readInto, view (and the alias guard), stat, ftok, remove
- *   src/shm-sections.cc  the section natives
+ *   src/shm-sections.cc  the section natives: read, publish, waitSync, retire
+ *   src/shm-claims.cc    claims (held per JavaScript thread) and claim locks
  *   src/shm-waits.cc     asynchronous section waits (helper threads, io_uring)
  *
  * Arguments are never coerced, so no user code (valueOf, getters) runs while a
@@ -197,11 +198,18 @@ class SectionCall {
 // undefined or infinite timeout is no limit (-1).
 bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int64_t *timeout_ms);
 
+// ERR_SHM_READ_ONLY for an operation through a segment attached read-only.
+void ThrowReadOnly(const char *operation);
+
+// ERR_SHM_TABLE_RETIRED (or ERR_SHM_CORRUPT for a retired word no manager writes).
+void ThrowRetired(const shmop_t *seg, const shmsect_t *sect);
+
 // ==== Each area's exports ====
 
 NAN_MODULE_INIT(InitErrors);
 NAN_MODULE_INIT(InitSegments);
 NAN_MODULE_INIT(InitSections);
+NAN_MODULE_INIT(InitClaims);
 NAN_MODULE_INIT(InitWaits);
 
 }  // namespace shm

@@ -177,6 +177,22 @@ t.test('write() writes at offset, cut at the end', async (t) => {
   t.equal(reader.read().toString(), 'hélloAB', 'the refused write changed nothing')
 })
 
+t.test('strings are written as Buffer.from() encodes them, lone surrogates and all, on every Node', async (t) => {
+  // Node 24 sizes a lone surrogate as 2 UTF-8 bytes but writes U+FFFD (3): a
+  // string sized by Node alone lost its last bytes.
+  const shm = require('..')
+  const seg = open(t, keyFor(30), 'n', 0o600, 64)
+  for (const text of ['\ud83d'.repeat(10), 'a\udc00b', '\ud83d\ude00\ud83d', 'plain ascii', '']) {
+    const bytes = Buffer.from(text)
+    seg.write(Buffer.alloc(64))
+    t.equal(seg.write(text), bytes.length, `write(${JSON.stringify(text)}): ${bytes.length} bytes`)
+    t.same(seg.read(0, 64).subarray(0, bytes.length), bytes, '... as Buffer.from() has them')
+    const handle = shm.openSHM(keyFor(30), 'w', 0, 0)
+    t.equal(shm.writeSHM(handle, text, 0, bytes.length), bytes.length, '... and writeSHM(handle, text, 0, all of them)')
+    shm.closeSHM(handle)
+  }
+})
+
 t.test('stat() describes the open segment', async (t) => {
   const key = keyFor(7)
   const seg = open(t, key, 'n', 0o600, 64)
