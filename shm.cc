@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "read-shm.js.h"  // kReadSHMSource: lib/read-shm.js, embedded at build time
+#include "read-shm.js.h" // kReadSHMSource: lib/read-shm.js, embedded at build time
 #include "src/shm.h"
 
 namespace shm {
@@ -32,7 +32,7 @@ struct LastFailure {
   const char *syscall; // "shmget", "shmctl", "shmat"
   const char *what;    // what could not be done, worded as PHP's warnings
   int32_t key;
-  double handle;       // for SHMOP_EBADHANDLE
+  double handle; // for SHMOP_EBADHANDLE
 };
 
 thread_local LastFailure last_failure = {0, nullptr, nullptr, 0, 0};
@@ -56,8 +56,9 @@ Local<Value> LastFailureError(const LastFailure &failure) {
   const char *code = ErrnoName(err);
   char key[48];
   snprintf(key, sizeof key, ", key 0x%08x (%d)", static_cast<uint32_t>(failure.key), failure.key);
-  Local<Value> error = CodedError(kError, code, std::string(code) + ": " + failure.what + key + ": " +
-                                                   failure.syscall + ": " + strerror(err));
+  Local<Value> error = CodedError(kError, code,
+                                  std::string(code) + ": " + failure.what + key + ": " +
+                                      failure.syscall + ": " + strerror(err));
   auto set = [&error](const char *name, Local<Value> value) {
     Nan::Set(error.As<Object>(), Nan::New(name).ToLocalChecked(), value);
   };
@@ -157,7 +158,6 @@ NAN_METHOD(WriteSHM) {
   info.GetReturnValue().Set(static_cast<double>(written));
 }
 
-
 /** deleteSHM(handle) -> 1, or 0 when the system refuses or the handle is not open. */
 NAN_METHOD(DeleteSHM) {
   double handle;
@@ -204,15 +204,15 @@ Local<Value> MakeReadSHM(Local<v8::Function> read_into) {
   Local<Value> module[] = {Nan::New<Object>()};
   Local<v8::Function> factory =
       Nan::Call(wrapper, context->Global(), 1, module).ToLocalChecked().As<v8::Function>();
-  Local<Value> buffer = Nan::Get(context->Global(), Nan::New("Buffer").ToLocalChecked())
-                            .ToLocalChecked();
+  Local<Value> buffer =
+      Nan::Get(context->Global(), Nan::New("Buffer").ToLocalChecked()).ToLocalChecked();
   Local<Value> args[] = {NewFunction(ReadLength, "readLength"), read_into,
                          NewFunction(SizeSHM, "sizeSHM"), buffer,
                          Nan::New(static_cast<double>(node::Buffer::kMaxLength))};
   return Nan::Call(factory, context->Global(), 5, args).ToLocalChecked();
 }
 
-}  // namespace
+} // namespace
 
 NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "openSHM", OpenSHM);
@@ -226,11 +226,12 @@ NAN_MODULE_INIT(Init) {
   InitSections(target);
   InitClaims(target);
   InitWaits(target);
-  Local<v8::Function> read_into =
-      Nan::Get(target, Nan::New("readIntoSHM").ToLocalChecked()).ToLocalChecked().As<v8::Function>();
+  Local<v8::Function> read_into = Nan::Get(target, Nan::New("readIntoSHM").ToLocalChecked())
+                                      .ToLocalChecked()
+                                      .As<v8::Function>();
   Nan::Set(target, Nan::New("readSHM").ToLocalChecked(), MakeReadSHM(read_into));
 }
 
-}  // namespace shm
+} // namespace shm
 
 NAN_MODULE_WORKER_ENABLED(shm, shm::Init)

@@ -28,12 +28,11 @@ Local<Value> NewError(ErrorKind kind, const std::string &message) {
                                : Nan::Error(message.c_str());
 }
 
-}  // namespace
+} // namespace
 
 Local<Value> CodedError(ErrorKind kind, const char *code, const std::string &message) {
   Local<Value> error = NewError(kind, message);
-  Nan::Set(error.As<Object>(), Nan::New("code").ToLocalChecked(),
-           Nan::New(code).ToLocalChecked());
+  Nan::Set(error.As<Object>(), Nan::New("code").ToLocalChecked(), Nan::New(code).ToLocalChecked());
   return error;
 }
 
@@ -65,8 +64,7 @@ std::string Received(Local<Value> value) {
   }
   std::string type = Utf8(value->TypeOf(v8::Isolate::GetCurrent()));
   if (value->IsSymbol()) return "Received type symbol";
-  std::string shown = value->IsNumber() ? NumberText(value.As<v8::Number>()->Value())
-                                        : Utf8(value);
+  std::string shown = value->IsNumber() ? NumberText(value.As<v8::Number>()->Value()) : Utf8(value);
   if (value->IsString()) {
     if (shown.size() > 28) shown = shown.substr(0, 25) + "...";
     shown = "'" + shown + "'";
@@ -102,28 +100,28 @@ void ThrowBadHandle(double handle) {
 
 const char *ErrnoName(int err) {
   switch (err) {
-    case EACCES: return "EACCES";
-    case EEXIST: return "EEXIST";
-    case EINVAL: return "EINVAL";
-    case ENOENT: return "ENOENT";
-    case ENOMEM: return "ENOMEM";
-    case ENOSPC: return "ENOSPC";
-    case EPERM: return "EPERM";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case EAGAIN: return "EAGAIN";
-    case EINTR: return "EINTR";
-    case EFAULT: return "EFAULT";
+  case EACCES: return "EACCES";
+  case EEXIST: return "EEXIST";
+  case EINVAL: return "EINVAL";
+  case ENOENT: return "ENOENT";
+  case ENOMEM: return "ENOMEM";
+  case ENOSPC: return "ENOSPC";
+  case EPERM: return "EPERM";
+  case EMFILE: return "EMFILE";
+  case ENFILE: return "ENFILE";
+  case EAGAIN: return "EAGAIN";
+  case EINTR: return "EINTR";
+  case EFAULT: return "EFAULT";
 #ifdef EIDRM
-    case EIDRM: return "EIDRM";
+  case EIDRM: return "EIDRM";
 #endif
 #ifdef EOVERFLOW
-    case EOVERFLOW: return "EOVERFLOW";
+  case EOVERFLOW: return "EOVERFLOW";
 #endif
 #ifndef _WIN32
-    default: return uv_err_name(-err);  // libuv's codes are -errno on POSIX
+  default: return uv_err_name(-err); // libuv's codes are -errno on POSIX
 #else
-    default: return "EUNKNOWN";
+  default: return "EUNKNOWN";
 #endif
   }
 }
@@ -151,7 +149,7 @@ NAN_METHOD(SetErrorFactory) {
   error_factory->Reset(info[0].As<v8::Function>());
 }
 
-}  // namespace
+} // namespace
 
 Report::Report(ErrorKind kind, const char *code) : kind_(kind), fields_(Nan::New<Object>()) {
   Set("code", code);
@@ -211,14 +209,14 @@ NAN_MODULE_INIT(InitErrors) { Nan::SetMethod(target, "setErrorFactory", SetError
 bool IntegerArg(Local<Value> value, const char *name, double min, double max, const char *why,
                 double *out) {
   double number;
-  if (value->IsInt32()) {  // the usual case, and no fraction to check
+  if (value->IsInt32()) { // the usual case, and no fraction to check
     number = value.As<v8::Int32>()->Value();
   } else if (value->IsNumber()) {
     number = value.As<v8::Number>()->Value();
     // Below 2^63 an integer survives the round trip through int64_t; the
     // comparison also fails for NaN and the infinities.
-    bool integer = std::fabs(number) < 9.2e18 &&
-                   static_cast<double>(static_cast<int64_t>(number)) == number;
+    bool integer =
+        std::fabs(number) < 9.2e18 && static_cast<double>(static_cast<int64_t>(number)) == number;
     if (!integer && !(std::isfinite(number) && std::fabs(number) >= 9.2e18)) {
       ThrowOutOfRange(name, "an integer", NumberText(number));
       return false;
@@ -273,16 +271,17 @@ bool DataArg(Local<Value> data, Scratch *text, Bytes *bytes) {
   // U+FFFD (3), so a buffer of that size lost the string's last bytes.
   uint64_t room = static_cast<uint64_t>(data.As<v8::String>()->Length()) * 3;
   if (!text->Reserve(room)) return false;
-  ssize_t written = Nan::DecodeWrite(reinterpret_cast<char *>(text->data()), static_cast<size_t>(room), data, Nan::UTF8);
+  ssize_t written = Nan::DecodeWrite(reinterpret_cast<char *>(text->data()),
+                                     static_cast<size_t>(room), data, Nan::UTF8);
   *bytes = {text->data(), static_cast<size_t>(written > 0 ? written : 0)};
   return true;
 }
 
 Local<v8::Function> NewFunction(Nan::FunctionCallback callback, const char *name) {
-  Local<v8::Function> function = Nan::GetFunction(Nan::New<v8::FunctionTemplate>(callback))
-                                     .ToLocalChecked();
+  Local<v8::Function> function =
+      Nan::GetFunction(Nan::New<v8::FunctionTemplate>(callback)).ToLocalChecked();
   function->SetName(Nan::New(name).ToLocalChecked());
   return function;
 }
 
-}  // namespace shm
+} // namespace shm

@@ -18,8 +18,8 @@ namespace {
 // or collection (sectionReleaseAll), so that a thread's claims die with it.
 
 struct HeldClaim {
-  double handle;  // the table's segment handle, as JavaScript knows it
-  shmop_t *seg;   // a reference: the mapping stays while the claim is held
+  double handle; // the table's segment handle, as JavaScript knows it
+  shmop_t *seg;  // a reference: the mapping stays while the claim is held
   shmsect_t sect;
   int lock;
 };
@@ -70,13 +70,14 @@ NAN_METHOD(SectionClaim) {
     return ThrowReadOnly("claim");
   }
   uint64_t holder = 0;
-  int rc = shmsect_claim(call.sect(), shmsect_self(), info[3]->IsTrue(), static_cast<int>(lock), &holder);
+  int rc = shmsect_claim(call.sect(), shmsect_self(), info[3]->IsTrue(), static_cast<int>(lock),
+                         &holder);
   if (rc == SHMSECT_ERETIRED) return ThrowRetired(call.seg(), call.sect());
   if (rc == SHMSECT_EBUSY) return info.GetReturnValue().Set(static_cast<double>(holder >> 32));
   if (rc != 0) return Report::Os(rc, "semop").Set("key", call.seg()->key).Throw();
   double handle = info[0].As<v8::Number>()->Value();
   ThisThreadsClaims()->list.push_back({handle, call.seg(), *call.sect(), static_cast<int>(lock)});
-  call.Take();  // the claim keeps the reference
+  call.Take(); // the claim keeps the reference
   info.GetReturnValue().Set(true);
 }
 
@@ -100,7 +101,8 @@ NAN_METHOD(SectionRelease) {
   info.GetReturnValue().Set(false);
 }
 
-/** sectionReleaseAll(handle) -> undefined; gives back every claim this thread holds through handle. */
+/** sectionReleaseAll(handle) -> undefined; gives back every claim this thread holds through handle.
+ */
 NAN_METHOD(SectionReleaseAll) {
   double handle;
   if (!HandleArg(info[0], &handle)) return;
@@ -115,12 +117,15 @@ NAN_METHOD(SectionClaimant) {
   if (claim == 0) return info.GetReturnValue().SetNull();
   Local<Object> result = Nan::New<Object>();
   Nan::Set(result, Nan::New("pid").ToLocalChecked(), Nan::New(static_cast<double>(claim >> 32)));
-  Nan::Set(result, Nan::New("alive").ToLocalChecked(), Nan::New<v8::Boolean>(shmsect_alive(claim) != 0));
-  Nan::Set(result, Nan::New("self").ToLocalChecked(), Nan::New<v8::Boolean>(claim == shmsect_self()));
+  Nan::Set(result, Nan::New("alive").ToLocalChecked(),
+           Nan::New<v8::Boolean>(shmsect_alive(claim) != 0));
+  Nan::Set(result, Nan::New("self").ToLocalChecked(),
+           Nan::New<v8::Boolean>(claim == shmsect_self()));
   info.GetReturnValue().Set(result);
 }
 
-/** sectionLockCreate(key, mode) -> the id of a new claim lock (-1 where there are none: Windows). */
+/** sectionLockCreate(key, mode) -> the id of a new claim lock (-1 where there are none: Windows).
+ */
 NAN_METHOD(SectionLockCreate) {
   int32_t key;
   double mode;
@@ -144,9 +149,11 @@ NAN_METHOD(SectionLockCheck) {
   if (!KeyArg(info[1], &key)) return;
   if (!IntegerArg(info[2], "uid", 0, 4294967295.0, nullptr, &uid)) return;
   if (!IntegerArg(info[3], "cuid", 0, 4294967295.0, nullptr, &cuid)) return;
-  int rc = shmsect_lock_check(static_cast<int>(id), key, static_cast<uint32_t>(uid), static_cast<uint32_t>(cuid));
+  int rc = shmsect_lock_check(static_cast<int>(id), key, static_cast<uint32_t>(uid),
+                              static_cast<uint32_t>(cuid));
   if (rc == 0) return info.GetReturnValue().SetNull();
-  info.GetReturnValue().Set(Nan::New(rc == SHMSECT_EFOREIGN ? "foreign" : ErrnoName(-rc)).ToLocalChecked());
+  info.GetReturnValue().Set(
+      Nan::New(rc == SHMSECT_EFOREIGN ? "foreign" : ErrnoName(-rc)).ToLocalChecked());
 }
 
 /** sectionLockRemove(id) -> undefined; deletes a claim lock. */
@@ -157,7 +164,7 @@ NAN_METHOD(SectionLockRemove) {
   if (rc != 0) return Report::Os(rc, "semctl").Throw();
 }
 
-}  // namespace
+} // namespace
 
 NAN_MODULE_INIT(InitClaims) {
   Nan::SetMethod(target, "sectionClaim", SectionClaim);
@@ -169,4 +176,4 @@ NAN_MODULE_INIT(InitClaims) {
   Nan::SetMethod(target, "sectionLockRemove", SectionLockRemove);
 }
 
-}  // namespace shm
+} // namespace shm

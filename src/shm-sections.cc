@@ -32,9 +32,12 @@ bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
       return false;
     }
   }
-  *sect = {seg->addr, seg->size, static_cast<uint64_t>(parts[0]),
+  *sect = {seg->addr,
+           seg->size,
+           static_cast<uint64_t>(parts[0]),
            {static_cast<uint64_t>(parts[1]), static_cast<uint64_t>(parts[2])},
-           static_cast<uint64_t>(parts[3]), seg->readonly ? nullptr : seg->addr};
+           static_cast<uint64_t>(parts[3]),
+           seg->readonly ? nullptr : seg->addr};
   if (shmsect_check(sect) != 0) {
     Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "bounds").Throw();
     return false;
@@ -42,7 +45,7 @@ bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
   return true;
 }
 
-}  // namespace
+} // namespace
 
 SectionCall::SectionCall(const Nan::FunctionCallbackInfo<Value> &info) : seg_(nullptr) {
   double handle;
@@ -60,7 +63,8 @@ bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int
   if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &number)) return false;
   *since = static_cast<uint64_t>(number);
   Local<Value> timeout = info[3];
-  if (timeout->IsUndefined() || (timeout->IsNumber() && timeout.As<v8::Number>()->Value() == INFINITY)) {
+  if (timeout->IsUndefined() ||
+      (timeout->IsNumber() && timeout.As<v8::Number>()->Value() == INFINITY)) {
     *timeout_ms = -1;
     return true;
   }
@@ -77,7 +81,10 @@ void ThrowReadOnly(const char *operation) {
 void ThrowRetired(const shmop_t *seg, const shmsect_t *sect) {
   uint32_t how = shmsect_retired(sect);
   if (how != SHMSECT_REPLACED && how != SHMSECT_REMOVED) {
-    return Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "retired word").Throw();
+    return Report(kError, "ERR_SHM_CORRUPT")
+        .Set("key", seg->key)
+        .Set("part", "retired word")
+        .Throw();
   }
   Report(kError, "ERR_SHM_TABLE_RETIRED")
       .Set("key", seg->key)
@@ -89,8 +96,8 @@ namespace {
 
 // WaitArgs, then spinUs (info[4]; undefined: none): microseconds of checking
 // in a tight loop before a wait sleeps, as nanoseconds within the timeout.
-bool SpinWaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int64_t *timeout_ms,
-                  uint64_t *spin_ns) {
+bool SpinWaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since,
+                  int64_t *timeout_ms, uint64_t *spin_ns) {
   double spin_us = 0;
   if (!WaitArgs(info, since, timeout_ms)) return false;
   if (!info[4]->IsUndefined() &&
@@ -106,14 +113,14 @@ void ThrowCorrupt(const shmop_t *seg) {
   Report(kError, "ERR_SHM_CORRUPT").Set("key", seg->key).Set("part", "control").Throw();
 }
 
-
 /*
  * shmsect_read into a target that lies in a live view: through a buffer in
  * between (see InAView), the payload's size, not the target's: a small one
  * first, then one as large as the payload the first read found. Returns
  * shmsect_read's code, or -ENOMEM after throwing.
  */
-int ReadAliased(const shmsect_t *sect, unsigned char *into, uint64_t room, shmsect_snapshot_t *snap) {
+int ReadAliased(const shmsect_t *sect, unsigned char *into, uint64_t room,
+                shmsect_snapshot_t *snap) {
   unsigned char small[4096];
   Scratch large;
   unsigned char *aside = small;
@@ -148,7 +155,8 @@ int ReadFresh(const shmsect_t *sect, shmsect_snapshot_t *snap, Local<Object> *bu
   int rc;
   for (int round = 0; (rc = shmsect_read(sect, into, size, snap)) == SHMSECT_ETOOSMALL; round++) {
     if (snap->length > node::Buffer::kMaxLength) {
-      ThrowOutOfRange("data", "at most buffer.constants.MAX_LENGTH bytes", NumberText(static_cast<double>(snap->length)));
+      ThrowOutOfRange("data", "at most buffer.constants.MAX_LENGTH bytes",
+                      NumberText(static_cast<double>(snap->length)));
       return -ENOMEM;
     }
     size = round == 0 ? snap->length : std::max(snap->length, std::min(sect->capacity, size * 2));
@@ -156,7 +164,7 @@ int ReadFresh(const shmsect_t *sect, shmsect_snapshot_t *snap, Local<Object> *bu
     into = room.data();
   }
   if (rc != 0) return rc;
-  if (!room.data() && !room.Reserve(0)) return -ENOMEM;  // nothing published, or an empty payload
+  if (!room.data() && !room.Reserve(0)) return -ENOMEM; // nothing published, or an empty payload
   // Node frees the memory with the Buffer (or at once, after throwing, if it cannot make one).
   char *data = reinterpret_cast<char *>(room.Release());
   return node::Buffer::New(v8::Isolate::GetCurrent(), data, static_cast<size_t>(snap->length))
@@ -169,7 +177,8 @@ int ReadFresh(const shmsect_t *sect, shmsect_snapshot_t *snap, Local<Object> *bu
 bool ThrowReadFailure(const SectionCall &call, int rc) {
   if (rc == SHMSECT_ECORRUPT) ThrowCorrupt(call.seg());
   else if (rc == SHMSECT_ERETIRED) ThrowRetired(call.seg(), call.sect());
-  else if (rc == SHMSECT_ESTARVED) Report(kError, "ERR_SHM_READ_STARVED").Set("key", call.seg()->key).Throw();
+  else if (rc == SHMSECT_ESTARVED)
+    Report(kError, "ERR_SHM_READ_STARVED").Set("key", call.seg()->key).Throw();
   else return false;
   return true;
 }
@@ -211,16 +220,16 @@ NAN_METHOD(SectionRead) {
   if (fresh) {
     Local<Object> buffer;
     int rc = ReadFresh(call.sect(), &snap, &buffer);
-    if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return;  // thrown
+    if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return; // thrown
     SetSnapshot(info[3], snap);
     return info.GetReturnValue().Set(buffer);
   }
   Bytes room = ViewBytes(info[2]);
   unsigned char *into = const_cast<unsigned char *>(room.data);
-  int rc = InAView(into, room.length)  // see InAView
+  int rc = InAView(into, room.length) // see InAView
                ? ReadAliased(call.sect(), into, room.length, &snap)
                : shmsect_read(call.sect(), into, room.length, &snap);
-  if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return;  // thrown
+  if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return; // thrown
   SetSnapshot(info[3], snap);
   info.GetReturnValue().Set(rc == 0);
 }
@@ -245,13 +254,13 @@ NAN_METHOD(SectionPublish) {
     return Report(kError, "ERR_SHM_NOT_WRITER").Set("key", call.seg()->key).Throw();
   }
   if (rc == SHMSECT_ETOOSMALL) {
-    return ThrowOutOfRange("data", Between(0, static_cast<double>(call.sect()->capacity),
-                                           "the section's capacity, in bytes"),
-                           NumberText(static_cast<double>(bytes.length)) + " bytes");
+    return ThrowOutOfRange(
+        "data",
+        Between(0, static_cast<double>(call.sect()->capacity), "the section's capacity, in bytes"),
+        NumberText(static_cast<double>(bytes.length)) + " bytes");
   }
   info.GetReturnValue().Set(static_cast<double>(version));
 }
-
 
 /*
  * Whether this thread's JavaScript is being terminated (worker.terminate(),
@@ -274,10 +283,13 @@ bool Terminating() {
       return isolate->IsExecutionTerminating();
     }
     termination_probe = new Nan::Global<v8::Function>(value.As<v8::Function>());
-    node::AddEnvironmentCleanupHook(isolate, [](void *) {
-      delete termination_probe;
-      termination_probe = nullptr;
-    }, nullptr);
+    node::AddEnvironmentCleanupHook(
+        isolate,
+        [](void *) {
+          delete termination_probe;
+          termination_probe = nullptr;
+        },
+        nullptr);
   }
   Nan::TryCatch caught;
   Local<v8::Function> probe = Nan::New(*termination_probe);
@@ -309,7 +321,8 @@ NAN_METHOD(SectionWaitSync) {
     spin_ns -= slice;
     if (!over && Terminating()) return;
   }
-  while (!over && !shmsect_wait_for(call.sect(), &state, kTerminationSliceMs * 1000000u, &version)) {
+  while (!over &&
+         !shmsect_wait_for(call.sect(), &state, kTerminationSliceMs * 1000000u, &version)) {
     if (Terminating()) return;
   }
   if (shmsect_retired(call.sect()) != SHMSECT_LIVE) {
@@ -356,8 +369,8 @@ NAN_METHOD(SectionRetire) {
   Bytes room = ViewBytes(info[3]);
   unsigned char *into = const_cast<unsigned char *>(room.data);
   Scratch aside;
-  bool aliased = InAView(into, room.length);  // see InAView
-  if (aliased && !aside.Reserve(room.length)) return;  // thrown (ENOMEM) before anything changed
+  bool aliased = InAView(into, room.length);          // see InAView
+  if (aliased && !aside.Reserve(room.length)) return; // thrown (ENOMEM) before anything changed
   shmsect_snapshot_t snap;
   int rc = shmsect_retire(call.sect(), static_cast<uint32_t>(how), aliased ? aside.data() : into,
                           room.length, &snap);
@@ -366,7 +379,7 @@ NAN_METHOD(SectionRetire) {
   info.GetReturnValue().Set(rc == 0);
 }
 
-}  // namespace
+} // namespace
 
 NAN_MODULE_INIT(InitSections) {
   Nan::SetMethod(target, "sectionVersion", SectionVersion);
@@ -377,4 +390,4 @@ NAN_MODULE_INIT(InitSections) {
   Nan::SetMethod(target, "sectionRetire", SectionRetire);
 }
 
-}  // namespace shm
+} // namespace shm

@@ -30,10 +30,10 @@ struct ViewRange {
   uint64_t size;
 };
 std::mutex views_mutex;
-std::vector<ViewRange> views;  // guarded by views_mutex
+std::vector<ViewRange> views; // guarded by views_mutex
 std::atomic<size_t> view_count{0};
 
-}  // namespace
+} // namespace
 
 bool InAView(const unsigned char *bytes, uint64_t length) {
   if (length == 0 || view_count.load(std::memory_order_acquire) == 0) return false;
@@ -70,7 +70,7 @@ bool SpanOk(int rc, uint64_t segment_size, double start, double count) {
   return true;
 }
 
-}  // namespace
+} // namespace
 
 /** readLength(handle, start, length) -> how many bytes readSHM(handle, start, length) returns. */
 NAN_METHOD(ReadLength) {
@@ -112,7 +112,7 @@ NAN_METHOD(ReadIntoSHM) {
   }
   unsigned char *into = const_cast<unsigned char *>(room.data) + static_cast<size_t>(target_offset);
   Scratch aside;
-  bool aliased = InAView(into, static_cast<uint64_t>(length));  // see InAView
+  bool aliased = InAView(into, static_cast<uint64_t>(length)); // see InAView
   if (aliased && !aside.Reserve(static_cast<uint64_t>(length))) return;
   uint64_t size = 0;
   int rc = shmop_table_read(static_cast<int64_t>(handle), static_cast<uint64_t>(start),
@@ -135,7 +135,8 @@ NAN_METHOD(InfoSHM) {
   Nan::Set(result, Nan::New("key").ToLocalChecked(), Nan::New(seg->key));
   Nan::Set(result, Nan::New("id").ToLocalChecked(), Nan::New(seg->id));
   Nan::Set(result, Nan::New("size").ToLocalChecked(), Nan::New(static_cast<double>(seg->size)));
-  Nan::Set(result, Nan::New("readOnly").ToLocalChecked(), Nan::New<v8::Boolean>(seg->readonly != 0));
+  Nan::Set(result, Nan::New("readOnly").ToLocalChecked(),
+           Nan::New<v8::Boolean>(seg->readonly != 0));
   info.GetReturnValue().Set(result);
 }
 
@@ -289,10 +290,11 @@ NAN_METHOD(FtokSHM) {
   info.GetReturnValue().Set(key);
 }
 
-}  // namespace
+} // namespace
 
 NAN_MODULE_INIT(InitSegments) {
-  Nan::Set(target, Nan::New("readIntoSHM").ToLocalChecked(), NewFunction(ReadIntoSHM, "readIntoSHM"));
+  Nan::Set(target, Nan::New("readIntoSHM").ToLocalChecked(),
+           NewFunction(ReadIntoSHM, "readIntoSHM"));
   Nan::Set(target, Nan::New("readLength").ToLocalChecked(), NewFunction(ReadLength, "readLength"));
   Nan::SetMethod(target, "infoSHM", InfoSHM);
   Nan::SetMethod(target, "viewSHM", ViewSHM);
@@ -302,4 +304,4 @@ NAN_MODULE_INIT(InitSegments) {
   Nan::SetMethod(target, "ftokSHM", FtokSHM);
 }
 
-}  // namespace shm
+} // namespace shm

@@ -31,25 +31,25 @@ namespace {
 struct Group;
 
 struct PendingWait {
-  Group *group;  // null once over
-  size_t index;  // in group->waits
+  Group *group; // null once over
+  size_t index; // in group->waits
   uint64_t since;
-  uint64_t version;  // when it ended
+  uint64_t version; // when it ended
   double id;
   bool timed;
   std::multimap<uint64_t, PendingWait *>::iterator deadline;
   Nan::Callback *callback;
   Nan::AsyncResource *resource;
-  uint32_t retired = SHMSECT_LIVE;  // the table's retired word when it ended
+  uint32_t retired = SHMSECT_LIVE; // the table's retired word when it ended
 };
 
 struct Helper;
 
 // The waits of one room on one section, and their one sleeper.
 struct Group {
-  shmop_t *seg;  // a reference, held while anyone may read the section
+  shmop_t *seg; // a reference, held while anyone may read the section
   shmsect_t sect;
-  uint64_t tag;  // the ring's tag for its sleeps
+  uint64_t tag; // the ring's tag for its sleeps
   std::vector<PendingWait *> waits;
   shmsect_wait_t state;     // the ring's sleeps: version slept on, poll interval
   int ring_sleeps = 0;      // submitted to the ring, not yet reaped
@@ -64,33 +64,33 @@ struct Helper {
   WaitRoom *room;
   uv_thread_t thread;
   std::condition_variable work;
-  Group *group = nullptr;  // guarded by room->mutex
-  bool quit = false;       // guarded by room->mutex
+  Group *group = nullptr; // guarded by room->mutex
+  bool quit = false;      // guarded by room->mutex
 };
 
 // One per JavaScript thread (main or worker) that waits.
 struct WaitRoom {
-  uv_async_t async;                // finished waits to report (any thread)
-  uv_timer_t timer;                // the earliest deadline
-  shmsect_ring_t *ring = nullptr;  // the io_uring, or null: helper threads
-  uv_poll_t poll;                  // the ring's fd in the event loop
-  int open_handles = 0;            // closed at environment cleanup
-  std::mutex mutex;                // guards what follows
-  std::unordered_map<double, PendingWait *> waits;       // pending, by id
-  std::map<const uint32_t *, Group *> groups;            // with waits, by futex word
-  std::unordered_map<uint64_t, Group *> sleeping;        // by ring tag: groups the ring sleeps for
-  std::multimap<uint64_t, PendingWait *> deadlines;      // uv_hrtime() nanoseconds
-  std::vector<PendingWait *> finished;                   // to report (ReportFinished)
+  uv_async_t async;                                 // finished waits to report (any thread)
+  uv_timer_t timer;                                 // the earliest deadline
+  shmsect_ring_t *ring = nullptr;                   // the io_uring, or null: helper threads
+  uv_poll_t poll;                                   // the ring's fd in the event loop
+  int open_handles = 0;                             // closed at environment cleanup
+  std::mutex mutex;                                 // guards what follows
+  std::unordered_map<double, PendingWait *> waits;  // pending, by id
+  std::map<const uint32_t *, Group *> groups;       // with waits, by futex word
+  std::unordered_map<uint64_t, Group *> sleeping;   // by ring tag: groups the ring sleeps for
+  std::multimap<uint64_t, PendingWait *> deadlines; // uv_hrtime() nanoseconds
+  std::vector<PendingWait *> finished;              // to report (ReportFinished)
   std::vector<Helper *> idle;
-  std::vector<Helper *> helpers;  // all alive
-  std::vector<Helper *> leaving;  // ended, to be joined
+  std::vector<Helper *> helpers; // all alive
+  std::vector<Helper *> leaving; // ended, to be joined
   double last_id = 0;
   uint64_t last_tag = 0;
 };
 
 thread_local WaitRoom *wait_room = nullptr;
 
-const size_t kIdleHelpers = 16;  // more idle helpers than this exit
+const size_t kIdleHelpers = 16; // more idle helpers than this exit
 
 void FreeWait(PendingWait *wait) {
   delete wait->callback;
@@ -147,7 +147,7 @@ void Abandon(WaitRoom *room, Group *group) {
   (void)room;
   if (group->helper || group->ring_sleeps > 0) {
     group->stop = 1;
-    shmsect_wake(&group->sect);  // one wake for the whole group; the sleeper frees it
+    shmsect_wake(&group->sect); // one wake for the whole group; the sleeper frees it
   } else {
     FreeGroup(group);
   }
@@ -168,7 +168,7 @@ void HelperMain(void *arg) {
   for (;;) {
     helper->work.wait(lock, [helper] { return helper->group || helper->quit; });
     Group *group = helper->group;
-    if (!group) return;  // quit
+    if (!group) return; // quit
     while (!helper->quit && !group->waits.empty()) {
       uint64_t since = shmsect_version(&group->sect), version = since;
       if (!FinishChanged(room, group, since)) break;
@@ -180,12 +180,12 @@ void HelperMain(void *arg) {
     }
     // The group is over: its waits ended, or were cancelled, or the room closes.
     if (!group->waits.empty()) room->groups.erase(shmsect_futex_word(&group->sect));
-    for (PendingWait *wait : group->waits) {  // closing: CloseWaitRoom frees them
+    for (PendingWait *wait : group->waits) { // closing: CloseWaitRoom frees them
       wait->group = nullptr;
     }
     FreeGroup(group);
     helper->group = nullptr;
-    if (!helper->quit && room->idle.size() >= kIdleHelpers) {  // enough kept: this one leaves
+    if (!helper->quit && room->idle.size() >= kIdleHelpers) { // enough kept: this one leaves
       auto &helpers = room->helpers;
       helpers.erase(std::find(helpers.begin(), helpers.end(), helper));
       room->leaving.push_back(helper);
@@ -231,7 +231,7 @@ void RingSleep(WaitRoom *room, Group *group) {
     uint64_t slice;
     int over = shmsect_wait_step(&group->sect, &group->state, 0, &version, &expected, &slice);
     if (!FinishChanged(room, group, version)) return FreeGroup(group);
-    if (over) {  // a new version, and waits for it: sleep on it afresh
+    if (over) { // a new version, and waits for it: sleep on it afresh
       shmsect_wait_start(&group->state, version, -1);
       continue;
     }
@@ -243,7 +243,7 @@ void RingSleep(WaitRoom *room, Group *group) {
       room->sleeping[group->tag] = group;
       return;
     }
-    shmsect_wait_end(&group->sect, &group->state);  // not asleep on the ring after all
+    shmsect_wait_end(&group->sect, &group->state); // not asleep on the ring after all
     if (!StartOnHelper(room, group)) {
       // Cannot sleep at all: report the version as it is.
       while (!group->waits.empty()) Finish(room, group->waits.back(), version);
@@ -263,20 +263,23 @@ void ArmTimer(WaitRoom *room) {
   }
   uint64_t now = uv_hrtime(), at = room->deadlines.begin()->first;
   uint64_t ms = at > now ? (at - now + 999999) / 1000000 : 0;
-  uv_timer_start(&room->timer, [](uv_timer_t *timer) {
-    WaitRoom *room = static_cast<WaitRoom *>(timer->data);
-    {
-      std::lock_guard<std::mutex> lock(room->mutex);
-      uint64_t now = uv_hrtime();
-      while (!room->deadlines.empty() && room->deadlines.begin()->first <= now) {
-        PendingWait *wait = room->deadlines.begin()->second;
-        Group *emptied = Finish(room, wait, shmsect_version(&wait->group->sect));
-        if (emptied) Abandon(room, emptied);
-      }
-      ArmTimer(room);
-    }
-    ReportFinished(room);
-  }, ms, 0);
+  uv_timer_start(
+      &room->timer,
+      [](uv_timer_t *timer) {
+        WaitRoom *room = static_cast<WaitRoom *>(timer->data);
+        {
+          std::lock_guard<std::mutex> lock(room->mutex);
+          uint64_t now = uv_hrtime();
+          while (!room->deadlines.empty() && room->deadlines.begin()->first <= now) {
+            PendingWait *wait = room->deadlines.begin()->second;
+            Group *emptied = Finish(room, wait, shmsect_version(&wait->group->sect));
+            if (emptied) Abandon(room, emptied);
+          }
+          ArmTimer(room);
+        }
+        ReportFinished(room);
+      },
+      ms, 0);
 }
 
 // On the JavaScript thread: hands every finished wait its version, and joins
@@ -319,7 +322,7 @@ void RingReady(uv_poll_t *poll, int, int) {
         if (--group->ring_sleeps > 0) continue;
         room->sleeping.erase(found);
         if (group->waits.empty()) {
-          FreeGroup(group);  // abandoned while it slept
+          FreeGroup(group); // abandoned while it slept
         } else {
           RingSleep(room, group);
         }
@@ -348,13 +351,13 @@ void CloseWaitRoom(void *arg) {
     helpers.insert(helpers.end(), room->leaving.begin(), room->leaving.end());
     room->leaving.clear();
   }
-  for (Helper *helper : helpers) {  // each frees its group
+  for (Helper *helper : helpers) { // each frees its group
     uv_thread_join(&helper->thread);
     delete helper;
   }
   // What is left sleeps on the ring, which closing ends.
   for (auto &entry : room->groups) {
-    if (!entry.second->ring_sleeps) FreeGroup(entry.second);  // not on the ring: freed here
+    if (!entry.second->ring_sleeps) FreeGroup(entry.second); // not on the ring: freed here
   }
   for (auto &entry : room->sleeping) FreeGroup(entry.second);
   for (auto &entry : room->waits) FreeWait(entry.second);
@@ -386,7 +389,7 @@ WaitRoom *ThisThreadsWaitRoom() {
     room->async.data = room;
     uv_timer_init(loop, &room->timer);
     room->timer.data = room;
-    uv_unref(reinterpret_cast<uv_handle_t *>(&room->timer));  // the pending waits keep the loop
+    uv_unref(reinterpret_cast<uv_handle_t *>(&room->timer)); // the pending waits keep the loop
     room->open_handles = 2;
     const char *threads = getenv("NODEJS_SHM_WAIT_THREADS");
     if (!(threads && strcmp(threads, "1") == 0) && shmsect_ring_open(&room->ring) == 0) {
@@ -422,12 +425,18 @@ NAN_METHOD(SectionWait) {
   call.CountSleepers();
   WaitRoom *room = ThisThreadsWaitRoom();
   std::lock_guard<std::mutex> lock(room->mutex);
-  PendingWait *wait = new PendingWait{nullptr, 0, since, 0, ++room->last_id, false, {},
+  PendingWait *wait = new PendingWait{nullptr,
+                                      0,
+                                      since,
+                                      0,
+                                      ++room->last_id,
+                                      false,
+                                      {},
                                       new Nan::Callback(info[4].As<v8::Function>()),
                                       new Nan::AsyncResource("nodejs-shm:wait")};
   uint64_t version = shmsect_version(call.sect());
   uint32_t retired = shmsect_retired(call.sect());
-  if (version != since || timeout_ms == 0 || retired != SHMSECT_LIVE) {  // over at once
+  if (version != since || timeout_ms == 0 || retired != SHMSECT_LIVE) { // over at once
     wait->version = version;
     wait->retired = retired;
     room->finished.push_back(wait);
@@ -438,7 +447,8 @@ NAN_METHOD(SectionWait) {
     Group *group = found == room->groups.end() ? nullptr : found->second;
     bool fresh = !group;
     if (fresh) {
-      call.CountSleepers();  // a read-only table's waiters count themselves through a writable mapping
+      call.CountSleepers(); // a read-only table's waiters count themselves through a writable
+                            // mapping
       group = new Group{call.Take(), *call.sect(), ++room->last_tag, {}, {}};
       shmsect_wait_start(&group->state, since, -1);
       room->groups[word] = group;
@@ -449,8 +459,8 @@ NAN_METHOD(SectionWait) {
     room->waits[wait->id] = wait;
     if (timeout_ms > 0 && timeout_ms <= static_cast<int64_t>(UINT64_MAX / 2000000u)) {
       wait->timed = true;
-      wait->deadline = room->deadlines.emplace(
-          uv_hrtime() + static_cast<uint64_t>(timeout_ms) * 1000000u, wait);
+      wait->deadline =
+          room->deadlines.emplace(uv_hrtime() + static_cast<uint64_t>(timeout_ms) * 1000000u, wait);
       if (wait->deadline == room->deadlines.begin()) ArmTimer(room);
     }
     if (fresh) {
@@ -490,10 +500,11 @@ NAN_METHOD(SectionWaitCancel) {
 // How this thread's asynchronous waits sleep: "io_uring" (the event loop's own
 // futex sleeps, Linux 6.7+) or "threads" (helper threads).
 NAN_METHOD(WaitMechanism) {
-  info.GetReturnValue().Set(Nan::New(ThisThreadsWaitRoom()->ring ? "io_uring" : "threads").ToLocalChecked());
+  info.GetReturnValue().Set(
+      Nan::New(ThisThreadsWaitRoom()->ring ? "io_uring" : "threads").ToLocalChecked());
 }
 
-}  // namespace
+} // namespace
 
 NAN_MODULE_INIT(InitWaits) {
   Nan::SetMethod(target, "waitMechanism", WaitMechanism);
@@ -501,4 +512,4 @@ NAN_MODULE_INIT(InitWaits) {
   Nan::SetMethod(target, "sectionWaitCancel", SectionWaitCancel);
 }
 
-}  // namespace shm
+} // namespace shm

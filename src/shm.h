@@ -64,7 +64,7 @@ const char *ErrnoName(int err);
 // this way: their contract is lastErrorSHM() and the messages of shm.cc.
 //   return Report(kError, "ERR_SHM_READ_ONLY").Set("operation", "view").Throw();
 class Report {
- public:
+public:
   Report(ErrorKind kind, const char *code);
   // An operating-system failure (-errno): code ('ENOENT'), errno, syscall and
   // reason (strerror's text).
@@ -74,10 +74,10 @@ class Report {
   Report &Set(const char *name, const char *value);
   void Throw() const;
 
- private:
+private:
   Local<Value> Get(const char *name) const;
   Local<Value> Bare() const;
-  ErrorKind kind_;  // for the addon used without lib/ only
+  ErrorKind kind_; // for the addon used without lib/ only
   Local<Object> fields_;
 };
 
@@ -106,7 +106,7 @@ Bytes ViewBytes(Local<Value> view);
 // Memory for a temporary copy, from malloc: running out is an error the call
 // reports (ENOMEM, syscall "malloc"), never a std::bad_alloc that aborts.
 class Scratch {
- public:
+public:
   Scratch() = default;
   ~Scratch() { std::free(data_); }
   Scratch(const Scratch &) = delete;
@@ -121,7 +121,7 @@ class Scratch {
     return data;
   }
 
- private:
+private:
   unsigned char *data_ = nullptr;
 };
 
@@ -130,7 +130,7 @@ bool DataArg(Local<Value> data, Scratch *text, Bytes *bytes);
 
 // A reference to an open segment for the length of one call.
 class Attached {
- public:
+public:
   explicit Attached(double handle) : seg_(shmop_table_acquire(static_cast<int64_t>(handle))) {}
   ~Attached() {
     if (seg_) shmop_table_release(seg_);
@@ -141,7 +141,7 @@ class Attached {
   explicit operator bool() const { return seg_ != nullptr; }
   shmop_t *get() const { return seg_; }
 
- private:
+private:
   shmop_t *seg_;
 };
 
@@ -166,7 +166,7 @@ NAN_METHOD(ReadIntoSHM);
 // Reads the (handle, section) pair section calls start with, and holds the
 // segment for the call (or, after Take(), for a wait that outlives it).
 class SectionCall {
- public:
+public:
   explicit SectionCall(const Nan::FunctionCallbackInfo<Value> &info);
   ~SectionCall() { Drop(); }
   SectionCall(const SectionCall &) = delete;
@@ -185,7 +185,7 @@ class SectionCall {
     return seg;
   }
 
- private:
+private:
   void Drop() {
     if (seg_) shmop_table_release(seg_);
     seg_ = nullptr;
@@ -212,6 +212,6 @@ NAN_MODULE_INIT(InitSections);
 NAN_MODULE_INIT(InitClaims);
 NAN_MODULE_INIT(InitWaits);
 
-}  // namespace shm
+} // namespace shm
 
-#endif  // SHM_H
+#endif // SHM_H
