@@ -175,7 +175,7 @@ class Section {
    * A replaced table is followed (the wait goes on there); a removed one rejects.
    */
   wait (sinceVersion, options = {}) {
-    this.#reading((handle) => binding.sectionVersion(handle, this.#where)) // a closed or removed table throws at once; a replaced one is followed
+    this.#open() // a closed or removed table throws at once; a replaced one is followed when the first wait ends at once, retired
     let timeout, signal, spin
     try {
       ({ timeout, signal, spin } = waitOptions(options))
