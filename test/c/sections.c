@@ -431,27 +431,39 @@ static void *hostile_main(void *arg) {
   return NULL;
 }
 
+/* A hostile thread descheduled for the reader's 10 000 tries stands the commit
+   still, which the reader rightly calls damage (SHMSECT_ECORRUPT): on a loaded
+   machine that happens, so the reader gets a few attempts to see the commit
+   move. Every attempt must end with an error within the bound, never hang. */
 static void test_starved(uint64_t self) {
   static hostile_t h;
   shmsect_t s;
   shmsect_snapshot_t snap;
   unsigned char out[CAPACITY];
   pthread_t t;
-  double started, took;
+  double started, took = 0;
+  int rc = 0, attempt, bounded = 1;
   tap_group(
       "a hostile peer keeps the slots odd and the commit moving: SHMSECT_ESTARVED, not a hang");
   section_new(&s);
   publish_next(&s, self);
-  h.s = &s;
-  start(&t, hostile_main, &h);
-  while (!__atomic_load_n(&h.started, __ATOMIC_ACQUIRE)) sleep_ms(1);
-  started = now_ms();
-  is_int(shmsect_read(&s, out, CAPACITY, &snap), SHMSECT_ESTARVED, "read: SHMSECT_ESTARVED");
-  took = now_ms() - started;
-  __atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
-  pthread_join(t, NULL);
+  for (attempt = 0; attempt < 5 && rc != SHMSECT_ESTARVED; attempt++) {
+    memset(&h, 0, sizeof h);
+    h.s = &s;
+    start(&t, hostile_main, &h);
+    while (!__atomic_load_n(&h.started, __ATOMIC_ACQUIRE)) sleep_ms(1);
+    started = now_ms();
+    rc = shmsect_read(&s, out, CAPACITY, &snap);
+    took = now_ms() - started;
+    __atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    if (rc != SHMSECT_ESTARVED && rc != SHMSECT_ECORRUPT) break;
+    if (took >= 10 * SHMSECT_READ_MAX_MS) bounded = 0;
+  }
+  is_int(rc, SHMSECT_ESTARVED, "read: SHMSECT_ESTARVED (attempt %d of at most 5)", attempt);
   ok(took >= SHMSECT_READ_MAX_MS && took < 10 * SHMSECT_READ_MAX_MS,
      "... after %.1f ms (SHMSECT_READ_MAX_MS is %d)", took, SHMSECT_READ_MAX_MS);
+  ok(bounded, "every attempt ended within %d ms", 10 * SHMSECT_READ_MAX_MS);
   section_free(&s);
 }
 
@@ -1118,7 +1130,7 @@ static void test_ring(uint64_t self) {
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
 #define PLANNED                                                                             \
   (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 25 + 3 + \
-   RING_TESTS + 3 + 2 + 4)
+   RING_TESTS + 3 + 3 + 4)
 
 int main(void) {
   shmsect_t s;
