@@ -34,8 +34,8 @@ function rowsFor (mechanism) {
   const rows = [{ id: 'floor', text: 'idle Node process, nothing pending (the floor)', waits: 0, sections: 1 }]
   const ways = mechanism === 'io_uring' ? [['io_uring', '0'], ['threads', '1']] : [['threads', '1']]
   for (const [way, env] of ways) {
-    rows.push({ id: `one.${way}`, text: `1 000 \`wait()\`s on one section, ${way}`, waits: WAITS, sections: 1, env },
-      { id: `many.${way}`, text: `1 000 \`wait()\`s on 1 000 sections, ${way}`, waits: WAITS, sections: WAITS, env })
+    rows.push({ id: `one.${way}`, text: '1 000 `wait()`s on one section', waits: WAITS, sections: 1, env },
+      { id: `many.${way}`, text: '1 000 `wait()`s on 1 000 sections', waits: WAITS, sections: WAITS, env })
   }
   return rows
 }
@@ -77,7 +77,7 @@ async function measure ({ opts, progress }) {
       return {
         kind: 'idle',
         name: `idle.${e.row.id}`,
-        text: e.row.text,
+        text: e.row.waits ? `${e.row.text}, ${e.mechanism}` : e.row.text, // the way its waits slept, as the process reported it
         waits: e.row.waits,
         sections: e.row.sections,
         mechanism: e.mechanism,
