@@ -4,7 +4,7 @@
  * chart.js: the handoff benchmark's latencies, or the latest-state reads'
  * (--latest), as an SVG chart (hand-written, no dependencies).
  *
- *   npm run bench -- handoff --save results.json (with --research: C's floors too)
+ *   npm run bench -- handoff --save results.json (C's floors included)
  *   node bench/chart.js results.json > handoff.svg
  *   node bench/chart.js results.json --out docs/handoff.svg
  *   npm run bench -- latest --save latest.json
@@ -45,14 +45,17 @@ function collect (doc) {
     const rows = []
     for (const c of cases.filter((k) => k.bytes === bytes).sort((a, b) => ORDER.indexOf(a.writer) - ORDER.indexOf(b.writer))) {
       for (const t of c.transports) {
-        const unix = c.comparisons.find((k) => k.shm === t.id && k.socket === 'unix')
+        const unix = c.comparisons.find((k) => k.id === t.id && k.kind === 'socket')
+        const group = WHO[t.who || c.writer] || c.writer
+        // the C floors run in every case: once per size is enough for a chart
+        if (rows.some((r) => r.group === group && r.label === t.text.replace(/`/g, ''))) continue
         rows.push({
-          group: WHO[c.writer] || c.writer,
+          group,
           label: t.text.replace(/`/g, ''),
           shm: t.transport === 'shm',
           median: t.median,
           p99: t.p99,
-          ratio: unix ? unix.median : null,
+          ratio: unix ? unix.round : null,
           target: unix ? unix.target : null,
           verdict: unix ? unix.verdict : null
         })

@@ -2,80 +2,122 @@
 /*
  * handoff: latency from publish() in one process to the data in the reader's
  * hands in another, next to the same payload over a Unix-domain socket and
- * TCP loopback between the same processes, in the same run. The method (one
- * message, the clocks, the acknowledgement, the interleaved rounds) is in
- * docs/performance.md, "Handoff"; the processes are peers/handoff-node.js and
- * peers/handoff-php.php; research/floor.js measures C's floors the same way.
+ * TCP loopback between the same processes, and next to the floors: the same
+ * handoffs between two C processes (peers/handoff-floor.c), run once per
+ * round, interleaved with the rest. Per row: latency (median, p99, p99.9,
+ * max) and the CPU time per message of the writer and of the reader, each
+ * with its ratio to the row's C floor. The method (one message, the clocks,
+ * the acknowledgement, the interleaved rounds, the CPU time) is in
+ * docs/performance.md, "Handoff"; the processes are peers/handoff-node.js,
+ * peers/handoff-php.php and peers/handoff-floor.c.
  */
+const fs = require('node:fs')
 const path = require('node:path')
-const { median, quantile } = require('./harness')
+const { spawnSync } = require('node:child_process')
+const { median, distribution } = require('./harness')
 const report = require('./report')
-const { createTable, removeTable, tempDir, removeDir, nodeChild, phpChild, phpProblem } = require('./peers/children')
+const { createTable, removeTable, tempDir, removeDir, nodeChild, phpChild, phpProblem, output, jsonLines } = require('./peers/children')
 
 const NODE_PEER = path.join(__dirname, 'peers', 'handoff-node.js')
 const PHP_PEER = path.join(__dirname, 'peers', 'handoff-php.php')
+const C_SOURCE = path.join(__dirname, 'peers', 'handoff-floor.c')
+const C_BINARY = path.join(__dirname, 'build', 'handoff-floor') // bench/build/ is ignored by git
 const SIZES = [{ bytes: 10 * 1024, label: '10KB' }, { bytes: 100 * 1024, label: '100KB' }]
 const GAP_US = [300, 700] // the writer's random sleep before each message
 const DROP = 5 // messages dropped at the start of every batch
 const WARMUP = 60 // messages per transport before the first round
 
-// socket ÷ shm must reach at least this (the issue's targets)
+// The C floors (handoff-floor.c's transports), and each row's floor.
+const C_ROWS = [
+  { id: 'c-futex', c: 'futex', text: 'futex wait (memcpy in and out)', transport: 'shm' },
+  { id: 'c-spin', c: 'spin', text: 'reader spinning on the version (burns a core)', transport: 'shm' },
+  { id: 'c-unix', c: 'unix', text: 'Unix socket (write/read)', transport: 'unix' },
+  { id: 'c-tcp', c: 'tcp', text: 'TCP loopback (write/read)', transport: 'tcp' }
+].map((t) => ({ ...t, who: 'c', informative: true }))
+const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
+
+// Issue 13's targets: this ÷ its C floor at most `floor`; Unix socket ÷ this at least `unix` (by size where an object).
 const TARGETS = {
-  node: { wait: { unix: 3 }, waitSync: { unix: 10 } },
-  php: { shm: { unix: { 102400: 3 } } }
+  node: { wait: { floor: 1.5, unix: 3 }, waitSync: { floor: 1.25, unix: 10 }, spin: { floor: 1.5, unix: 5 } },
+  php: { shm: { floor: 1.5, unix: { 102400: 3 } } }
 }
 
-/** Runs one batch of n messages over a transport; returns the reader's answer. */
+/** Builds the C floors' program (once); returns why it could not, or null. */
+let built
+function buildFloor () {
+  if (built !== undefined) return built
+  fs.mkdirSync(path.dirname(C_BINARY), { recursive: true })
+  const r = spawnSync('gcc', ['-O2', '-std=gnu11', '-Wall', '-Wextra', C_SOURCE, '-o', C_BINARY], { encoding: 'utf8' })
+  built = r.error ? `gcc not found (${r.error.code})` : r.status !== 0 ? `gcc failed: ${r.stderr.trim()}` : null
+  return built
+}
+
+/** Runs one batch of n messages over a transport; returns { latencies, early, writerNs, readerNs, n }. */
 async function batch (reader, t, n) {
   reader.send({ cmd: 'expect', mode: t.mode, section: t.section, ack: t.ack, n })
   await reader.next() // armed
-  const sent = t.writer.request({ cmd: 'send', transport: t.transport, n, gapUs: GAP_US })
-  const [answer] = await Promise.all([reader.next(), sent])
-  return answer
+  const [answer, sent] = await Promise.all([reader.next(), t.writer.request({ cmd: 'send', transport: t.transport, n, gapUs: GAP_US })])
+  return { latencies: answer.latencies.slice(DROP), early: answer.early, writerNs: sent.cpuNs, readerNs: answer.cpuNs, n }
 }
 
-/** Every shm transport against each socket: socket ÷ shm, with the targets. */
-function compare (writerKind, bytes, stats) {
-  const byId = Object.fromEntries(stats.map((s) => [s.id, s]))
-  return stats.filter((s) => s.transport === 'shm').flatMap((s) => ['unix', 'tcp'].map((sock) => {
-    const b = byId[sock]
-    const perRound = s.roundMedians.map((m, i) => b.roundMedians[i] / m)
-    const t = ((TARGETS[writerKind] || {})[s.id] || {})[sock]
-    const target = (typeof t === 'object' ? t[bytes] : t) || null
-    const roundRatio = median(perRound)
-    return {
-      shm: s.id,
-      socket: sock,
-      median: b.median / s.median,
-      p99: b.p99 / s.p99,
-      roundRatio,
-      roundMin: Math.min(...perRound),
-      roundMax: Math.max(...perRound),
-      target,
-      verdict: target ? (roundRatio >= target ? 'PASS' : 'MISS') : null
-    }
-  }))
+/** One round of the C floors (all four transports, interleaved); returns their batches by id. */
+async function floorRound (bytes, n, round) {
+  const lines = jsonLines(await output(C_BINARY, ['--size', String(bytes), '--messages', String(n), '--drop', String(DROP),
+    '--rounds', '1', '--start', String(round), '--gap-us', GAP_US.join(',')], { label: 'handoff-floor' }))
+  return Object.fromEntries(lines.map((l) => [`c-${l.transport}`, { latencies: l.latencies, early: 0, writerNs: l.writerCpuNs, readerNs: l.readerCpuNs, n: l.messages }]))
 }
 
-/** A transport's statistics from its latencies (ns), all and per round. */
-function stats (t, rounds, extra = {}) {
-  const s = rounds.flat().sort((a, b) => a - b)
+/** A transport's statistics from its batches: latencies (ns) of all messages and per round, CPU ns per message of each side. */
+function stats (t, batches) {
+  const messages = batches.reduce((sum, b) => sum + b.n, 0)
+  const cpu = (side) => batches.some((b) => !Number.isFinite(b[side])) ? NaN : batches.reduce((sum, b) => sum + b[side], 0) / messages
   return {
     id: t.id,
     text: t.text,
+    who: t.who,
     transport: t.transport,
+    mode: t.mode,
     informative: Boolean(t.informative),
-    ...extra,
-    roundMedians: rounds.map(median),
-    count: s.length,
-    min: s[0],
-    p10: quantile(s, 0.1),
-    median: quantile(s, 0.5),
-    p90: quantile(s, 0.9),
-    p99: quantile(s, 0.99),
-    max: s[s.length - 1],
-    mean: s.reduce((a, b) => a + b, 0) / s.length
+    early: batches.reduce((sum, b) => sum + b.early, 0),
+    roundMedians: batches.map((b) => median(b.latencies)),
+    ...distribution(batches.flatMap((b) => b.latencies)),
+    writerCpuNs: cpu('writerNs'),
+    readerCpuNs: cpu('readerNs')
   }
+}
+
+/** a ÷ b: of all messages' median and p99, and per round (the median of each round's ratio of medians, min–max). */
+function ratioOf (a, b) {
+  const perRound = a.roundMedians.map((m, i) => m / b.roundMedians[i])
+  return { median: a.median / b.median, p99: a.p99 / b.p99, round: median(perRound), roundMin: Math.min(...perRound), roundMax: Math.max(...perRound) }
+}
+
+/**
+ * Each row against its C floor (this ÷ floor, at most the target) and each
+ * shared-memory row against the Unix socket (socket ÷ this, at least the target).
+ */
+function compare (writerKind, bytes, stats) {
+  const byId = Object.fromEntries(stats.map((s) => [s.id, s]))
+  const targetOf = (id, kind) => {
+    const t = ((TARGETS[writerKind] || {})[id] || {})[kind]
+    return (typeof t === 'object' ? t[bytes] : t) || null
+  }
+  return stats.filter((s) => s.who !== 'c').flatMap((s) => {
+    const out = []
+    const floor = byId[FLOOR[s.id]]
+    if (floor) {
+      const target = targetOf(s.id, 'floor')
+      const r = ratioOf(s, floor)
+      out.push({ id: s.id, ref: floor.id, kind: 'floor', ...r, target, verdict: target ? (r.round <= target ? 'PASS' : 'MISS') : null })
+    }
+    const unix = byId.unix
+    if (s.transport === 'shm' && unix) {
+      const target = targetOf(s.id, 'unix')
+      const r = ratioOf(unix, s)
+      out.push({ id: s.id, ref: 'unix', kind: 'socket', ...r, target, verdict: target ? (r.round >= target ? 'PASS' : 'MISS') : null })
+    }
+    return out
+  })
 }
 
 /** The processes and transports of one case; pushes the processes to procs. */
@@ -97,7 +139,8 @@ async function start (writerKind, key, bytes, unixPath, procs) {
     return {
       reader,
       machine: {},
-      transports: [{ id: 'wait', text: 'shm, `wait`', ...shm, mode: 'wait' }, { id: 'waitSync', text: 'shm, `waitSync`', ...shm, mode: 'waitSync' }, ...sockets]
+      transports: [{ id: 'wait', text: 'shm, `await wait()`', ...shm, mode: 'wait' }, { id: 'waitSync', text: 'shm, `waitSync()`', ...shm, mode: 'waitSync' },
+        { id: 'spin', text: 'shm, `waitSync({ spin })` (burns a core)', ...shm, mode: 'spin' }, ...sockets]
     }
   }
   const noffi = phpChild(['-d', 'ffi.enable=0', PHP_PEER], 'handoff writer (php, ffi.enable=0)')
@@ -114,7 +157,7 @@ async function start (writerKind, key, bytes, unixPath, procs) {
   }
 }
 
-/** One case: a writer kind ('node' or 'php') at one size. */
+/** One case: a writer kind ('node' or 'php') at one size, with the C floors interleaved. */
 async function runCase ({ opts, progress }, writerKind, { bytes, label: sizeLabel }, label) {
   const rounds = opts.rounds * 2
   const perBatch = opts.samples * 20
@@ -126,99 +169,114 @@ async function runCase ({ opts, progress }, writerKind, { bytes, label: sizeLabe
   try {
     progress(`${label}: starting processes`)
     const { reader, machine, transports } = await start(writerKind, key, bytes, path.join(dir, 'reader.sock'), procs)
-    // Everyone is attached and has claimed: the key can go.
-    table.close()
-    removeTable(key)
     for (const t of transports) {
       progress(`${label}: warming up ${t.id}`)
       await batch(reader, t, WARMUP)
     }
-    const data = new Map(transports.map((t) => [t.id, { rounds: [], early: 0 }]))
+    const noFloor = buildFloor()
+    if (noFloor) note(`C floors not measured: ${noFloor.split('\n')[0]}`)
+    const items = noFloor ? transports : [...transports, { id: 'c' }]
+    const rows = noFloor ? transports : [...transports, ...C_ROWS]
+    const data = new Map(rows.map((t) => [t.id, []]))
     for (let r = 0; r < rounds; r++) {
       progress(`${label}: round ${r + 1}/${rounds}`)
-      const order = transports.map((_, i) => transports[(i + r) % transports.length])
+      const order = items.map((_, i) => items[(i + r) % items.length])
       if (r % 2) order.reverse()
       for (const t of order) {
-        const answer = await batch(reader, t, perBatch + DROP)
-        data.get(t.id).rounds.push(answer.latencies.slice(DROP))
-        data.get(t.id).early += answer.early
+        if (t.id !== 'c') data.get(t.id).push(await batch(reader, t, perBatch + DROP))
+        else for (const [id, b] of Object.entries(await floorRound(bytes, perBatch + DROP, r))) data.get(id).push(b)
       }
     }
-    const all = transports.map((t) => stats(t, data.get(t.id).rounds, { mode: t.mode, early: data.get(t.id).early }))
+    const all = rows.map((t) => stats({ who: writerKind, ...t }, data.get(t.id)))
     return { writer: writerKind, bytes, label: sizeLabel, rounds, perBatch, drop: DROP, gapUs: GAP_US, machine, transports: all, comparisons: compare(writerKind, bytes, all) }
   } finally {
     await Promise.all(procs.map((p) => p.stop()))
+    // Not before: removing a table retires it (its waits end at once, its readers are told).
+    table.close()
     removeTable(key)
     removeDir(dir)
   }
 }
 
 const WHO = { node: 'Node → Node', php: 'PHP → Node', c: 'C → C (floor)' }
+const verdictText = (v) => (v === 'MISS' ? '**MISS**' : v || '–')
 
-/** The latency table of a list of measured cases. */
+/** The latency table of a list of measured cases: one row per transport and size, the README's handoff table. */
 function latencyTable (cases) {
-  const order = Object.keys(WHO)
+  const order = ['node', 'php']
   const sorted = [...cases].sort((a, b) => order.indexOf(a.writer) - order.indexOf(b.writer) || a.bytes - b.bytes)
   const rows = sorted.flatMap((c) => c.transports.map((t) => {
-    const unix = c.comparisons.find((k) => k.shm === t.id && k.socket === 'unix')
-    const tcp = c.comparisons.find((k) => k.shm === t.id && k.socket === 'tcp')
+    const floorOf = c.comparisons.find((k) => k.id === t.id && k.kind === 'floor')
+    const floor = floorOf && c.transports.find((f) => f.id === floorOf.ref)
+    const unix = c.comparisons.find((k) => k.id === t.id && k.kind === 'socket')
+    // a figure, and beside it its ratio to the same figure of the row's floor
+    const cell = (key, format) => `${format(t[key])}${floor ? ` (${report.ratio(t[key] / floor[key])})` : ''}`
+    const judged = [floorOf, unix].filter((k) => k && k.target)
     return [
-      WHO[c.writer], t.text, report.size(c.bytes), report.us(t.median), report.us(t.p99),
-      unix ? report.ratio(unix.median) : '–',
-      unix ? `${report.ratio(unix.roundRatio)} (${report.ratio(unix.roundMin)}–${report.ratio(unix.roundMax)})` : '–',
-      unix ? report.ratio(unix.p99) : '–',
-      tcp ? report.ratio(tcp.median) : '–',
-      unix && unix.target ? `≥ ${unix.target}×` : '–',
-      unix && unix.verdict ? (unix.verdict === 'MISS' ? '**MISS**' : 'PASS') : '–'
+      WHO[t.who], t.text, report.size(c.bytes),
+      ...['median', 'p99', 'p999', 'max'].map((k) => cell(k, report.us)),
+      floorOf ? `${report.ratio(floorOf.round)} (${report.ratio(floorOf.roundMin)}–${report.ratio(floorOf.roundMax)}) of C ${floor.id.slice(2)}` : '–',
+      unix ? report.ratio(unix.round) : '–',
+      cell('writerCpuNs', report.us), cell('readerCpuNs', report.us),
+      judged.map((k) => (k.kind === 'floor' ? `≤ ${k.target}× floor` : `≥ ${k.target}× Unix`)).join(', ') || '–',
+      judged.map((k) => verdictText(k.verdict)).join(', ') || '–'
     ]
   }))
-  return report.table([['writer → reader', 'l'], ['transport', 'l'], ...report.right(['size', 'median µs', 'p99 µs', 'Unix ÷ this: median',
-    'per round: median (min–max)', 'Unix ÷ this: p99', 'TCP ÷ this: median', 'target']), ['result', 'l']], rows)
+  return report.table([['writer → reader', 'l'], ['transport', 'l'], ...report.right(['size', 'median µs', 'p99 µs', 'p99.9 µs', 'max µs',
+    '÷ floor, per round: median (min–max)', 'Unix ÷ this', 'writer CPU µs/msg', 'reader CPU µs/msg', 'target']), ['result', 'l']], rows)
 }
 
 /*
- * A group's legend: the latency table of what it measured so far (a blank
+ * The group's legend: the latency table of what it measured so far (a blank
  * line ends the bullet list the runner prints legend lines in, so that the
  * table renders as a table), the fixed lines, then notes.
  */
-function legendOf (cases, fixed, notes) {
+function legendOf (cases) {
   const table = cases.length
-    ? [`Latency, one way, per message (µs; ${cases[0].rounds} rounds × ${cases[0].perBatch} messages per transport):\n\n${latencyTable(cases)}\n`]
+    ? [`Latency, one way, per message (µs; ${cases[0].rounds} rounds × ${cases[0].perBatch} messages per transport), and CPU time per message:\n\n${latencyTable(cases)}\n`]
     : []
-  return [...table, ...fixed, ...notes]
+  return [...table, ...FIXED, ...notes]
 }
 
 const FIXED = [
-  'The method (one message; t0 → t1; the acknowledgement; interleaved rounds): docs/performance.md, "Handoff". ' +
-    'Node reader in every row (`wait`: `await section.wait(v)` then `readInto`; `waitSync`: blocking in `section.waitSync(v)`; sockets: `net` \'data\' events, TCP with Nagle off). ' +
-    'PHP writer: php/ `Section::publish` (FFI on: wakes the reader through futex; `ffi.enable=0`: the reader polls, 0.1 ms doubling to 10 ms), or `stream_socket_client` + `fwrite`.',
-  '"÷ this" columns are socket latency ÷ shm latency (higher is better for shm); the verdict is the median over rounds of each round\'s ratio of medians, min–max beside it.'
+  'The method (one message; t0 → t1; the acknowledgement; interleaved rounds; CPU time): docs/performance.md, "Handoff". ' +
+    'Node reader in every Node and PHP row (`await wait()`: `await section.wait(v)` then `readInto`; `waitSync()`: blocking in `section.waitSync(v)`; ' +
+    '`waitSync({ spin })`: checking for 2 ms before it sleeps, longer than the writer\'s gap; sockets: `net` \'data\' events, TCP with Nagle off). ' +
+    'PHP writer: php/ `Section::publish` (FFI on: wakes the reader through futex; `ffi.enable=0`: the reader polls, 0.1 ms doubling to 10 ms), or `stream_socket_client` + `fwrite`. ' +
+    'C → C: peers/handoff-floor.c, one batch of each of its transports per round, interleaved with the rows above it (same size): the floor of each row.',
+  'In brackets: the figure ÷ the same figure of the row\'s C floor (shm rows: the futex wait, `spin`: the spinning reader, sockets: the same socket in C). ' +
+    '"÷ floor, per round" is the median over rounds of each round\'s ratio of medians (min–max beside it), the verdict against "≤ … floor"; ' +
+    '"Unix ÷ this" the same for the Unix socket\'s latency ÷ this row\'s (higher is better for shm), the verdict against "≥ … Unix". ' +
+    'CPU µs/msg: the CPU time (user + system, every thread) the writer process, and the reader process, used over the timed batches, ÷ their messages; ' +
+    'it includes the acknowledgement and, for a spinning reader, the spin through the writer\'s 0.3–0.7 ms gap.'
 ]
 const measured = []
 const notes = []
 const legend = []
-const refresh = () => legend.splice(0, legend.length, ...legendOf(measured, FIXED, notes))
+const refresh = () => legend.splice(0, legend.length, ...legendOf(measured))
 const note = (text) => { if (!notes.includes(text)) notes.push(text) }
 
-/** The runner's pair rows: one per comparison with a target (and PHP's at 10 KB). */
+/** The runner's pair rows: one per comparison with a target (and PHP's without one). */
 function pairRows (c) {
-  const who = c.writer === 'node' ? 'Node' : 'PHP'
-  const sock = c.transports.find((t) => t.id === 'unix')
-  return c.comparisons.filter((k) => k.socket === 'unix' && k.shm !== 'shm-noffi' && (k.target || c.writer !== 'node')).map((k) => {
-    const shm = c.transports.find((t) => t.id === k.shm)
+  const byId = Object.fromEntries(c.transports.map((t) => [t.id, t]))
+  const text = (t) => `${WHO[t.who]}, ${t.text}: median one-way latency`
+  return c.comparisons.filter((k) => k.target || (c.writer === 'php' && k.id === 'shm')).map((k) => {
+    // the runner's pair semantics: candidate ÷ floor, at most target (socket ÷ this, at least target, turned round)
+    const candidate = byId[k.id]
+    const floor = byId[k.ref]
+    const invert = k.kind === 'socket'
     return {
       kind: 'pair',
-      name: `handoff.${c.writer}.${k.shm}.${c.label} ÷ unix`,
+      name: `handoff.${c.writer}.${k.id}.${c.label} ÷ ${k.kind === 'floor' ? k.ref : 'unix'}`,
       bytes: c.bytes,
-      candidate: `${who} → Node, ${shm.text}: median one-way latency`,
-      floor: `${who} → Node, Unix socket: median one-way latency`,
-      ns: shm.median,
-      floorNs: sock.median,
-      // the runner's pair semantics: candidate ÷ floor, at most target
-      ratio: 1 / k.roundRatio,
-      ratioMin: 1 / k.roundMax,
-      ratioMax: 1 / k.roundMin,
-      target: k.target ? Number((1 / k.target).toFixed(3)) : undefined,
+      candidate: text(candidate),
+      floor: text(floor),
+      ns: candidate.median,
+      floorNs: floor.median,
+      ratio: invert ? 1 / k.round : k.round,
+      ratioMin: invert ? 1 / k.roundMax : k.roundMin,
+      ratioMax: invert ? 1 / k.roundMin : k.roundMax,
+      target: k.target ? (invert ? Number((1 / k.target).toFixed(3)) : k.target) : undefined,
       verdict: k.verdict,
       clock: 'wall'
     }
@@ -261,17 +319,10 @@ function makeCase (writerKind, size) {
 }
 
 module.exports = {
-  title: 'Handoff: publish() in one process to the data in the reader\'s hands in another, next to sockets',
+  title: 'Handoff: publish() in one process to the data in the reader\'s hands in another, next to sockets and C\'s floors',
   legend,
   cases () {
     refresh()
     return ['node', 'php'].flatMap((w) => SIZES.map((s) => makeCase(w, s)))
-  },
-  // for research/floor.js
-  SIZES,
-  GAP_US,
-  DROP,
-  stats,
-  compare,
-  legendOf
+  }
 }

@@ -103,6 +103,12 @@ function quantile (sorted, q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo)
 }
 const median = (xs) => quantile([...xs].sort((a, b) => a - b), 0.5)
+/** What a list of latencies is reported by: count, min, p10, median, p90, p99, p99.9, max, mean. */
+function distribution (xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  const q = (p) => quantile(s, p)
+  return { count: s.length, min: s[0], p10: q(0.1), median: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: s[s.length - 1], mean: s.reduce((a, b) => a + b, 0) / s.length }
+}
 const summary = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) })
 const verdict = (value, target) => (target === undefined || target === null ? null : value <= target ? 'PASS' : 'MISS')
 const sampleMs = (c, ms, opts) => (c.allocates ? ms * opts.allocFactor : ms)
@@ -252,5 +258,5 @@ function buckets (ranges = [], pairs) {
 }
 
 module.exports = {
-  SIZES, setClock, tick, sample, warmUp, calibrate, quantile, median, summary, buckets, argBest, verdict, runPairs, runSweep, get sink () { return sink }
+  SIZES, setClock, tick, sample, warmUp, calibrate, quantile, median, distribution, summary, buckets, argBest, verdict, runPairs, runSweep, get sink () { return sink }
 }

@@ -20,15 +20,15 @@ const harness = require('./harness')
 const report = require('./report')
 const shm = require('./shm')
 
-const GROUPS = ['latest', 'read', 'write', 'segment', 'offset', 'handoff', 'phplayout']
-const RESEARCH = ['research/copy', 'research/floor']
+const GROUPS = ['latest', 'read', 'write', 'segment', 'offset', 'handoff', 'idle', 'phplayout', 'crosshost']
+const RESEARCH = ['research/copy']
 
 const USAGE = `Usage: npm run bench -- [filter ...] [options]
 
   filter          run only the cases whose name contains one of the filters
                   (case-insensitive), e.g. \`read\`, \`100KB\`, \`offset.writeSHM\`
   --quick         fewer and shorter samples (about a third of the time; noisier)
-  --research      also run the research groups (bench/research/: copy, floor)
+  --research      also run the research groups (bench/research/: copy)
   --json          print the results as one JSON document on stdout
                   (through npm, add -s: npm run -s bench -- --json)
   --save FILE     also write that JSON document to FILE

@@ -63,7 +63,8 @@ function formatGroup (g) {
   return out.join('\n')
 }
 
-const verdicts = (groups) => groups.flatMap((g) => (g.results || []).filter((r) => r.verdict === 'PASS' || r.verdict === 'MISS'))
+// The verdicts of the kinds describeVerdict knows (a group's own records, e.g. 'handoff', give theirs as pairs).
+const verdicts = (groups) => groups.flatMap((g) => (g.results || []).filter((r) => ['pair', 'sweep', 'copy'].includes(r.kind) && (r.verdict === 'PASS' || r.verdict === 'MISS')))
 
 function describeVerdict (r) {
   const spread = (best, worst, at) => `worst ÷ best ${ratio(r.ratio)} (${range(r.ratioMin, r.ratioMax)}; worst at ${at}${worst.at}: ${ns(worst.ns)}, best at ${at}${best.at}: ${ns(best.ns)})`

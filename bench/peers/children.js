@@ -1,11 +1,11 @@
 'use strict'
 /*
- * children.js: what the cross-process groups (handoff, phplayout,
- * research/floor) share: child processes spoken to one message at a time, the
+ * children.js: what the cross-process groups (handoff, idle, latest,
+ * phplayout) share: child processes spoken to one message at a time, the
  * section tables and temporary directories they use, and their removal on
- * every way out. A table is removed (segment and claim lock) as soon as its
- * children have attached and claimed: the mappings stay usable, and a parent
- * killed with SIGKILL leaves nothing behind.
+ * every way out (exit, signals, exceptions: shm.js). A table is removed only
+ * once its children are done with it: removing a table retires it, which ends
+ * every wait on it.
  */
 const fs = require('node:fs')
 const os = require('node:os')
@@ -93,7 +93,7 @@ function removeDir (dir) {
  * next message it sends; a message { error } or the child's exit rejects.
  */
 class Child {
-  constructor (kind, command, args, label) {
+  constructor (kind, command, args, label, env) {
     hook()
     this.label = label
     this.queue = []
@@ -101,7 +101,7 @@ class Child {
     this.stderr = ''
     this.dead = null
     if (kind === 'node') {
-      this.proc = fork(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' })
+      this.proc = fork(command, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' })
       this.proc.on('message', (m) => this.push(m))
       this.write = (m) => this.proc.send(m)
     } else {
@@ -183,7 +183,7 @@ class Child {
   }
 }
 
-const nodeChild = (script, args, label) => new Child('node', script, args, label)
+const nodeChild = (script, args, label, env) => new Child('node', script, args, label, env)
 const phpChild = (args, label) => new Child('php', 'php', args, label)
 
 /** Why PHP cannot run the PHP cases here, or null when it can. */

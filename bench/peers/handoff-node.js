@@ -17,10 +17,13 @@
  *
  * Commands (parent -> child, answered by { ok, ... } or { error }):
  *   reader: setup { key, ackSections, capacity, unixPath }  -> { tcpPort }
- *           expect { mode: 'wait'|'waitSync'|'socket', section, ack, n }
- *             -> { armed } at once, then { latencies, early } after n messages
+ *           expect { mode: 'wait'|'waitSync'|'spin'|'socket', section, ack, n }
+ *             -> { armed } at once, then { latencies, early, cpuNs } after n messages
  *   writer: setup { key, section, ack, size, unixPath, tcpPort }
- *           send { transport: 'shm'|'unix'|'tcp', n, gapUs: [min, max] } -> { done }
+ *           send { transport: 'shm'|'unix'|'tcp', n, gapUs: [min, max] } -> { done, cpuNs }
+ * cpuNs: the CPU time this process (every thread) used over the n messages,
+ * from process.cpuUsage(). spin: waitSync(v, { timeout, spin: SPIN_US }), a
+ * spin longer than the writer's gap, so the reader never sleeps.
  * The writer waits for each acknowledgement the cheapest way its transport
  * offers: ack.waitSync() for a section, the event loop for a socket.
  */
@@ -30,11 +33,18 @@ const { sections } = require(path.join(__dirname, '..', '..'))
 
 const role = process.argv[2]
 const WAIT_MS = 10000 // no message takes this long: a longer wait is a failure
+const SPIN_US = 2000 // longer than the writer's gap (≤ 0.7 ms) and its acknowledgement
 const now = process.hrtime.bigint
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
 
 /* The parent went away (Ctrl-C, crash): nothing left to do. */
 process.on('disconnect', () => process.exit(0))
+
+/** CPU time (ns) used since `start`, a process.cpuUsage() value. */
+function cpuNs (start) {
+  const used = process.cpuUsage(start)
+  return (used.user + used.system) * 1000
+}
 
 function reply (message) {
   return new Promise((resolve) => process.send(message, resolve))
@@ -100,7 +110,7 @@ function framer (capacity, onFrame) {
 function reader () {
   let table
   let buffer
-  let batch = null // { n, latencies, early, seq }
+  let batch = null // { n, latencies, early, seq, cpu }
   const sockets = new Set()
 
   function record (payload, t1) {
@@ -113,19 +123,22 @@ function reader () {
   }
 
   async function finish () {
-    const { latencies, early } = batch
+    const { latencies, early, cpu } = batch
+    const used = cpuNs(cpu)
     batch = null
-    await reply({ ok: true, latencies, early })
+    await reply({ ok: true, latencies, early, cpuNs: used })
   }
 
-  /** n messages through a section, waited for by wait() or (sync) by waitSync(), which blocks at once. */
-  async function readSection (section, ack, n, sync) {
+  /** n messages through a section, waited for by wait(), or waitSync() (mode 'waitSync', 'spin'), which blocks at once. */
+  async function readSection (section, ack, n, mode) {
+    const sync = mode !== 'wait'
+    const options = mode === 'spin' ? { timeout: WAIT_MS, spin: SPIN_US } : WAIT_MS
     const ackBuf = Buffer.alloc(8)
     let version = section.version
     for (let i = 0; i < n; i++) {
       if (section.version !== version) batch.early++ // published before we waited
-      const v = sync ? section.waitSync(version, WAIT_MS) : await section.wait(version, { timeout: WAIT_MS })
-      if (v === version) throw new Error(`no message within ${WAIT_MS} ms (${sync ? 'waitSync' : 'wait'})`)
+      const v = sync ? section.waitSync(version, options) : await section.wait(version, { timeout: WAIT_MS })
+      if (v === version) throw new Error(`no message within ${WAIT_MS} ms (${mode})`)
       version = v
       const { length } = section.readInto(buffer)
       const t1 = now()
@@ -172,8 +185,9 @@ function reader () {
       } else if (msg.cmd === 'expect') {
         batch = { mode: msg.mode, n: msg.n, latencies: [], early: 0, seq: 0 }
         await reply({ ok: true, armed: true })
-        if (msg.mode === 'wait' || msg.mode === 'waitSync') {
-          await readSection(table.section(msg.section), table.section(msg.ack), msg.n, msg.mode === 'waitSync')
+        batch.cpu = process.cpuUsage()
+        if (['wait', 'waitSync', 'spin'].includes(msg.mode)) {
+          await readSection(table.section(msg.section), table.section(msg.ack), msg.n, msg.mode)
         } else if (msg.mode !== 'socket') throw new Error(`unknown mode ${msg.mode}`)
       } else if (msg.cmd === 'quit') {
         for (const s of sockets) s.destroy()
@@ -261,8 +275,9 @@ function writer () {
         sockets.tcp = await connect({ host: '127.0.0.1', port: msg.tcpPort })
         await reply({ ok: true, pid: process.pid })
       } else if (msg.cmd === 'send') {
+        const cpu = process.cpuUsage()
         await send(msg)
-        await reply({ ok: true, done: true })
+        await reply({ ok: true, done: true, cpuNs: cpuNs(cpu) })
       } else if (msg.cmd === 'quit') {
         for (const s of Object.values(sockets)) s.destroy()
         process.exit(0)

@@ -9,7 +9,8 @@
  *
  * Commands: one JSON object per line on stdin, one answer per line on stdout.
  *   setup { key, section, ack, size, unixPath?, tcpPort? } -> { ok, ffi }
- *   send { transport: 'shm'|'unix'|'tcp', n, gapUs: [min, max] } -> { ok, done }
+ *   send { transport: 'shm'|'unix'|'tcp', n, gapUs: [min, max] } -> { ok, done, cpuNs }
+ * cpuNs: the CPU time (getrusage: user + system) this process used over the n messages.
  *   quit
  * The timestamp is hrtime(true): CLOCK_MONOTONIC, as process.hrtime in Node.
  * It is written into the payload string in place (PHP modifies a string it
@@ -44,6 +45,13 @@ function put(string &$buffer, int $at, string $bytes): void
     for ($i = 0, $n = strlen($bytes); $i < $n; $i++) {
         $buffer[$at + $i] = $bytes[$i];
     }
+}
+
+/** This process's CPU time so far, user + system, in nanoseconds. */
+function cpuNs(): int
+{
+    $r = getrusage();
+    return ($r['ru_utime.tv_sec'] + $r['ru_stime.tv_sec']) * 1000000000 + ($r['ru_utime.tv_usec'] + $r['ru_stime.tv_usec']) * 1000;
 }
 
 function connect(string $address)
@@ -99,6 +107,7 @@ while (($line = fgets(STDIN)) !== false) {
         } elseif ($msg['cmd'] === 'send') {
             $n = $msg['n'];
             $size = strlen($payload);
+            $cpu = cpuNs();
             if ($msg['transport'] === 'shm') {
                 $ackVersion = $ack->version();
                 for ($seq = 0; $seq < $n; $seq++) {
@@ -134,7 +143,7 @@ while (($line = fgets(STDIN)) !== false) {
                     }
                 }
             }
-            answer(['ok' => true, 'done' => true]);
+            answer(['ok' => true, 'done' => true, 'cpuNs' => cpuNs() - $cpu]);
         } elseif ($msg['cmd'] === 'quit') {
             break;
         }

@@ -1,7 +1,8 @@
 /*
  * handoff-floor.c: the floors under the handoff benchmark, in plain C between
  * two processes (fork), with the same method as the Node and PHP rows
- * (docs/performance.md, "Handoff"); run by bench/research/floor.js.
+ * (docs/performance.md, "Handoff"); bench/handoff.js runs it once per round,
+ * interleaved with the rows it is the floor of.
  *
  *   futex  payload memcpy'd into shared memory, a version word stored with
  *          release order and futex(FUTEX_WAKE) on it (shared futex); the
@@ -14,8 +15,10 @@
  *   tcp    the same over TCP loopback, TCP_NODELAY
  *
  * Usage: handoff-floor --size BYTES --messages M --drop D --rounds R
- *          --gap-us MIN,MAX [--transports futex,spin,unix,tcp]
- * Output, one JSON object per line: {"transport","round","latencies":[ns...]}
+ *          --gap-us MIN,MAX [--start FIRST_ROUND] [--transports futex,spin,unix,tcp]
+ * Output, one JSON object per line: {"transport","round","latencies":[ns...],
+ * "messages","writerCpuNs","readerCpuNs"}: the CPU time (getrusage, user +
+ * system) each process used over the batch's M messages.
  * Transports are interleaved: each round runs a batch of each, in an order
  * rotated (and reversed on odd rounds) from round to round.
  */
@@ -32,6 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,12 +49,21 @@ struct shared {
   uint32_t version __attribute__((aligned(64)));
   uint32_t ack __attribute__((aligned(64)));
   int64_t failed;
+  uint64_t reader_cpu_ns; /* the reader's CPU time over its last batch */
 };
 
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* This process's CPU time so far, user + system. */
+static uint64_t cpu_ns(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
 
 static void futex_wake(uint32_t *word) { syscall(SYS_futex, word, FUTEX_WAKE, 1 << 30, NULL, NULL, 0); }
@@ -116,7 +129,7 @@ static void wait_until_changed(uint32_t *word, uint32_t old) {
 
 int main(int argc, char **argv) {
   size_t size = 10240;
-  int messages = 100, drop = 5, rounds = 10;
+  int messages = 100, drop = 5, rounds = 10, start = 0;
   double gap_min = 300, gap_max = 700;
   int use[T_COUNT] = {1, 1, 1, 1};
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -124,6 +137,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--messages")) messages = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--drop")) drop = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--start")) start = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--gap-us")) sscanf(argv[i + 1], "%lf,%lf", &gap_min, &gap_max);
     else if (!strcmp(argv[i], "--transports")) {
       for (int t = 0; t < T_COUNT; t++) use[t] = strstr(argv[i + 1], NAMES[t]) != NULL;
@@ -180,13 +194,14 @@ int main(int argc, char **argv) {
   } else {
     close(go[1]), close(done[1]);
   }
-  for (int r = 0; r < rounds; r++) {
+  for (int r = start; r < start + rounds; r++) {
     for (int k = 0; k < count; k++) {
       int t = list[r % 2 ? (count - 1 - (k + r) % count) : (k + r) % count];
       int fdw = t == T_UNIX ? pair[0] : tw, fdr = t == T_UNIX ? pair[1] : tr;
       char token = 0;
       if (reader) {
         uint32_t version = __atomic_load_n(&sh->version, __ATOMIC_ACQUIRE);
+        uint64_t cpu0 = cpu_ns();
         write_all(go[1], "g", 1);
         for (int i = 0; i < messages; i++) {
           uint64_t t0, t1;
@@ -213,9 +228,11 @@ int main(int argc, char **argv) {
             write_all(fdr, &i, 4);
           }
         }
+        sh->reader_cpu_ns = cpu_ns() - cpu0;
         write_all(done[1], "d", 1);
       } else {
         read_all(go[0], &token, 1);
+        uint64_t cpu0 = cpu_ns();
         for (int i = 0; i < messages; i++) {
           uint32_t ack = __atomic_load_n(&sh->ack, __ATOMIC_ACQUIRE);
           sleep_us(gap_min + uniform() * (gap_max - gap_min));
@@ -234,10 +251,12 @@ int main(int argc, char **argv) {
             if (got != i) die("ack");
           }
         }
+        uint64_t writer_cpu = cpu_ns() - cpu0;
         read_all(done[0], &token, 1);
         printf("{\"transport\":\"%s\",\"round\":%d,\"latencies\":[", NAMES[t], r);
         for (int i = drop; i < messages; i++) printf("%s%llu", i > drop ? "," : "", (unsigned long long)lat[i]);
-        printf("]}\n");
+        printf("],\"messages\":%d,\"writerCpuNs\":%llu,\"readerCpuNs\":%llu}\n", messages, (unsigned long long)writer_cpu,
+               (unsigned long long)sh->reader_cpu_ns);
         fflush(stdout);
       }
     }
