@@ -6,97 +6,31 @@
  * what one does, and ending one wait wakes no one else. The sleeper is, on
  * Linux 6.7+, one futex sleep on an io_uring whose fd the event loop polls (a
  * publish wakes the loop directly, as a socket would); elsewhere (or when
- * io_uring is unavailable, or NODEJS_SHM_WAIT_THREADS=1) a helper thread,
- * kept for reuse, that sleeps in shmsect_wait and reports through a
+ * io_uring is unavailable, or NODEJS_SHM_WAIT_THREADS=1) a helper thread
+ * (src/shm-wait-helpers.cc) that sleeps in shmsect_wait and reports through a
  * uv_async_t. Timeouts are one uv_timer_t per thread over all its waits.
  * Each JavaScript thread (main or worker) has its own wait room, closed by an
  * environment cleanup hook when that thread's environment goes away.
  */
-#include <uv.h>
-
-#include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <unordered_map>
 
-#include "shm.h"
+#include "shm-waits.h"
 
 namespace shm {
+namespace waits {
 
 namespace {
 
-struct Group;
-
-struct PendingWait {
-  Group *group; // null once over
-  size_t index; // in group->waits
-  uint64_t since;
-  uint64_t version; // when it ended
-  double id;
-  bool timed;
-  std::multimap<uint64_t, PendingWait *>::iterator deadline;
-  Nan::Callback *callback;
-  Nan::AsyncResource *resource;
-  uint32_t retired = SHMSECT_LIVE; // the table's retired word when it ended
-};
-
-struct Helper;
-
-// The waits of one room on one section, and their one sleeper.
-struct Group {
-  shmop_t *seg; // a reference, held while anyone may read the section
-  shmsect_t sect;
-  uint64_t tag; // the ring's tag for its sleeps
-  std::vector<PendingWait *> waits;
-  shmsect_wait_t state;     // the ring's sleeps: version slept on, poll interval
-  int ring_sleeps = 0;      // submitted to the ring, not yet reaped
-  Helper *helper = nullptr; // the thread that sleeps for it
-  volatile int stop = 0;    // tells the helper to look up (no waits left, or closing)
-};
-
-struct WaitRoom;
-
-// A helper thread: sleeps for one group at a time, then waits for the next.
-struct Helper {
-  WaitRoom *room;
-  uv_thread_t thread;
-  std::condition_variable work;
-  Group *group = nullptr; // guarded by room->mutex
-  bool quit = false;      // guarded by room->mutex
-};
-
-// One per JavaScript thread (main or worker) that waits.
-struct WaitRoom {
-  uv_async_t async;                                 // finished waits to report (any thread)
-  uv_timer_t timer;                                 // the earliest deadline
-  shmsect_ring_t *ring = nullptr;                   // the io_uring, or null: helper threads
-  uv_poll_t poll;                                   // the ring's fd in the event loop
-  int open_handles = 0;                             // closed at environment cleanup
-  std::mutex mutex;                                 // guards what follows
-  std::unordered_map<double, PendingWait *> waits;  // pending, by id
-  std::map<const uint32_t *, Group *> groups;       // with waits, by futex word
-  std::unordered_map<uint64_t, Group *> sleeping;   // by ring tag: groups the ring sleeps for
-  std::multimap<uint64_t, PendingWait *> deadlines; // uv_hrtime() nanoseconds
-  std::vector<PendingWait *> finished;              // to report (ReportFinished)
-  std::vector<Helper *> idle;
-  std::vector<Helper *> helpers; // all alive
-  std::vector<Helper *> leaving; // ended, to be joined
-  double last_id = 0;
-  uint64_t last_tag = 0;
-};
-
 thread_local WaitRoom *wait_room = nullptr;
-
-const size_t kIdleHelpers = 16; // more idle helpers than this exit
 
 void FreeWait(PendingWait *wait) {
   delete wait->callback;
   delete wait->resource;
   delete wait;
 }
+
+} // namespace
 
 // Frees a group whose sleeper is over: un-counted from the section's sleepers
 // if the ring slept for it (a helper's shmsect_wait counts and un-counts itself).
@@ -140,6 +74,8 @@ bool FinishChanged(WaitRoom *room, Group *group, uint64_t version) {
   return !group->waits.empty();
 }
 
+namespace {
+
 // A group emptied by a cancel or a timeout, not by its sleeper (room->mutex
 // held): its sleeper is told to stop, and frees the group (and lets go of the
 // mapping) when it does.
@@ -159,67 +95,6 @@ void UpdateRefs(WaitRoom *room) {
   auto set = [busy](uv_handle_t *handle) { busy ? uv_ref(handle) : uv_unref(handle); };
   set(reinterpret_cast<uv_handle_t *>(&room->async));
   if (room->ring) set(reinterpret_cast<uv_handle_t *>(&room->poll));
-}
-
-void HelperMain(void *arg) {
-  Helper *helper = static_cast<Helper *>(arg);
-  WaitRoom *room = helper->room;
-  std::unique_lock<std::mutex> lock(room->mutex);
-  for (;;) {
-    helper->work.wait(lock, [helper] { return helper->group || helper->quit; });
-    Group *group = helper->group;
-    if (!group) return; // quit
-    while (!helper->quit && !group->waits.empty()) {
-      uint64_t since = shmsect_version(&group->sect), version = since;
-      if (!FinishChanged(room, group, since)) break;
-      if (!room->finished.empty()) uv_async_send(&room->async);
-      group->stop = 0;
-      lock.unlock();
-      shmsect_wait(&group->sect, since, -1, &group->stop, &version);
-      lock.lock();
-    }
-    // The group is over: its waits ended, or were cancelled, or the room closes.
-    if (!group->waits.empty()) room->groups.erase(shmsect_futex_word(&group->sect));
-    for (PendingWait *wait : group->waits) { // closing: CloseWaitRoom frees them
-      wait->group = nullptr;
-    }
-    FreeGroup(group);
-    helper->group = nullptr;
-    if (!helper->quit && room->idle.size() >= kIdleHelpers) { // enough kept: this one leaves
-      auto &helpers = room->helpers;
-      helpers.erase(std::find(helpers.begin(), helpers.end(), helper));
-      room->leaving.push_back(helper);
-      helper->quit = true;
-    }
-    if (!room->finished.empty() || helper->quit) uv_async_send(&room->async);
-    if (helper->quit) return;
-    room->idle.push_back(helper);
-  }
-}
-
-// Gives a group to a helper thread (room->mutex held). Returns false if none can start.
-bool StartOnHelper(WaitRoom *room, Group *group) {
-  Helper *helper;
-  if (!room->idle.empty()) {
-    helper = room->idle.back();
-    room->idle.pop_back();
-  } else {
-    helper = new (std::nothrow) Helper();
-    if (!helper) return false;
-    helper->room = room;
-    uv_thread_options_t options;
-    options.flags = UV_THREAD_HAS_STACK_SIZE;
-    options.stack_size = 256 * 1024;
-    if (uv_thread_create_ex(&helper->thread, &options, HelperMain, helper) != 0) {
-      delete helper;
-      return false;
-    }
-    room->helpers.push_back(helper);
-  }
-  group->helper = helper;
-  helper->group = group;
-  helper->work.notify_one();
-  return true;
 }
 
 // The ring's sleep for a group that has none (room->mutex held): ends the
@@ -293,10 +168,7 @@ void ReportFinished(WaitRoom *room) {
     leaving.swap(room->leaving);
     UpdateRefs(room);
   }
-  for (Helper *helper : leaving) {
-    uv_thread_join(&helper->thread);
-    delete helper;
-  }
+  JoinHelpers(leaving);
   Nan::HandleScope scope;
   for (PendingWait *wait : finished) {
     Local<Value> argv[] = {Nan::New(static_cast<double>(wait->version)), Nan::New(wait->retired)};
@@ -336,25 +208,7 @@ void RingReady(uv_poll_t *poll, int, int) {
 // every sleeper and helper, then free the waits and close the handles.
 void CloseWaitRoom(void *arg) {
   WaitRoom *room = static_cast<WaitRoom *>(arg);
-  std::vector<Helper *> helpers;
-  {
-    std::lock_guard<std::mutex> lock(room->mutex);
-    for (Helper *helper : room->helpers) {
-      helper->quit = true;
-      if (helper->group) {
-        helper->group->stop = 1;
-        if (helper->group->seg) shmsect_wake(&helper->group->sect);
-      }
-      helper->work.notify_one();
-    }
-    helpers.swap(room->helpers);
-    helpers.insert(helpers.end(), room->leaving.begin(), room->leaving.end());
-    room->leaving.clear();
-  }
-  for (Helper *helper : helpers) { // each frees its group
-    uv_thread_join(&helper->thread);
-    delete helper;
-  }
+  StopHelpers(room); // each frees its group
   // What is left sleeps on the ring, which closing ends.
   for (auto &entry : room->groups) {
     if (!entry.second->ring_sleeps) FreeGroup(entry.second); // not on the ring: freed here
@@ -505,11 +359,12 @@ NAN_METHOD(WaitMechanism) {
 }
 
 } // namespace
+} // namespace waits
 
 NAN_MODULE_INIT(InitWaits) {
-  Nan::SetMethod(target, "waitMechanism", WaitMechanism);
-  Nan::SetMethod(target, "sectionWait", SectionWait);
-  Nan::SetMethod(target, "sectionWaitCancel", SectionWaitCancel);
+  Nan::SetMethod(target, "waitMechanism", waits::WaitMechanism);
+  Nan::SetMethod(target, "sectionWait", waits::SectionWait);
+  Nan::SetMethod(target, "sectionWaitCancel", waits::SectionWaitCancel);
 }
 
 } // namespace shm

@@ -9,8 +9,11 @@
  *   src/shm-segments.cc  readInto, view (and the alias guard), stat, ftok, remove
  *   src/shm-sections.cc  the section natives: read, publish, waitSync, retire
  *   src/shm-claims.cc    claims (held per JavaScript thread) and claim locks
- *   src/shm-waits.cc     asynchronous section waits (helper threads, io_uring)
- *   src/shm-table-waits.cc  waits on several sections of a table at once
+ *   src/shm-waits.cc     asynchronous section waits: rooms, io_uring sleeps, timeouts
+ *   src/shm-wait-helpers.cc  the helper threads that sleep where io_uring cannot
+ *                        (both share src/shm-waits.h)
+ *   src/shm-table-waits.cc  waits on several sections of a table at once (in the same
+ *                        runtime: a group with several sections)
  *
  * Arguments are never coerced, so no user code (valueOf, getters) runs while a
  * call is in progress; a segment is looked up after its arguments are read and
