@@ -5,8 +5,9 @@
  * sections, on all their futex words at once.
  */
 #include <cstring>
+#include <string>
 
-#include "shm.h"
+#include "shm-waits.h"
 
 namespace shm {
 
@@ -30,13 +31,23 @@ bool ManyWait::Read(const Nan::FunctionCallbackInfo<Value> &info) {
     ThrowArgType("sections", "a Float64Array of 4 offsets per section", parts);
     return false;
   }
-  if (!since_arg->IsFloat64Array() || since_arg.As<v8::Float64Array>()->Length() != n) {
-    ThrowArgType("sinceVersions", "a Float64Array of one version per section", since_arg);
+  // An Array that lib/ made (plain elements: reading them runs no user code).
+  if (!since_arg->IsArray() || since_arg.As<v8::Array>()->Length() != n) {
+    ThrowArgType("sinceVersions", "an Array of one version per section", since_arg);
     return false;
   }
-  std::vector<double> offsets(4 * n), versions(n);
+  std::vector<double> offsets(4 * n);
   parts.As<v8::Float64Array>()->CopyContents(offsets.data(), offsets.size() * sizeof(double));
-  since_arg.As<v8::Float64Array>()->CopyContents(versions.data(), n * sizeof(double));
+  since.resize(n);
+  for (size_t i = 0; i < n; i++) {
+    double version;
+    std::string name = "sinceVersions[" + std::to_string(i) + "]";
+    if (!IntegerArg(Nan::Get(since_arg.As<v8::Object>(), static_cast<uint32_t>(i)).ToLocalChecked(),
+                    name.c_str(), 0, kMaxSafeInteger, nullptr, &version)) {
+      return false;
+    }
+    since[i] = static_cast<uint64_t>(version);
+  }
   seg = shmop_table_acquire(static_cast<int64_t>(handle));
   if (!seg) {
     ThrowBadHandle(handle);
@@ -45,17 +56,9 @@ bool ManyWait::Read(const Nan::FunctionCallbackInfo<Value> &info) {
   // A waiter attached read-only counts itself through a read-write mapping, where it may make one.
   unsigned char *counts = seg->readonly ? shmop_writable(seg) : seg->addr;
   sects.resize(n);
-  since.resize(n);
   for (size_t i = 0; i < n; i++) {
     if (!SectionParts(&offsets[4 * i], seg, &sects[i])) return false;
     sects[i].counts = counts;
-    if (!(versions[i] >= 0 && versions[i] <= kMaxSafeInteger) ||
-        versions[i] != static_cast<double>(static_cast<uint64_t>(versions[i]))) {
-      ThrowOutOfRange("sinceVersions", Between(0, kMaxSafeInteger, "an integer"),
-                      NumberText(versions[i]));
-      return false;
-    }
-    since[i] = static_cast<uint64_t>(versions[i]);
   }
   return true;
 }
@@ -77,7 +80,7 @@ const shmsect_t *ManyWait::Retired() const {
   return nullptr;
 }
 
-Local<Value> ManyWait::Versions() const {
+Local<Value> ManyWait::VersionsOf(const std::vector<uint64_t> &versions) {
   size_t n = versions.size();
   Local<v8::Float64Array> out = v8::Float64Array::New(
       v8::ArrayBuffer::New(v8::Isolate::GetCurrent(), n * sizeof(double)), 0, n);
@@ -105,11 +108,34 @@ NAN_METHOD(TableWaitSync) {
     if (Terminating()) return;
   }
   if (const shmsect_t *retired = wait.Retired()) return ThrowRetired(wait.seg, retired);
-  info.GetReturnValue().Set(wait.Versions());
+  info.GetReturnValue().Set(ManyWait::VersionsOf(wait.versions));
+}
+
+/**
+ * tableWait(handle, sections, sinceVersions, timeoutMs, callback) -> an id for
+ * sectionWaitCancel: tableWaitSync's wait without blocking, one sleeper in
+ * this thread's wait room (src/shm-waits.cc). callback(versions, retired)
+ * runs when a version differs from its since version, the timeout passes,
+ * the wait is cancelled or the table is retired (retired: a section's
+ * retired word then, 0 while the table is live).
+ */
+NAN_METHOD(TableWait) {
+  ManyWait *many = new ManyWait();
+  int64_t timeout_ms;
+  if (!many->Read(info) || !TimeoutArg(info[3], &timeout_ms)) return delete many;
+  if (!info[4]->IsFunction()) {
+    delete many;
+    return ThrowArgType("callback", "of type function", info[4]);
+  }
+  double id = waits::StartMany(many, timeout_ms, info[4].As<v8::Function>());
+  if (id >= 0) info.GetReturnValue().Set(id);
 }
 
 } // namespace
 
-NAN_MODULE_INIT(InitTableWaits) { Nan::SetMethod(target, "tableWaitSync", TableWaitSync); }
+NAN_MODULE_INIT(InitTableWaits) {
+  Nan::SetMethod(target, "tableWaitSync", TableWaitSync);
+  Nan::SetMethod(target, "tableWait", TableWait);
+}
 
 } // namespace shm

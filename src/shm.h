@@ -244,7 +244,7 @@ struct ManyWait {
   bool Read(const Nan::FunctionCallbackInfo<Value> &info);
   void Start(int64_t timeout_ms);
   const shmsect_t *Retired() const;
-  Local<Value> Versions() const; // a Float64Array of versions[]
+  static Local<Value> VersionsOf(const std::vector<uint64_t> &versions); // a Float64Array
 };
 
 // ==== Each area's exports ====
