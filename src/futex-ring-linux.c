@@ -26,7 +26,7 @@
 #ifndef IORING_OP_FUTEX_WAITV
 #define IORING_OP_FUTEX_WAITV 53 /* Linux 6.7, too */
 #endif
-#define RING_WAITV_MAX 128 /* FUTEX_WAITV_MAX */
+#define RING_WAITV_MAX 128        /* FUTEX_WAITV_MAX */
 #define RING_FUTEX2_SIZE_U32 0x02 /* futex2 flags: a 32-bit word, shared */
 #define RING_ENTRIES 256
 #define RING_IGNORE UINT64_MAX /* the user_data of the linked timeouts */

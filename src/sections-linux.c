@@ -34,7 +34,8 @@ void sect__wake(uint32_t *word) { syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, 
 #ifndef SYS_futex_waitv
 #define SYS_futex_waitv 449
 #endif
-#define SECT_FUTEX2_SIZE_U32 0x02 /* a 32-bit word; shared (no FUTEX2_PRIVATE): other processes wake it */
+#define SECT_FUTEX2_SIZE_U32 \
+  0x02 /* a 32-bit word; shared (no FUTEX2_PRIVATE): other processes wake it */
 struct sect__waitv {
   uint64_t val, uaddr;
   uint32_t flags, reserved;

@@ -50,7 +50,8 @@ bool ManyChanged(const Group *group) {
   const ManyWait *many = group->many;
   for (size_t i = 0; i < many->sects.size(); i++) {
     const shmsect_t *sect = &many->sects[i];
-    if (shmsect_retired(sect) != SHMSECT_LIVE || shmsect_version(sect) != many->since[i]) return true;
+    if (shmsect_retired(sect) != SHMSECT_LIVE || shmsect_version(sect) != many->since[i])
+      return true;
   }
   return false;
 }
