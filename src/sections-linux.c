@@ -59,7 +59,6 @@ void sect__sleep_on_many(uint32_t *const *words, const uint32_t *expected, size_
   struct sect__waitv v[SHMSECT_MANY_MAX];
   struct timespec at;
   size_t i;
-  if (n > SHMSECT_MANY_MAX) n = SHMSECT_MANY_MAX;
   memset(v, 0, n * sizeof *v);
   for (i = 0; i < n; i++) {
     v[i].val = expected[i];

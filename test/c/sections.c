@@ -996,7 +996,7 @@ static void test_waits(uint64_t self) {
 /* ==== Waiting on several sections at once (sections-many.c) ==== */
 
 #define MANY 130 /* past SHMSECT_MANY_MAX: such a wait polls */
-#define MANY_TESTS 19
+#define MANY_TESTS 20
 #if defined(SECTIONS_POLL)
 #define VECTORED 0 /* no futex_waitv: every wait on several sections polls */
 #else
@@ -1132,6 +1132,16 @@ static void test_many(uint64_t self) {
   publish_one(&all[MANY - 1], self);
   ok(shmsect_many_wait_for(&m.m, 1000000000u) == 1 && m.versions[MANY - 1] == m.since[MANY - 1] + 1,
      "... and sees a publish to its last section");
+  {
+    uint32_t expected[2];
+    words[0] = shmsect_futex_word(&all[0]), words[1] = shmsect_futex_word(&all[1]);
+    expected[0] = *words[0] + 1, expected[1] = *words[1];
+    started = now_ms();
+    sect__sleep_on_many(words, expected, 2, 1000000000u);
+    ok(now_ms() - started < WAKE_BOUND_MS,
+       VECTORED ? "the platform's sleep on several words: over at once when one differs"
+                : "the platform's sleep on several words: a poll, at most 10 ms");
+  }
   shmdt(base);
 }
 
