@@ -157,6 +157,10 @@ void RingSleep(WaitRoom *room, Group *group) {
                    ? shmsect_many_step(&group->many->many, 0, &slice)
                    : shmsect_wait_step(&group->sect, &group->state, 0, &version, &expected, &slice);
     if (!FinishChanged(room, group, version)) return FreeGroup(group);
+    if (over && group->many) { // cannot be (FinishChanged saw what the step saw): end it anyway
+      Finish(room, group->waits.back(), version);
+      return FreeGroup(group);
+    }
     if (over) { // a new version, and waits for it: sleep on it afresh
       shmsect_wait_start(&group->state, version, -1);
       continue;
