@@ -39,13 +39,13 @@ function table (t, key, names = ['a', 'b', 'c']) {
 const versions = (table, names) => names.map((name) => table.section(name).version)
 
 /** Rounds of: wait on names here, `publisher` publishes its clock to a random one 30-70 ms in; the delays (ms). */
-async function delays (t, reader, names, publisher, rounds) {
+async function delays (t, reader, names, publisher, rounds, targets = names) {
   const result = []
   for (let i = 0; i < rounds; i++) {
     const since = versions(reader, names)
     const woken = reader.wait(names, since, { timeout: 10000 }).then((changed) => ({ changed, at: process.hrtime.bigint() }))
     await sleep(30 + Math.random() * 40)
-    const name = names[Math.floor(Math.random() * names.length)]
+    const name = targets[Math.floor(Math.random() * targets.length)]
     const version = await publisher.call('publish', { name, stamp: true })
     const { changed, at } = await woken
     t.same(changed, [{ name, version }], `woken with [{ name: '${name}', version: ${version} }]`)
@@ -65,7 +65,7 @@ t.test('a Node publish to any of the sections wakes table.wait() with its name a
   t.ok(median(delay) < WAKE_MEDIAN_MS, `median ${median(delay).toFixed(2)} ms: the publish woke the one sleeper, not its once-a-second look`)
 })
 
-t.test('a PHP publish (FFI wake, no change to PHP) wakes table.wait()', async (t) => {
+t.test('a PHP publish (FFI wake, no change to PHP) wakes table.wait(); without FFI, polls see it within 10 ms', async (t) => {
   const key = keyFor(2)
   const names = ['prices', 'orders', 'news']
   const reader = table(t, key, names)
@@ -77,6 +77,15 @@ t.test('a PHP publish (FFI wake, no change to PHP) wakes table.wait()', async (t
   t.same(names.map((name) => raw.read(reader.section(name).offsets.control + 20, 4).readUInt32LE()), [1, 1, 1], 'PHP with FFI claims as a writer that wakes')
   const delay = await delays(t, reader, names, writer, 12)
   t.ok(median(delay) < WAKE_MEDIAN_MS, `median ${median(delay).toFixed(2)} ms`)
+
+  // A writer that cannot wake among them: the one sleep is a poll, capped at 10 ms, for all of them.
+  shm.sections.apply(key, { mode: 0o600, sections: [...names, 'polled'].map((name) => ({ name, size: 64 })) })
+  for (const name of names) await writer.call('claim', { name }) // claims end with the old table
+  const noFFI = phpPeer(t, '-d', 'ffi.enable=0')
+  await noFFI.call('attach', { key })
+  await noFFI.call('claim', { name: 'polled' })
+  const polled = await delays(t, reader, [...names, 'polled'], noFFI, 7, ['polled'])
+  t.ok(median(polled) < WAKE_MEDIAN_MS, `without FFI: median ${median(polled).toFixed(2)} ms (a poll every 10 ms at most)`)
 })
 
 t.test("PHP's SectionTable::wait sees a Node publish to any of its sections", async (t) => {
