@@ -4,8 +4,8 @@
       "target_name": "shm",
       "sources": [
         "shm.cc", "src/shm-args.cc", "src/shm-segments.cc", "src/shm-sections.cc",
-        "src/shm-claims.cc", "src/shm-waits.cc", "src/shm-wait-helpers.cc",
-        "shmop.c", "src/copy.c", "src/handles.c", "src/sections.c"
+        "src/shm-claims.cc", "src/shm-waits.cc", "src/shm-wait-helpers.cc", "src/shm-table-waits.cc",
+        "shmop.c", "src/copy.c", "src/handles.c", "src/sections.c", "src/sections-many.c"
       ],
       "include_dirs": [
         "<!(node -p \"require('node:path').dirname(require.resolve('nan/nan.h'))\")",

@@ -185,6 +185,12 @@ export interface WaitOptions {
   spin?: number
 }
 
+/** A section whose version differs from the one a table wait was given. */
+export interface SectionChange {
+  name: string
+  version: number
+}
+
 export interface SectionInfo {
   name: string
   /** Offset of the section's first data area in the segment. */
@@ -254,6 +260,18 @@ export class SectionTable implements Disposable {
   readonly retired: 'replaced' | 'removed' | undefined
   /** @throws RangeError ERR_SHM_NO_SUCH_SECTION */
   section (name: string): Section
+  /**
+   * Waits on several sections at once, with one sleeper for all of them: resolves, as soon as the
+   * version of any named section differs from its since version (sinceVersions[i] for names[i]),
+   * with every section that differs, in the order of names; with [] when `timeout` (ms) passes or
+   * the table is closed. Rejects with signal.reason on abort; Error ERR_SHM_TABLE_RETIRED when the
+   * table is removed (a replaced one is followed); RangeError ERR_SHM_NO_SUCH_SECTION; the argument
+   * errors waitSync throws. A number as the third argument is the timeout, in milliseconds.
+   */
+  wait (names: readonly string[], sinceVersions: readonly number[], options?: number | { timeout?: number, signal?: AbortSignal }): Promise<SectionChange[]>
+  /** Blocks the calling thread; returns what wait() resolves with. */
+  waitSync (names: readonly string[], sinceVersions: readonly number[], timeoutMs?: number): SectionChange[]
+  waitSync (names: readonly string[], sinceVersions: readonly number[], options?: { timeout?: number }): SectionChange[]
   /** Gives back claims taken through this table, ends its pending waits, detaches. Never deletes; never throws. */
   close (): void
   [Symbol.dispose] (): void

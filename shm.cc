@@ -226,6 +226,7 @@ NAN_MODULE_INIT(Init) {
   InitSections(target);
   InitClaims(target);
   InitWaits(target);
+  InitTableWaits(target);
   Local<v8::Function> read_into = Nan::Get(target, Nan::New("readIntoSHM").ToLocalChecked())
                                       .ToLocalChecked()
                                       .As<v8::Function>();

@@ -208,9 +208,14 @@ const WORDS = {
     : {
         projectId: `The "projectId" argument must be a one-character string or an integer from 0 to 255. Received type ${received}`,
         options: `The "options" argument must be of type object or number (a timeout in milliseconds). ${received}`,
+        names: `The "names" argument must be an array of section names. ${received}`,
+        sinceVersions: `The "sinceVersions" argument must be an array of versions, one per name. ${received}`,
         'options.signal': `The "options.signal" property must be an instance of AbortSignal. ${received}`
       }[argument],
-  ERR_INVALID_ARG_VALUE: ({ name, max }) =>
+  ERR_INVALID_ARG_VALUE: ({ argument, name, max, names, count }) => ({
+    names: () => `The argument 'names' must hold 1 or more distinct section names. Received ${inspect(names)}`,
+    sinceVersions: () => `The argument 'sinceVersions' must hold one version per name (${names.length}). Received ${count} versions`
+  })[argument]?.() ??
     `Section names must be distinct strings of 1 to ${max} UTF-8 bytes without NUL; got ${JSON.stringify(name)}`
 }
 

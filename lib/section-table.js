@@ -5,10 +5,10 @@
 
 const binding = require('./binding')
 const { open, handleOf } = require('./segment')
-const { failure } = require('./errors')
+const { failure, received } = require('./errors')
 const { decodeHeader, corrupt } = require('./section-layout')
 const { lockProblem, lockCorrupt } = require('./claim-locks')
-const { Section, retiredError } = require('./section')
+const { Section, retiredError, waitOptions } = require('./section')
 
 // How long a process on a replaced table looks for its successor at the key.
 const FOLLOW_MS = 2000
@@ -45,11 +45,33 @@ function attachOnce (key, readOnly, locks = true) {
   }
 }
 
+/** [handle, offsets] of a wait on these sections: their table's handle, 4 offsets each. */
+function places (sections) {
+  const offsets = new Float64Array(4 * sections.length)
+  let handle
+  sections.forEach((section, i) => {
+    const [own, where] = section.place()
+    handle = own
+    offsets.set(where, 4 * i)
+  })
+  return [handle, offsets]
+}
+
+/** [{ name, version }] of the sections whose version differs from its since version. */
+function changes (sections, since, versions) {
+  const changed = []
+  sections.forEach((section, i) => {
+    if (versions[i] !== since[i]) changed.push({ name: section.name, version: versions[i] })
+  })
+  return changed
+}
+
 let segmentOf
 
 class SectionTable {
   #segment
   #sections = new Map()
+  #waits = new Set() // pending wait() ids, ended by close()
 
   static {
     segmentOf = (table) => table.#segment
@@ -132,9 +154,105 @@ class SectionTable {
     old.close()
   }
 
+  /**
+   * Resolves, once the version of any of the named sections differs from its
+   * since version, with [{ name, version }] of every section that differs (in
+   * the order of names); with [] when `timeout` (ms) passes or the table is
+   * closed. Rejects with signal.reason on abort. One sleeper for all of them
+   * (docs/sections.md, 7), off the event loop. The third argument is
+   * { timeout, signal }, or the timeout alone, in milliseconds as for
+   * waitSync; bad arguments reject with the errors waitSync throws for them.
+   * A replaced table is followed (the wait goes on there); a removed one rejects.
+   */
+  wait (names, sinceVersions, options = {}) {
+    let watched, since, timeout, signal
+    try {
+      ;[watched, since] = this.#watched(names, sinceVersions)
+      ;({ timeout, signal } = waitOptions(options))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const deadline = typeof timeout === 'number' ? Date.now() + timeout : Infinity
+    let first = true
+    let settle
+    const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
+    const cancel = () => binding.sectionWaitCancel(cancel.id)
+    const finish = (how, value) => { signal?.removeEventListener('abort', cancel); settle[how](value) }
+    // The addon checks sinceVersions and timeout, with waitSync's words, and
+    // ends the wait at once when a version already differs.
+    const start = () => {
+      const left = first || deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
+      first = false
+      const [handle, offsets] = places(watched)
+      const id = binding.tableWait(handle, offsets, since, left, (versions, retired) => {
+        this.#waits.delete(id)
+        if (signal?.aborted) return finish('reject', signal.reason)
+        if (!retired || this.closed) return finish('resolve', changes(watched, since, versions))
+        try {
+          const after = watched.map((section) => section.version) // follows, or throws
+          const changed = changes(watched, since, after)
+          if (changed.length || Date.now() >= deadline) return finish('resolve', changed)
+          start()
+        } catch (error) {
+          finish('reject', error)
+        }
+      })
+      cancel.id = id
+      this.#waits.add(id)
+    }
+    try {
+      start()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (signal?.aborted) cancel() // a rejection, as for a later abort
+    else signal?.addEventListener('abort', cancel, { once: true })
+    return promise
+  }
+
+  /**
+   * Blocks this thread until the version of any of the named sections
+   * differs from its since version, or the timeout (ms) passes:
+   * waitSync(names, sinceVersions, timeoutMs) or (names, sinceVersions, { timeout }).
+   * Returns what wait() resolves with.
+   */
+  waitSync (names, sinceVersions, options) {
+    const { timeout } = typeof options === 'object' && options !== null ? options : { timeout: options }
+    const [watched, since] = this.#watched(names, sinceVersions)
+    const once = () => binding.tableWaitSync(...places(watched), since, timeout)
+    let versions
+    try {
+      versions = once()
+    } catch (error) {
+      if (error.code !== 'ERR_SHM_TABLE_RETIRED') throw error
+      this.follow(error.retired)
+      versions = once()
+    }
+    return versions && changes(watched, since, versions) // undefined: this worker is being terminated
+  }
+
+  /** A wait's sections and a copy of its since versions, or the error for bad ones. */
+  #watched (names, sinceVersions) {
+    if (this.retired) throw retiredError(this.key, this.retired)
+    if (this.closed) throw failure('ERR_SHM_CLOSED', { key: this.key })
+    if (!Array.isArray(names)) throw failure('ERR_INVALID_ARG_TYPE', { argument: 'names', received: received(names) })
+    if (names.length === 0 || new Set(names).size !== names.length) {
+      throw failure('ERR_INVALID_ARG_VALUE', { argument: 'names', names })
+    }
+    if (!Array.isArray(sinceVersions)) {
+      throw failure('ERR_INVALID_ARG_TYPE', { argument: 'sinceVersions', received: received(sinceVersions) })
+    }
+    if (sinceVersions.length !== names.length) {
+      throw failure('ERR_INVALID_ARG_VALUE', { argument: 'sinceVersions', count: sinceVersions.length, names })
+    }
+    // Plain copies (the addon reads them without running user code); names as typed.
+    return [names.map((name) => this.section(name)), Array.from(sinceVersions)]
+  }
+
   /** Gives back the claims held through this table, ends its waits, and detaches. Never throws. */
   close () {
     if (this.#segment.closed) return
+    for (const id of this.#waits) binding.sectionWaitCancel(id)
     for (const section of this.#sections.values()) section.detach()
     binding.sectionReleaseAll(handleOf(this.#segment))
     releaseOnCollect.unregister(this.#segment)

@@ -72,6 +72,9 @@ class Section {
     }
   }
 
+  /** @internal [handle, offsets] for a wait on several sections (SectionTable#wait), or a retired error. */
+  place () { return [this.#open(), this.#where] }
+
   /** The committed version (0 before the first publish). */
   get version () { return this.#reading((handle) => binding.sectionVersion(handle, this.#where)) }
 
@@ -276,4 +279,4 @@ function waitOptions (options) {
   return { timeout, signal, spin }
 }
 
-module.exports = { Section, retiredError }
+module.exports = { Section, retiredError, waitOptions }

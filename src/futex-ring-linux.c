@@ -3,7 +3,8 @@
  * (IORING_OP_FUTEX_WAIT, Linux 6.7+; see futex-ring.h). The ring is set up
  * by hand, as libuv does, rather than through liburing, which many systems
  * lack as a build dependency. Each sleep is a FUTEX_WAIT linked to a
- * timeout; the ring's fd turns readable when one completes.
+ * timeout (a FUTEX_WAITV for a wait on several sections); the ring's fd
+ * turns readable when one completes.
  */
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
@@ -22,6 +23,10 @@
 #ifndef IORING_OP_FUTEX_WAIT
 #define IORING_OP_FUTEX_WAIT 51 /* Linux 6.7; newer than some system headers */
 #endif
+#ifndef IORING_OP_FUTEX_WAITV
+#define IORING_OP_FUTEX_WAITV 53 /* Linux 6.7, too */
+#endif
+#define RING_WAITV_MAX 128        /* FUTEX_WAITV_MAX */
 #define RING_FUTEX2_SIZE_U32 0x02 /* futex2 flags: a 32-bit word, shared */
 #define RING_ENTRIES 256
 #define RING_IGNORE UINT64_MAX /* the user_data of the linked timeouts */
@@ -43,15 +48,16 @@ static int ring__enter(int fd, unsigned submit, unsigned flags) {
   return rc < 0 ? -errno : rc;
 }
 
-/* Whether the kernel knows IORING_OP_FUTEX_WAIT (probe, as liburing does). */
+/* Whether the kernel knows IORING_OP_FUTEX_WAIT and FUTEX_WAITV (probe, as liburing does). */
 static int ring__has_futex(int fd) {
   size_t size = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
   struct io_uring_probe *probe = (struct io_uring_probe *)calloc(1, size);
   int ok;
   if (!probe) return 0;
   ok = syscall(__NR_io_uring_register, fd, IORING_REGISTER_PROBE, probe, 256) == 0 &&
-       probe->last_op >= IORING_OP_FUTEX_WAIT &&
-       (probe->ops[IORING_OP_FUTEX_WAIT].flags & IO_URING_OP_SUPPORTED);
+       probe->last_op >= IORING_OP_FUTEX_WAITV &&
+       (probe->ops[IORING_OP_FUTEX_WAIT].flags & IO_URING_OP_SUPPORTED) &&
+       (probe->ops[IORING_OP_FUTEX_WAITV].flags & IO_URING_OP_SUPPORTED);
   free(probe);
   return ok;
 }
@@ -116,19 +122,16 @@ int shmsect_ring_open(shmsect_ring_t **ring) {
 
 int shmsect_ring_fd(const shmsect_ring_t *r) { return r->fd; }
 
-int shmsect_ring_sleep(shmsect_ring_t *r, uint32_t *word, uint32_t expected, uint64_t ns,
+/* Submits one futex sleep (FUTEX_WAIT or FUTEX_WAITV: opcode, addr, len,
+   addr2, addr3, fd as the kernel reads them) linked to a timeout of ns. */
+static int ring__sleep(shmsect_ring_t *r, const struct io_uring_sqe *sleep, uint64_t ns,
                        uint64_t tag) {
   struct __kernel_timespec ts;
   unsigned tail = *r->sq_tail, mask = *r->sq_mask, i;
   struct io_uring_sqe *wait = &r->sqes[tail & mask], *timeout = &r->sqes[(tail + 1) & mask];
   int rc;
-  memset(wait, 0, sizeof *wait);
-  wait->opcode = IORING_OP_FUTEX_WAIT;
+  *wait = *sleep;
   wait->flags = IOSQE_IO_LINK; /* ended by the timeout below, if no wake comes first */
-  wait->fd = RING_FUTEX2_SIZE_U32;
-  wait->addr = (uint64_t)(uintptr_t)word;
-  wait->addr2 = expected;
-  wait->addr3 = FUTEX_BITSET_MATCH_ANY;
   wait->user_data = tag;
   memset(timeout, 0, sizeof *timeout);
   ts.tv_sec = (long long)(ns / 1000000000u);
@@ -141,6 +144,43 @@ int shmsect_ring_sleep(shmsect_ring_t *r, uint32_t *word, uint32_t expected, uin
   __atomic_store_n(r->sq_tail, tail + 2, __ATOMIC_RELEASE);
   rc = ring__enter(r->fd, 2, 0);
   return rc < 0 ? rc : 0;
+}
+
+int shmsect_ring_sleep(shmsect_ring_t *r, uint32_t *word, uint32_t expected, uint64_t ns,
+                       uint64_t tag) {
+  struct io_uring_sqe sleep;
+  memset(&sleep, 0, sizeof sleep);
+  sleep.opcode = IORING_OP_FUTEX_WAIT;
+  sleep.fd = RING_FUTEX2_SIZE_U32;
+  sleep.addr = (uint64_t)(uintptr_t)word;
+  sleep.addr2 = expected;
+  sleep.addr3 = FUTEX_BITSET_MATCH_ANY;
+  return ring__sleep(r, &sleep, ns, tag);
+}
+
+/* The kernel's struct futex_waitv; copied by the kernel when it takes the sleep. */
+struct ring__waitv {
+  uint64_t val, uaddr;
+  uint32_t flags, reserved;
+};
+
+int shmsect_ring_sleepv(shmsect_ring_t *r, uint32_t *const *words, const uint32_t *expected,
+                        size_t n, uint64_t ns, uint64_t tag) {
+  struct ring__waitv v[RING_WAITV_MAX];
+  struct io_uring_sqe sleep;
+  size_t i;
+  if (n == 0 || n > RING_WAITV_MAX) return -EINVAL;
+  memset(v, 0, n * sizeof *v);
+  for (i = 0; i < n; i++) {
+    v[i].val = expected[i];
+    v[i].uaddr = (uint64_t)(uintptr_t)words[i];
+    v[i].flags = RING_FUTEX2_SIZE_U32;
+  }
+  memset(&sleep, 0, sizeof sleep);
+  sleep.opcode = IORING_OP_FUTEX_WAITV;
+  sleep.addr = (uint64_t)(uintptr_t)v; /* read while io_uring_enter submits it */
+  sleep.len = (uint32_t)n;
+  return ring__sleep(r, &sleep, ns, tag);
 }
 
 int shmsect_ring_reap(shmsect_ring_t *r, uint64_t *tags, int room) {

@@ -17,6 +17,11 @@ int shmsect_ring_sleep(shmsect_ring_t *ring, uint32_t *word, uint32_t expected, 
   (void)ring, (void)word, (void)expected, (void)ns, (void)tag;
   return -ENOSYS;
 }
+int shmsect_ring_sleepv(shmsect_ring_t *ring, uint32_t *const *words, const uint32_t *expected,
+                        size_t n, uint64_t ns, uint64_t tag) {
+  (void)ring, (void)words, (void)expected, (void)n, (void)ns, (void)tag;
+  return -ENOSYS;
+}
 int shmsect_ring_reap(shmsect_ring_t *ring, uint64_t *tags, int room) {
   (void)ring, (void)tags, (void)room;
   return 0;

@@ -10,11 +10,13 @@
  * another -errno) where this is not available; callers then wait on threads
  * with shmsect_wait. sleep starts one sleep, reported by reap with its tag;
  * it ends at a wake, when the word no longer holds expected, or after ns
- * nanoseconds.
+ * nanoseconds. sleepv sleeps on n words at once (1 to 128: IORING_OP_FUTEX_WAITV)
+ * and ends when any of them is woken or differs from its expected value.
  */
 #ifndef SHMSECT_FUTEX_RING_H
 #define SHMSECT_FUTEX_RING_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -26,6 +28,8 @@ int shmsect_ring_open(shmsect_ring_t **ring);
 int shmsect_ring_fd(const shmsect_ring_t *ring);
 int shmsect_ring_sleep(shmsect_ring_t *ring, uint32_t *word, uint32_t expected, uint64_t ns,
                        uint64_t tag);
+int shmsect_ring_sleepv(shmsect_ring_t *ring, uint32_t *const *words, const uint32_t *expected,
+                        size_t n, uint64_t ns, uint64_t tag);
 int shmsect_ring_reap(shmsect_ring_t *ring, uint64_t *tags, int room);
 void shmsect_ring_close(shmsect_ring_t *ring);
 

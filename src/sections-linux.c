@@ -7,6 +7,7 @@
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
 
+#include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdio.h>
@@ -16,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomics.h"
 #include "sections-platform.h"
+#include "sections.h"
 
 void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns) {
   struct timespec ts;
@@ -26,6 +29,48 @@ void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns) {
 }
 
 void sect__wake(uint32_t *word) { syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0); }
+
+/* futex_waitv (Linux 5.16): newer than some system headers. */
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#define SECT_FUTEX2_SIZE_U32 \
+  0x02 /* a 32-bit word; shared (no FUTEX2_PRIVATE): other processes wake it */
+struct sect__waitv {
+  uint64_t val, uaddr;
+  uint32_t flags, reserved;
+};
+
+/* 0 unknown, 1 yes, 2 no: learnt once (racing threads learn the same). */
+static uint32_t many_known;
+
+int sect__can_sleep_on_many(void) {
+  uint32_t known = relaxed_load32(&many_known);
+  if (!known) {
+    /* No words at all: EINVAL where the call exists, ENOSYS (or seccomp's EPERM) where not. */
+    long rc = syscall(SYS_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC);
+    known = rc < 0 && errno == EINVAL ? 1 : 2;
+    relaxed_store32(&many_known, known);
+  }
+  return known == 1;
+}
+
+void sect__sleep_on_many(uint32_t *const *words, const uint32_t *expected, size_t n, uint64_t ns) {
+  struct sect__waitv v[SHMSECT_MANY_MAX];
+  struct timespec at;
+  size_t i;
+  memset(v, 0, n * sizeof *v);
+  for (i = 0; i < n; i++) {
+    v[i].val = expected[i];
+    v[i].uaddr = (uint64_t)(uintptr_t)words[i];
+    v[i].flags = SECT_FUTEX2_SIZE_U32;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &at); /* futex_waitv's timeout is absolute */
+  at.tv_sec += (time_t)(ns / 1000000000u);
+  at.tv_nsec += (long)(ns % 1000000000u);
+  if (at.tv_nsec >= 1000000000L) at.tv_sec++, at.tv_nsec -= 1000000000L;
+  syscall(SYS_futex_waitv, v, (unsigned)n, 0, &at, CLOCK_MONOTONIC);
+}
 
 /*
  * Start time in clock ticks since boot: field 22 of /proc/<pid>/stat. Read as

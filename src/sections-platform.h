@@ -10,6 +10,7 @@
 #ifndef SHMSECT_PLATFORM_H
 #define SHMSECT_PLATFORM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Clocks: monotonic nanoseconds, and wall-clock microseconds since the epoch. */
@@ -24,6 +25,12 @@ void sect__yield(void);
    wake does nothing. */
 void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns);
 void sect__wake(uint32_t *word);
+
+/* Sleeps while each of the n words holds its expected value, for at most ns,
+   waking when any is woken (futex_waitv); only where can_sleep_on_many says 1
+   (Linux 5.16+), with 2 <= n <= SHMSECT_MANY_MAX. */
+int sect__can_sleep_on_many(void);
+void sect__sleep_on_many(uint32_t *const *words, const uint32_t *expected, size_t n, uint64_t ns);
 
 /* The claim lock (shmsect_lock_create's id, or -1: none): take it without
    waiting (0, SHMSECT_EBUSY or -errno; none: 0), give it back (a lock that is

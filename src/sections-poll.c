@@ -23,6 +23,13 @@ void sect__sleep_on(uint32_t *word, uint32_t expected, uint64_t ns) {
 
 void sect__wake(uint32_t *word) { (void)word; }
 
+/* No vectored sleep: a wait on several sections polls (sections-many.c). */
+int sect__can_sleep_on_many(void) { return 0; }
+void sect__sleep_on_many(uint32_t *const *words, const uint32_t *expected, size_t n, uint64_t ns) {
+  (void)n;
+  sect__sleep_on(words[0], expected[0], ns);
+}
+
 uint32_t sect__start_ticks(uint32_t pid) {
   (void)pid;
   return 0; /* unknown: liveness falls back to the pid alone */

@@ -18,6 +18,7 @@
 #ifndef SECTIONS_H
 #define SECTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -196,6 +197,35 @@ int shmsect_wait_for(const shmsect_t *s, shmsect_wait_t *w, uint64_t ns, uint64_
 void shmsect_wake(const shmsect_t *s);
 
 #define SHMSECT_POLL_MAX_MS 10
+
+/*
+ * One wait on n sections of a table at once, with one sleeper
+ * (sections-many.c). The caller gives n of each: s (copies of the sections:
+ * start may clear their counts), w, versions and expected. start with each
+ * section's since (vectored: sleep on every futex word at once where the
+ * system can and n <= SHMSECT_MANY_MAX; else poll); step until it returns 1
+ * (some version differs from its since, a section is retired, the timeout
+ * passed or cancelled; versions[] holds every version then); on 0, sleep on
+ * the words shmsect_many_words() names, while each holds its expected[], for
+ * at most *slice_ns, and step again. end un-counts a wait abandoned between
+ * steps. wait blocks until over (or *cancel); wait_for for at most ns
+ * (returns 0 when ns passed first, un-counted).
+ */
+#define SHMSECT_MANY_MAX 128 /* futex_waitv's limit (FUTEX_WAITV_MAX) */
+typedef struct shmsect_many_s {
+  shmsect_t *s;
+  shmsect_wait_t *w;
+  uint64_t *versions;
+  uint32_t *expected;
+  size_t n;
+  int vectored; /* set by start */
+} shmsect_many_t;
+void shmsect_many_start(shmsect_many_t *m, const uint64_t *since, int64_t timeout_ms, int vectored);
+int shmsect_many_step(shmsect_many_t *m, int cancelled, uint64_t *slice_ns);
+void shmsect_many_end(shmsect_many_t *m);
+size_t shmsect_many_words(const shmsect_many_t *m, uint32_t **words); /* room: SHMSECT_MANY_MAX */
+int shmsect_many_wait(shmsect_many_t *m, const volatile int *cancel);
+int shmsect_many_wait_for(shmsect_many_t *m, uint64_t ns);
 
 /* ==== Claim locks (POSIX) ==== */
 

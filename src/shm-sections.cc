@@ -17,8 +17,6 @@
 
 namespace shm {
 
-namespace {
-
 bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
   if (!value->IsFloat64Array() || value.As<v8::Float64Array>()->Length() != 4) {
     ThrowArgType("section", "a Float64Array of 4 offsets", value);
@@ -26,7 +24,12 @@ bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
   }
   double parts[4];
   value.As<v8::Float64Array>()->CopyContents(parts, sizeof parts);
-  for (double part : parts) {
+  return SectionParts(parts, seg, sect);
+}
+
+bool SectionParts(const double *parts, const shmop_t *seg, shmsect_t *sect) {
+  for (int i = 0; i < 4; i++) {
+    double part = parts[i];
     if (!(part >= 0 && part <= kMaxSafeInteger) || std::trunc(part) != part) {
       ThrowCoded(kRangeError, "ERR_OUT_OF_RANGE", "A section offset is not a byte offset");
       return false;
@@ -45,8 +48,6 @@ bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect) {
   return true;
 }
 
-} // namespace
-
 SectionCall::SectionCall(const Nan::FunctionCallbackInfo<Value> &info) : seg_(nullptr) {
   double handle;
   if (!HandleArg(info[0], &handle)) return;
@@ -62,7 +63,11 @@ bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int
   double number;
   if (!IntegerArg(info[2], "sinceVersion", 0, kMaxSafeInteger, nullptr, &number)) return false;
   *since = static_cast<uint64_t>(number);
-  Local<Value> timeout = info[3];
+  return TimeoutArg(info[3], timeout_ms);
+}
+
+bool TimeoutArg(Local<Value> timeout, int64_t *timeout_ms) {
+  double number;
   if (timeout->IsUndefined() ||
       (timeout->IsNumber() && timeout.As<v8::Number>()->Value() == INFINITY)) {
     *timeout_ms = -1;
@@ -262,6 +267,8 @@ NAN_METHOD(SectionPublish) {
   info.GetReturnValue().Set(static_cast<double>(version));
 }
 
+} // namespace
+
 /*
  * Whether this thread's JavaScript is being terminated (worker.terminate(),
  * process.exit() from another thread). V8 only notices a termination request
@@ -269,7 +276,6 @@ NAN_METHOD(SectionPublish) {
  * blocking wait runs an empty function between slices: V8 handles pending
  * interrupts at its entry, and the call fails once terminating.
  */
-const uint64_t kTerminationSliceMs = 50;
 thread_local Nan::Global<v8::Function> *termination_probe = nullptr;
 
 bool Terminating() {
@@ -296,6 +302,8 @@ bool Terminating() {
   return Nan::Call(probe, Nan::GetCurrentContext()->Global(), 0, nullptr).IsEmpty() ||
          isolate->IsExecutionTerminating();
 }
+
+namespace {
 
 /**
  * sectionWaitSync(handle, section, since, timeoutMs, spinUs) -> the version

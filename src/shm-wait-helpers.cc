@@ -3,7 +3,8 @@
  * where io_uring cannot (kernels before 6.7, io_uring refused by seccomp,
  * other systems, or NODEJS_SHM_WAIT_THREADS=1).
  *
- * A helper sleeps for one group at a time in shmsect_wait, which counts it
+ * A helper sleeps for one group at a time in shmsect_wait (a group of several
+ * sections: shmsect_many_wait, on all their words at once), which counts it
  * among the section's sleepers, hands the waits that ended to the room and
  * wakes the JavaScript thread through its uv_async_t; then it waits for the
  * next group. Up to kIdleHelpers idle helpers are kept for reuse, so a stream
@@ -34,11 +35,12 @@ void HelperMain(void *arg) {
       if (!room->finished.empty()) uv_async_send(&room->async);
       group->stop = 0;
       lock.unlock();
-      shmsect_wait(&group->sect, since, -1, &group->stop, &version);
+      if (group->many) shmsect_many_wait(&group->many->many, &group->stop);
+      else shmsect_wait(&group->sect, since, -1, &group->stop, &version);
       lock.lock();
     }
     // The group is over: its waits ended, or were cancelled, or the room closes.
-    if (!group->waits.empty()) room->groups.erase(shmsect_futex_word(&group->sect));
+    if (!group->waits.empty()) room->groups.erase(GroupKey(group));
     for (PendingWait *wait : group->waits) { // closing: CloseWaitRoom frees them
       wait->group = nullptr;
     }

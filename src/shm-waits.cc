@@ -10,7 +10,9 @@
  * (src/shm-wait-helpers.cc) that sleeps in shmsect_wait and reports through a
  * uv_async_t. Timeouts are one uv_timer_t per thread over all its waits.
  * Each JavaScript thread (main or worker) has its own wait room, closed by an
- * environment cleanup hook when that thread's environment goes away.
+ * environment cleanup hook when that thread's environment goes away. A wait
+ * on several sections (table.wait(), src/shm-table-waits.cc) is a group of
+ * its own with one sleeper on all their futex words (StartMany).
  */
 #include <cstdlib>
 #include <cstring>
@@ -36,11 +38,39 @@ void FreeWait(PendingWait *wait) {
 // if the ring slept for it (a helper's shmsect_wait counts and un-counts itself).
 void FreeGroup(Group *group) {
   if (group->seg) {
-    shmsect_wait_end(&group->sect, &group->state);
+    if (group->many) shmsect_many_end(&group->many->many);
+    else shmsect_wait_end(&group->sect, &group->state);
     shmop_table_release(group->seg);
   }
+  delete group->many;
   delete group;
 }
+
+bool ManyChanged(const Group *group) {
+  const ManyWait *many = group->many;
+  for (size_t i = 0; i < many->sects.size(); i++) {
+    const shmsect_t *sect = &many->sects[i];
+    if (shmsect_retired(sect) != SHMSECT_LIVE || shmsect_version(sect) != many->since[i])
+      return true;
+  }
+  return false;
+}
+
+namespace {
+
+// What a wait on several sections reports: every section's version now, and
+// the first retired word that is not 0.
+void ManyResult(const Group *group, PendingWait *wait) {
+  const std::vector<shmsect_t> &sects = group->many->sects;
+  wait->versions.resize(sects.size());
+  for (size_t i = 0; i < sects.size(); i++) {
+    wait->versions[i] = shmsect_version(&sects[i]);
+    uint32_t retired = shmsect_retired(&sects[i]);
+    if (wait->retired == SHMSECT_LIVE) wait->retired = retired;
+  }
+}
+
+} // namespace
 
 // Ends a wait with `version` (room->mutex held): out of its group and the
 // deadlines, into finished. Returns its group if it left it empty.
@@ -53,11 +83,12 @@ Group *Finish(WaitRoom *room, PendingWait *wait, uint64_t version) {
   wait->group = nullptr;
   wait->version = version;
   wait->retired = shmsect_retired(&group->sect);
+  if (group->many) ManyResult(group, wait);
   if (wait->timed) room->deadlines.erase(wait->deadline);
   room->waits.erase(wait->id);
   room->finished.push_back(wait);
   if (!waits.empty()) return nullptr;
-  room->groups.erase(shmsect_futex_word(&group->sect));
+  room->groups.erase(GroupKey(group));
   return group;
 }
 
@@ -66,6 +97,10 @@ Group *Finish(WaitRoom *room, PendingWait *wait, uint64_t version) {
 // again, so a sleeper that went on would wake at once, forever (room->mutex
 // held). Returns whether waits remain.
 bool FinishChanged(WaitRoom *room, Group *group, uint64_t version) {
+  if (group->many) { // its one wait
+    if (ManyChanged(group)) Finish(room, group->waits.back(), version);
+    return !group->waits.empty();
+  }
   bool retired = shmsect_retired(&group->sect) != SHMSECT_LIVE;
   for (size_t i = group->waits.size(); i-- > 0;) {
     PendingWait *wait = group->waits[i];
@@ -97,28 +132,48 @@ void UpdateRefs(WaitRoom *room) {
   if (room->ring) set(reinterpret_cast<uv_handle_t *>(&room->poll));
 }
 
+// Submits the group's sleep to the ring: on its section's futex word, or on
+// all the words of a group of several sections.
+int RingSubmit(WaitRoom *room, Group *group, uint32_t expected, uint64_t slice) {
+  if (!group->many) {
+    return shmsect_ring_sleep(room->ring, shmsect_futex_word(&group->sect), expected, slice,
+                              group->tag);
+  }
+  shmsect_many_t *many = &group->many->many;
+  uint32_t *words[SHMSECT_MANY_MAX];
+  size_t n = shmsect_many_words(many, words);
+  return n == 1 ? shmsect_ring_sleep(room->ring, words[0], many->expected[0], slice, group->tag)
+                : shmsect_ring_sleepv(room->ring, words, many->expected, n, slice, group->tag);
+}
+
 // The ring's sleep for a group that has none (room->mutex held): ends the
 // waits whose version changed, then sleeps for the others.
 void RingSleep(WaitRoom *room, Group *group) {
   for (;;) {
-    uint64_t version;
+    uint64_t version = 0;
     uint32_t expected;
     uint64_t slice;
-    int over = shmsect_wait_step(&group->sect, &group->state, 0, &version, &expected, &slice);
+    int over = group->many
+                   ? shmsect_many_step(&group->many->many, 0, &slice)
+                   : shmsect_wait_step(&group->sect, &group->state, 0, &version, &expected, &slice);
     if (!FinishChanged(room, group, version)) return FreeGroup(group);
+    if (over && group->many) { // cannot be (FinishChanged saw what the step saw): end it anyway
+      Finish(room, group->waits.back(), version);
+      return FreeGroup(group);
+    }
     if (over) { // a new version, and waits for it: sleep on it afresh
       shmsect_wait_start(&group->state, version, -1);
       continue;
     }
-    // The step counted the group among the section's sleepers (so that a
+    // The step counted the group among the sections' sleepers (so that a
     // publish wakes it); the next step, or FreeGroup, un-counts it.
-    if (shmsect_ring_sleep(room->ring, shmsect_futex_word(&group->sect), expected, slice,
-                           group->tag) == 0) {
+    if (RingSubmit(room, group, expected, slice) == 0) {
       group->ring_sleeps++;
       room->sleeping[group->tag] = group;
       return;
     }
-    shmsect_wait_end(&group->sect, &group->state); // not asleep on the ring after all
+    if (group->many) shmsect_many_end(&group->many->many); // not asleep on the ring after all
+    else shmsect_wait_end(&group->sect, &group->state);
     if (!StartOnHelper(room, group)) {
       // Cannot sleep at all: report the version as it is.
       while (!group->waits.empty()) Finish(room, group->waits.back(), version);
@@ -171,7 +226,9 @@ void ReportFinished(WaitRoom *room) {
   JoinHelpers(leaving);
   Nan::HandleScope scope;
   for (PendingWait *wait : finished) {
-    Local<Value> argv[] = {Nan::New(static_cast<double>(wait->version)), Nan::New(wait->retired)};
+    Local<Value> argv[] = {wait->many ? ManyWait::VersionsOf(wait->versions)
+                                      : Nan::New(static_cast<double>(wait->version)).As<Value>(),
+                           Nan::New(wait->retired)};
     wait->callback->Call(2, argv, wait->resource);
     FreeWait(wait);
   }
@@ -263,6 +320,52 @@ WaitRoom *ThisThreadsWaitRoom() {
   return wait_room;
 }
 
+PendingWait *NewWait(WaitRoom *room, uint64_t since, Local<v8::Function> callback) {
+  PendingWait *wait = new PendingWait(); // value-initialized: no group, no deadline
+  wait->since = since;
+  wait->id = ++room->last_id;
+  wait->callback = new Nan::Callback(callback);
+  wait->resource = new Nan::AsyncResource("nodejs-shm:wait");
+  return wait;
+}
+
+// A wait that is over before it starts (room->mutex held): reported soon.
+void FinishAtOnce(WaitRoom *room, PendingWait *wait) {
+  room->finished.push_back(wait);
+  uv_async_send(&room->async);
+}
+
+// Adds a wait to its group, with its deadline, and starts the sleeper of a
+// fresh group (room->mutex held). Returns false, the wait and group freed,
+// when no sleeper can start.
+bool Join(WaitRoom *room, PendingWait *wait, Group *group, bool fresh, int64_t timeout_ms,
+          uint64_t version) {
+  wait->group = group;
+  wait->index = group->waits.size();
+  group->waits.push_back(wait);
+  room->waits[wait->id] = wait;
+  if (timeout_ms > 0 && timeout_ms <= static_cast<int64_t>(UINT64_MAX / 2000000u)) {
+    wait->timed = true;
+    wait->deadline =
+        room->deadlines.emplace(uv_hrtime() + static_cast<uint64_t>(timeout_ms) * 1000000u, wait);
+    if (wait->deadline == room->deadlines.begin()) ArmTimer(room);
+  }
+  if (fresh) {
+    if (room->ring) {
+      RingSleep(room, group);
+    } else if (!StartOnHelper(room, group)) {
+      Finish(room, wait, version);
+      room->finished.pop_back();
+      FreeGroup(group);
+      FreeWait(wait);
+      UpdateRefs(room);
+      return false;
+    }
+    if (!room->finished.empty()) uv_async_send(&room->async);
+  }
+  return true;
+}
+
 /**
  * sectionWait(handle, section, since, timeoutMs, callback) -> an id for
  * sectionWaitCancel; callback(version, retired) runs when the version differs
@@ -276,64 +379,64 @@ NAN_METHOD(SectionWait) {
   int64_t timeout_ms;
   if (!WaitArgs(info, &since, &timeout_ms)) return;
   if (!info[4]->IsFunction()) return ThrowArgType("callback", "of type function", info[4]);
-  call.CountSleepers();
+  call.CountSleepers(); // a read-only table's waiters count themselves through a writable mapping
   WaitRoom *room = ThisThreadsWaitRoom();
   std::lock_guard<std::mutex> lock(room->mutex);
-  PendingWait *wait = new PendingWait{nullptr,
-                                      0,
-                                      since,
-                                      0,
-                                      ++room->last_id,
-                                      false,
-                                      {},
-                                      new Nan::Callback(info[4].As<v8::Function>()),
-                                      new Nan::AsyncResource("nodejs-shm:wait")};
+  PendingWait *wait = NewWait(room, since, info[4].As<v8::Function>());
   uint64_t version = shmsect_version(call.sect());
   uint32_t retired = shmsect_retired(call.sect());
   if (version != since || timeout_ms == 0 || retired != SHMSECT_LIVE) { // over at once
     wait->version = version;
     wait->retired = retired;
-    room->finished.push_back(wait);
-    uv_async_send(&room->async);
+    FinishAtOnce(room, wait);
   } else {
     const uint32_t *word = shmsect_futex_word(call.sect());
     auto found = room->groups.find(word);
     Group *group = found == room->groups.end() ? nullptr : found->second;
     bool fresh = !group;
     if (fresh) {
-      call.CountSleepers(); // a read-only table's waiters count themselves through a writable
-                            // mapping
       group = new Group{call.Take(), *call.sect(), ++room->last_tag, {}, {}};
       shmsect_wait_start(&group->state, since, -1);
       room->groups[word] = group;
     }
-    wait->group = group;
-    wait->index = group->waits.size();
-    group->waits.push_back(wait);
-    room->waits[wait->id] = wait;
-    if (timeout_ms > 0 && timeout_ms <= static_cast<int64_t>(UINT64_MAX / 2000000u)) {
-      wait->timed = true;
-      wait->deadline =
-          room->deadlines.emplace(uv_hrtime() + static_cast<uint64_t>(timeout_ms) * 1000000u, wait);
-      if (wait->deadline == room->deadlines.begin()) ArmTimer(room);
-    }
-    if (fresh) {
-      if (room->ring) {
-        RingSleep(room, group);
-      } else if (!StartOnHelper(room, group)) {
-        Finish(room, wait, version);
-        room->finished.pop_back();
-        FreeGroup(group);
-        FreeWait(wait);
-        UpdateRefs(room);
-        return Report(kError, "ERR_SHM_WAIT_FAILED").Throw();
-      }
-      if (!room->finished.empty()) uv_async_send(&room->async);
+    if (!Join(room, wait, group, fresh, timeout_ms, version)) {
+      return Report(kError, "ERR_SHM_WAIT_FAILED").Throw();
     }
   }
   UpdateRefs(room);
   info.GetReturnValue().Set(wait->id);
 }
+
+} // namespace
+
+double StartMany(ManyWait *many, int64_t timeout_ms, Local<v8::Function> callback) {
+  WaitRoom *room = ThisThreadsWaitRoom();
+  std::lock_guard<std::mutex> lock(room->mutex);
+  PendingWait *wait = NewWait(room, 0, callback);
+  wait->many = true;
+  Group *group = new Group{many->seg, many->sects[0], ++room->last_tag, {}, {}};
+  many->seg = nullptr; // the group holds it now
+  group->many = many;
+  many->Start(-1); // the room's timer keeps the deadline
+  double id = wait->id;
+  if (timeout_ms == 0 || ManyChanged(group)) { // over at once
+    wait->group = group;
+    group->waits.push_back(wait);
+    Finish(room, wait, 0);
+    FreeGroup(group);
+    uv_async_send(&room->async);
+  } else {
+    room->groups[GroupKey(group)] = group;
+    if (!Join(room, wait, group, true, timeout_ms, 0)) {
+      Report(kError, "ERR_SHM_WAIT_FAILED").Throw();
+      return -1;
+    }
+  }
+  UpdateRefs(room);
+  return id;
+}
+
+namespace {
 
 /** sectionWaitCancel(id) -> makes a pending wait return now (its callback still runs). */
 NAN_METHOD(SectionWaitCancel) {

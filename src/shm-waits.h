@@ -33,6 +33,8 @@ struct PendingWait {
   Nan::Callback *callback;
   Nan::AsyncResource *resource;
   uint32_t retired = SHMSECT_LIVE; // the table's retired word when it ended
+  bool many = false;               // a wait on several sections (table.wait())
+  std::vector<uint64_t> versions;  // theirs, when it ended
 };
 
 struct Helper;
@@ -47,7 +49,18 @@ struct Group {
   int ring_sleeps = 0;      // submitted to the ring, not yet reaped
   Helper *helper = nullptr; // the thread that sleeps for it
   volatile int stop = 0;    // tells the helper to look up (no waits left, or closing)
+  // A wait on several sections (src/shm-table-waits.cc) is a group of its own,
+  // never joined, whose one sleeper sleeps on all their futex words; sect is
+  // its first section (a wake there ends its sleep). Owned; null otherwise.
+  ManyWait *many = nullptr;
 };
+
+// A group's key in room->groups: its section's futex word, where waits on
+// that section join it; a group of several sections is keyed by itself.
+inline const uint32_t *GroupKey(const Group *group) {
+  return group->many ? reinterpret_cast<const uint32_t *>(group->many)
+                     : shmsect_futex_word(&group->sect);
+}
 
 struct WaitRoom;
 
@@ -89,6 +102,16 @@ Group *Finish(WaitRoom *room, PendingWait *wait, uint64_t version);
 // Ends the group's waits for another version than `version` (all once the
 // table is retired); returns whether waits remain.
 bool FinishChanged(WaitRoom *room, Group *group, uint64_t version);
+
+// Whether the waits of a group of several sections are over: a version
+// differs from its since, or a section is retired.
+bool ManyChanged(const Group *group);
+
+// Starts a wait on several sections in this thread's room, taking many (and
+// the segment it holds); callback(versions, retired) as for sectionWait, with
+// a Float64Array of versions. Returns its id for sectionWaitCancel, or -1
+// after throwing ERR_SHM_WAIT_FAILED.
+double StartMany(ManyWait *many, int64_t timeout_ms, Local<v8::Function> callback);
 
 // ==== Helper threads (src/shm-wait-helpers.cc) ====
 

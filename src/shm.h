@@ -12,6 +12,8 @@
  *   src/shm-waits.cc     asynchronous section waits: rooms, io_uring sleeps, timeouts
  *   src/shm-wait-helpers.cc  the helper threads that sleep where io_uring cannot
  *                        (both share src/shm-waits.h)
+ *   src/shm-table-waits.cc  waits on several sections of a table at once (in the same
+ *                        runtime: a group with several sections)
  *
  * Arguments are never coerced, so no user code (valueOf, getters) runs while a
  * call is in progress; a segment is looked up after its arguments are read and
@@ -196,15 +198,54 @@ private:
   shmsect_t sect_;
 };
 
+// Reads a section argument (Float64Array [control, data0, data1, capacity])
+// of an attached segment into *sect, checked against it; throws and returns
+// false otherwise.
+bool SectionArg(Local<Value> value, const shmop_t *seg, shmsect_t *sect);
+// The same from its 4 numbers.
+bool SectionParts(const double *parts, const shmop_t *seg, shmsect_t *sect);
+
 // Reads a wait's (sinceVersion, timeout) arguments at info[2] and info[3]; an
 // undefined or infinite timeout is no limit (-1).
 bool WaitArgs(const Nan::FunctionCallbackInfo<Value> &info, uint64_t *since, int64_t *timeout_ms);
+bool TimeoutArg(Local<Value> timeout, int64_t *timeout_ms);
+
+// Blocking waits sleep in slices of this long and look up in between, so
+// that a terminated worker ends within one: Terminating() says whether this
+// thread's JavaScript is being terminated.
+const uint64_t kTerminationSliceMs = 50;
+bool Terminating();
 
 // ERR_SHM_READ_ONLY for an operation through a segment attached read-only.
 void ThrowReadOnly(const char *operation);
 
 // ERR_SHM_TABLE_RETIRED (or ERR_SHM_CORRUPT for a retired word no manager writes).
 void ThrowRetired(const shmop_t *seg, const shmsect_t *sect);
+
+// ==== Waits on several sections (src/shm-table-waits.cc) ====
+
+// One wait on several sections of a table: its arguments (handle, sections,
+// sinceVersions at info[0..2]), the segment held while it lasts, and the
+// state of shmsect_many_* (src/sections-many.c).
+struct ManyWait {
+  shmop_t *seg = nullptr;
+  std::vector<shmsect_t> sects;
+  std::vector<uint64_t> since, versions;
+  std::vector<shmsect_wait_t> states;
+  std::vector<uint32_t> expected;
+  shmsect_many_t many;
+  ManyWait() = default;
+  ManyWait(const ManyWait &) = delete;
+  ManyWait &operator=(const ManyWait &) = delete;
+  ~ManyWait() {
+    if (seg) shmop_table_release(seg);
+  }
+  // Reads the arguments; throws and returns false when they are wrong.
+  bool Read(const Nan::FunctionCallbackInfo<Value> &info);
+  void Start(int64_t timeout_ms);
+  const shmsect_t *Retired() const;
+  static Local<Value> VersionsOf(const std::vector<uint64_t> &versions); // a Float64Array
+};
 
 // ==== Each area's exports ====
 
@@ -213,6 +254,7 @@ NAN_MODULE_INIT(InitSegments);
 NAN_MODULE_INIT(InitSections);
 NAN_MODULE_INIT(InitClaims);
 NAN_MODULE_INIT(InitWaits);
+NAN_MODULE_INIT(InitTableWaits);
 
 } // namespace shm
 

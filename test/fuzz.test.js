@@ -72,7 +72,9 @@ t.test(`thousands of random calls of every function, each as specified (seed ${S
     removeKeySHM: ['returned', 'ENOENT'],
     sectionClaim: ['returned'],
     sectionPublish: ['returned', 'ERR_SHM_NOT_WRITER'],
-    sectionWait: ['returned']
+    sectionWait: ['returned'],
+    tableWait: ['returned', 'ERR_INVALID_ARG_TYPE'],
+    tableWaitSync: ['returned', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE']
   }
   for (const [fn, outcomes] of Object.entries(reached)) {
     const seen = Object.keys(report.outcomes[fn] || {})

@@ -69,12 +69,12 @@ t.test('## Sections: the ES module example, and PHP\'s snippet', async (t) => {
   t.match(js, /shm\.sections\.apply\(/, 'it starts with the central manager')
   const dir = project(t)
   const out = node(t, dir, 'sections.mjs', js).split('\n')
-  t.same(out, ['1 { EURUSD: 1.0842 }', '2 { EURUSD: 1.0843 }', ''], 'it prints what the comments say')
+  t.same(out, ['1 { EURUSD: 1.0842 }', '2 { EURUSD: 1.0843 }', "[ { name: 'prices', version: 3 } ]", ''], 'it prints what the comments say')
 
   const [phpSnippet] = blocks(section('## Using it with PHP'), 'php').map(withOurKeys)
-  const seen = JSON.parse(phpCode(t, `${phpSnippet}\necho json_encode(['v' => $v, 'json' => $json, 'info' => $info]);`))
-  t.match(seen, { v: 0, json: '', info: { name: 'prices', version: 3, length: Buffer.byteLength('{"EURUSD":1.0844}'), lastWriterPid: Number, writer: { self: true, alive: true } } },
-    'PHP claimed and published prices (version 3); orders was never published')
+  const seen = JSON.parse(phpCode(t, `${phpSnippet}\necho json_encode(['v' => $v, 'json' => $json, 'info' => $info, 'changed' => $changed]);`))
+  t.match(seen, { v: 0, json: '', changed: [], info: { name: 'prices', version: 4, length: Buffer.byteLength('{"EURUSD":1.0844}'), lastWriterPid: Number, writer: { self: true, alive: true } } },
+    'PHP claimed and published prices (version 4); orders was never published; nothing changed while PHP waited')
   const back = spawnSync(process.execPath, ['-e', `const t = require('nodejs-shm').sections.attach(${KEYS['0x5e000100']}, { readOnly: true });` +
     'console.log(String(t.section("prices").read().data)); t.close()'], { cwd: dir, encoding: 'utf8' })
   t.equal(back.stdout, '{"EURUSD":1.0844}\n', 'Node reads PHP\'s publish')

@@ -14,8 +14,9 @@ final class Section
     private const RETIRED = 16;
     private const FLAGS = 20;
     private const SLEEPERS = 24;
-    private const POLL_MIN_US = 100;
-    private const POLL_MAX_US = 10000;
+    /** @internal The backoff of waits (SectionTable::wait too): 0.1 ms doubling to 10 ms. */
+    public const POLL_MIN_US = 100;
+    public const POLL_MAX_US = 10000;
     private const READ_TRIES = 10000;
     private const READ_MAX_NS = 100_000_000; // 100 ms of failed tries: see docs/sections.md, section 4
 

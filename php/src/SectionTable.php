@@ -84,6 +84,47 @@ final class SectionTable
         return $this->sections[$name];
     }
 
+    /**
+     * Waits until the version of any of the named sections differs from its since version, and
+     * returns [name => version] of every one that differs; [] once $timeout seconds pass (negative:
+     * no limit). Polls them all with Section::wait's backoff (0.1 ms doubling to 10 ms), so a
+     * publish is seen within 10 ms, whatever the number of sections. A replaced table is followed.
+     * @param array<string, int> $sinceVersions section name => the version last seen
+     * @return array<string, int>
+     */
+    public function wait(array $sinceVersions, float $timeout = -1): array
+    {
+        if ($this->closed) {
+            throw new SectionsException('ERR_SHM_CLOSED', sprintf('the section table 0x%08x is closed', $this->key & 0xffffffff));
+        }
+        if ($sinceVersions === []) {
+            throw new SectionsException('ERR_INVALID_ARG_VALUE', 'wait() needs at least one section: [name => version]');
+        }
+        $watched = [];
+        foreach ($sinceVersions as $name => $since) {
+            if (!is_int($since) || $since < 0) {
+                throw new \TypeError(sprintf('SectionTable::wait(): the version of section "%s" must be an int >= 0, %s given', $name, get_debug_type($since)));
+            }
+            $watched[] = [$this->section((string) $name), $since];
+        }
+        $deadline = $timeout < 0 ? INF : microtime(true) + $timeout;
+        $pause = Section::POLL_MIN_US;
+        while (true) {
+            $changed = [];
+            foreach ($watched as [$section, $since]) {
+                $version = $section->version(); // follows a replaced table
+                if ($version !== $since) {
+                    $changed[$section->name] = $version;
+                }
+            }
+            if ($changed !== [] || microtime(true) >= $deadline) {
+                return $changed;
+            }
+            usleep((int) min($pause, max(1, ($deadline - microtime(true)) * 1e6)));
+            $pause = min($pause * 2, Section::POLL_MAX_US);
+        }
+    }
+
     /** Releases the claims taken through this table; never throws. The segment is detached when the object goes. */
     public function close(): void
     {

@@ -39,6 +39,7 @@
 #undef semctl
 #include "../../src/copy.c"
 #include "../../src/sections.c"
+#include "../../src/sections-many.c"
 #include "control-block.h"
 #include "harness.h"
 
@@ -1004,6 +1005,158 @@ static void test_waits(uint64_t self) {
   section_free(&s);
 }
 
+/* ==== Waiting on several sections at once (sections-many.c) ==== */
+
+#define MANY 130 /* past SHMSECT_MANY_MAX: such a wait polls */
+#define MANY_TESTS 20
+#if defined(SECTIONS_POLL)
+#define VECTORED 0 /* no futex_waitv: every wait on several sections polls */
+#else
+#define VECTORED 1
+#endif
+
+typedef struct {
+  shmsect_many_t m;
+  shmsect_t s[MANY];
+  shmsect_wait_t w[MANY];
+  uint64_t since[MANY], versions[MANY];
+  uint32_t expected[MANY];
+  volatile int cancel;
+  double done_ms;
+} many_t;
+
+/* MANY sections of 8 bytes in one private segment, 256 bytes apart. */
+static unsigned char *many_segment(shmsect_t *s, uint64_t self) {
+  size_t size = 256 * MANY;
+  int id = shmget(IPC_PRIVATE, size, IPC_CREAT | 0600), i;
+  unsigned char *base;
+  uint64_t holder;
+  if (id < 0) tap_bail("shmget: %s", strerror(errno));
+  base = (unsigned char *)shmat(id, NULL, 0);
+  shmctl(id, IPC_RMID, NULL);
+  if (base == (unsigned char *)-1) tap_bail("shmat: %s", strerror(errno));
+  for (i = 0; i < MANY; i++) {
+    shmsect_t one = {
+        base, size, 256u * (unsigned)i, {256u * (unsigned)i + 192, 256u * (unsigned)i + 200},
+        8,    base};
+    s[i] = one;
+    shmsect_claim(&s[i], self, 1, -1, &holder); /* a claimant that wakes */
+  }
+  return base;
+}
+
+/* A wait on the first n sections from their versions now. */
+static void many_start(many_t *m, const shmsect_t *all, size_t n, int64_t timeout_ms,
+                       int vectored) {
+  size_t i;
+  memset(m, 0, sizeof *m);
+  for (i = 0; i < n; i++) m->s[i] = all[i], m->since[i] = shmsect_version(&all[i]);
+  m->m.s = m->s, m->m.w = m->w, m->m.versions = m->versions, m->m.expected = m->expected;
+  m->m.n = n;
+  shmsect_many_start(&m->m, m->since, timeout_ms, vectored);
+}
+
+static void *many_waiter(void *arg) {
+  many_t *m = (many_t *)arg;
+  shmsect_many_wait(&m->m, &m->cancel);
+  m->done_ms = now_ms();
+  return NULL;
+}
+
+static uint32_t sleepers_of(const shmsect_t *s) {
+  return __atomic_load_n((uint32_t *)(void *)ctrl(s, SLEEPERS), __ATOMIC_ACQUIRE);
+}
+
+static uint32_t sleepers_sum(const shmsect_t *s, size_t n) {
+  uint32_t sum = 0;
+  size_t i;
+  for (i = 0; i < n; i++) sum += sleepers_of(&s[i]);
+  return sum;
+}
+
+static void publish_one(const shmsect_t *s, uint64_t self) {
+  uint64_t version;
+  shmsect_publish(s, self, "x", 1, &version);
+}
+
+static void test_many(uint64_t self) {
+  static many_t m;
+  static shmsect_t all[MANY];
+  unsigned char *base;
+  uint32_t *words[SHMSECT_MANY_MAX];
+  uint64_t slice = 0;
+  pthread_t t;
+  double published, started;
+  tap_group("waits on several sections at once (sections-many.c)");
+  base = many_segment(all, self);
+
+  many_start(&m, all, 4, -1, 1);
+  is_int(m.m.vectored, VECTORED,
+         "4 sections: one sleep on all their words where futex_waitv exists");
+  is_int(shmsect_many_step(&m.m, 0, &slice), 0, "a step with nothing new: 0");
+  is_u64(slice, VECTORED ? 1000000000u : 100000u,
+         "... a slice of 1 s behind claimants that wake (polling: 0.1 ms)");
+  is_int(sleepers_sum(all, 4), VECTORED ? 4 : 0,
+         "... counted once in each section (polling: nowhere)");
+  is_int((int)shmsect_many_words(&m.m, words), VECTORED ? 4 : 1,
+         "... asleep on every word (polling: one)");
+  ok(words[0] == shmsect_futex_word(&all[0]), "... the commit words");
+  shmsect_many_end(&m.m);
+  shmsect_many_end(&m.m);
+  is_int(sleepers_sum(all, 4), 0, "a wait abandoned between steps is un-counted, once");
+
+  many_start(&m, all, 4, -1, 1);
+  start(&t, many_waiter, &m);
+  sleep_ms(50);
+  published = now_ms();
+  publish_one(&all[2], self);
+  pthread_join(t, NULL);
+  ok(m.versions[2] == m.since[2] + 1 && m.versions[0] == m.since[0],
+     "a publish to the third section ends the wait, with every version");
+  ok(m.done_ms - published < WAKE_BOUND_MS, "... %.2f ms after it", m.done_ms - published);
+  is_int(sleepers_sum(all, 4), 0, "... and un-counts it everywhere");
+
+  many_start(&m, all, 4, -1, 1);
+  start(&t, many_waiter, &m);
+  sleep_ms(50);
+  started = now_ms();
+  __atomic_store_n(&m.cancel, 1, __ATOMIC_RELAXED);
+  shmsect_wake(&all[0]); /* as the wait runtime stops a sleeper */
+  pthread_join(t, NULL);
+  ok(m.done_ms - started < WAKE_BOUND_MS && m.versions[1] == m.since[1],
+     "cancelled and woken on the first word: over, nothing changed (%.2f ms)", m.done_ms - started);
+
+  many_start(&m, all, 3, 30, 1);
+  started = now_ms();
+  is_int(shmsect_many_wait_for(&m.m, 20000000u), 0, "a 20 ms slice with nothing new: 0");
+  is_int(sleepers_sum(all, 3), 0, "... un-counted between slices");
+  is_int(shmsect_many_wait_for(&m.m, 1000000000u), 1, "a slice past the 30 ms timeout: over");
+  ok(now_ms() - started >= 29 && now_ms() - started < 2000 && m.versions[0] == m.since[0],
+     "... at the timeout (%.1f ms), the versions unchanged", now_ms() - started);
+
+  many_start(&m, all, 3, -1, 0);
+  is_int(m.m.vectored, 0, "vectored 0 (NODEJS_SHM_WAITV=0): polls");
+  many_start(&m, all, MANY, -1, 1);
+  is_int(m.m.vectored, 0, "more sections than futex_waitv takes: polls");
+  shmsect_many_step(&m.m, 0, &slice);
+  ok(slice == 100000u && sleepers_sum(all, MANY) == 0,
+     "... from 0.1 ms, counted nowhere (no writer wakes for it in vain)");
+  publish_one(&all[MANY - 1], self);
+  ok(shmsect_many_wait_for(&m.m, 1000000000u) == 1 && m.versions[MANY - 1] == m.since[MANY - 1] + 1,
+     "... and sees a publish to its last section");
+  {
+    uint32_t expected[2];
+    words[0] = shmsect_futex_word(&all[0]), words[1] = shmsect_futex_word(&all[1]);
+    expected[0] = *words[0] + 1, expected[1] = *words[1];
+    started = now_ms();
+    sect__sleep_on_many(words, expected, 2, 1000000000u);
+    ok(now_ms() - started < WAKE_BOUND_MS,
+       VECTORED ? "the platform's sleep on several words: over at once when one differs"
+                : "the platform's sleep on several words: a poll, at most 10 ms");
+  }
+  shmdt(base);
+}
+
 /* A child that waits for the next version and reports when it woke. */
 static int child_waits(const shmsect_t *s, long since) {
   uint64_t version = 0;
@@ -1039,7 +1192,7 @@ static void test_wait_process(uint64_t self) {
 /* ==== The futex ring (io_uring) ==== */
 
 #if defined(SECTIONS_POLL)
-#define RING_TESTS 4
+#define RING_TESTS 5
 static void test_ring(uint64_t self) {
   shmsect_ring_t *ring = NULL;
   uint32_t word = 0;
@@ -1049,12 +1202,16 @@ static void test_ring(uint64_t self) {
   is_int(shmsect_ring_open(&ring), -ENOSYS, "open: -ENOSYS, so waits go to threads");
   is_int(shmsect_ring_fd(ring), -1, "fd: -1");
   is_int(shmsect_ring_sleep(ring, &word, 0, 1000, 1), -ENOSYS, "sleep: -ENOSYS");
+  {
+    uint32_t *words[1] = {&word};
+    is_int(shmsect_ring_sleepv(ring, words, &word, 1, 1000, 1), -ENOSYS, "sleepv: -ENOSYS");
+  }
   is_int(shmsect_ring_reap(ring, &tag, 1), 0, "reap: nothing");
   shmsect_ring_close(ring);
 }
 #else
 #include <poll.h>
-#define RING_TESTS 12
+#define RING_TESTS 17
 
 /* Reaps what ends within ms (the linked timeouts' completions are not
    reported, but make the fd readable); the count, the tag in *tag. */
@@ -1083,6 +1240,29 @@ static void test_ring_overflow(shmsect_ring_t *ring, uint32_t *word) {
   }
   ok(got == 400 && sum == 400, "400 sleeps that end at once, past the queue's size: %d reaped",
      got);
+}
+
+/* One sleep on several words (IORING_OP_FUTEX_WAITV), as a wait on several sections sleeps. */
+static void test_ring_sleepv(shmsect_ring_t *ring, uint64_t self) {
+  static many_t m;
+  static shmsect_t all[MANY];
+  unsigned char *base = many_segment(all, self);
+  uint32_t *words[SHMSECT_MANY_MAX];
+  uint64_t tag = 0, slice;
+  size_t n;
+  many_start(&m, all, 3, -1, 1);
+  shmsect_many_step(&m.m, 0, &slice);
+  n = shmsect_many_words(&m.m, words);
+  is_int(shmsect_ring_sleepv(ring, words, m.expected, n, 10000000000u, 21), 0,
+         "a 10 s sleep on 3 words: 0");
+  is_int(ring_reap_within(ring, 50, &tag), 0, "... not over by itself");
+  publish_one(&all[1], self);
+  ok(ring_reap_within(ring, 2000, &tag) == 1 && tag == 21, "... ended by a publish to the second");
+  shmsect_many_end(&m.m);
+  is_int(shmsect_ring_sleepv(ring, words, m.expected, 0, 1000, 22), -EINVAL, "no words: -EINVAL");
+  is_int(shmsect_ring_sleepv(ring, words, m.expected, 129, 1000, 22), -EINVAL,
+         "129 words: -EINVAL");
+  shmdt(base);
 }
 
 static void test_ring(uint64_t self) {
@@ -1116,6 +1296,7 @@ static void test_ring(uint64_t self) {
   is_int(shmsect_ring_sleep(ring, word, *word, 20000000u, 9), 0, "a 20 ms sleep: 0");
   ok(ring_reap_within(ring, 2000, &tag) == 1 && tag == 9, "... over by its timeout");
   test_ring_overflow(ring, word);
+  test_ring_sleepv(ring, self);
   shmsect_ring_close(ring);
   section_free(&s);
   fail_next_calloc(1);
@@ -1137,7 +1318,7 @@ int main(void) {
   uint64_t self, holder;
   int lock = -1;
 
-  tap_start(PLANNED);
+  tap_start(PLANNED + MANY_TESTS); /* and the waits on several sections (test_many) */
   self = shmsect_self();
   section_new(&s);
   test_check(&s);
@@ -1157,6 +1338,7 @@ int main(void) {
   test_retire(self);
   test_waits(self);
   test_wait_process(self);
+  test_many(self);
   test_ring(self);
 
   tap_group("cleanup");

@@ -1,6 +1,6 @@
 // Wrong uses of nodejs-shm that tsc must refuse: each line marked "// error"
 // has a type error (test/types.test.js checks exactly those lines).
-import { open, stat, list, ftok, remove, Segment, ShmError, readSHM, writeSHM, type SegmentStat } from 'nodejs-shm'
+import { open, stat, list, ftok, remove, Segment, ShmError, readSHM, writeSHM, sections, type SegmentStat } from 'nodejs-shm'
 
 const seg = open(1, 'c', 0o600, 8)
 open('1', 'c') // error: key is a number
@@ -24,4 +24,8 @@ const nothing: number = remove(1) // error: remove() returns nothing
 const error = new ShmError('EIO') // error: a ShmError needs its code, errno and syscall
 readSHM(1, 0) // error: length is needed
 writeSHM(1, {}, 0) // error: data is a string or a view
-export { text, view, rows, nothing, error }
+const table = sections.attach(1)
+table.wait('a', [0]) // error: names is an array
+table.wait(['a'], { a: 0 }) // error: sinceVersions is an array of numbers
+const changed: number = table.waitSync(['a'], [0]) // error: waitSync returns [{ name, version }]
+export { text, view, rows, nothing, error, changed }
