@@ -1,11 +1,13 @@
 'use strict'
 /*
  * idle: what 1 000 pending section.wait()s cost while nothing is published,
- * beside an idle Node process with nothing pending (the floor): the CPU time
+ * and one table.wait() on 64 sections, beside an idle Node process with
+ * nothing pending (the floor): the CPU time
  * of each process (process.cpuUsage: every thread) over the same seconds,
  * all processes measured at once, in rounds. The waits of a thread on one
  * section share one sleeper (one futex sleep on the event loop's io_uring,
- * or one helper thread); 1 000 waits on 1 000 sections have 1 000 sleepers.
+ * or one helper thread); 1 000 waits on 1 000 sections have 1 000 sleepers;
+ * a table wait has one sleeper for all its sections (futex_waitv).
  * Each table's sections are claimed by this process, so the waiters sleep on
  * the futex, counted in the sections' control blocks (docs/sections.md, 7),
  * as they do behind a live writer. Both ways of sleeping: the default
@@ -26,7 +28,8 @@ const FIXED = [
   'CPU ms/s: the process\'s CPU time (user + system, every thread) ÷ the wall-clock seconds it was measured, median over rounds; ' +
     '÷ floor: the median over rounds of each round\'s ratio to the idle process (all processes measured over the same seconds); ' +
     'above floor: CPU ms/s − the floor\'s. Threads: the process\'s threads (/proc/self/status), the floor\'s in brackets. ' +
-    'Sleepers: the waiters counted in the sections\' control blocks while asleep (one per thread and section: a futex sleep on the io_uring, or a helper thread). ' +
+    'Sleepers: the waiters counted in the sections\' control blocks while asleep (one per thread and section: a futex sleep on the io_uring, or a helper thread; ' +
+    'a table wait\'s one sleeper is counted in each of its sections, so that their writers wake it). ' +
     'Nothing is published; the sections are claimed by the bench process, so waiters sleep on the futex and look up once a second.'
 ]
 
@@ -35,7 +38,8 @@ function rowsFor (mechanism) {
   const ways = mechanism === 'io_uring' ? [['io_uring', '0'], ['threads', '1']] : [['threads', '1']]
   for (const [way, env] of ways) {
     rows.push({ id: `one.${way}`, text: '1 000 `wait()`s on one section', waits: WAITS, sections: 1, env },
-      { id: `many.${way}`, text: '1 000 `wait()`s on 1 000 sections', waits: WAITS, sections: WAITS, env })
+      { id: `many.${way}`, text: '1 000 `wait()`s on 1 000 sections', waits: WAITS, sections: WAITS, env },
+      { id: `table64.${way}`, text: 'one `table.wait()` on 64 sections', waits: 1, sections: 64, table: true, env })
   }
   return rows
 }
@@ -63,7 +67,7 @@ async function measure ({ opts, progress }) {
       live.push(entry)
       for (const s of table.sections) s.claim() // a claimant that wakes: waiters sleep on the futex, counted
       entry.child = nodeChild(PEER, [], `idle waits (${row.id})`, row.env ? { ...process.env, NODEJS_SHM_WAIT_THREADS: row.env } : process.env)
-      Object.assign(entry, await entry.child.request({ cmd: 'setup', key, waits: row.waits, sections: row.sections, settleMs: SETTLE_MS }))
+      Object.assign(entry, await entry.child.request({ cmd: 'setup', key, waits: row.waits, sections: row.sections, table: row.table, settleMs: SETTLE_MS }))
     }
     for (let r = 0; r < rounds; r++) {
       progress(`round ${r + 1}/${rounds} (${seconds} s)`)
@@ -114,7 +118,7 @@ function idleTable (results) {
 }
 
 module.exports = {
-  title: 'Idle: CPU of 1 000 pending waits while nothing is published, beside an idle process',
+  title: 'Idle: CPU of 1 000 pending waits, and of a wait on 64 sections, while nothing is published, beside an idle process',
   legend,
   cases () {
     legend.splice(0, legend.length, ...FIXED)

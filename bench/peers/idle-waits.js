@@ -3,10 +3,11 @@
  * idle-waits.js: a Node process of the idle group (bench/idle.js forks it with
  * an IPC channel). It attaches a section table, starts `waits` pending
  * section.wait()s spread over its sections s0..s(sections-1) (none: the
- * floor), and measures its own CPU time while nobody publishes.
+ * floor), or with `table`, one table.wait() on all of them, and measures its
+ * own CPU time while nobody publishes.
  *
  * Commands (parent -> child, answered by { ok, ... } or { error }):
- *   setup { key, waits, sections, settleMs } -> { mechanism, threads }
+ *   setup { key, waits, sections, table, settleMs } -> { mechanism, threads }
  *   measure { ms } -> { cpuNs, wallMs, threads }
  * cpuNs: process.cpuUsage() (user + system, every thread) over the measure;
  * threads: the process's threads (/proc/self/status), null where unknown.
@@ -36,7 +37,9 @@ process.on('message', async (msg) => {
     if (msg.cmd === 'setup') {
       table = sections.attach(msg.key)
       // wait(0): nothing is ever published, so each stays pending; ended by a retirement, or by the exit
-      for (let i = 0; i < msg.waits; i++) pending.push(table.section(`s${i % msg.sections}`).wait(0).catch(() => {}))
+      const names = Array.from({ length: msg.sections }, (_, i) => `s${i}`)
+      if (msg.table) pending.push(table.wait(names, names.map(() => 0)).catch(() => {}))
+      else for (let i = 0; i < msg.waits; i++) pending.push(table.section(names[i % msg.sections]).wait(0).catch(() => {}))
       await sleep(msg.settleMs) // past the first steps of every sleeper
       process.send({ ok: true, mechanism: sections.waitMechanism(), threads: threads() })
     } else if (msg.cmd === 'measure') {
