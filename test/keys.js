@@ -51,9 +51,22 @@ const ipcrm = (flag, id) => spawnSync('ipcrm', [flag, String(id)], { stdio: 'ign
 
 /** Removes every segment, and with semaphores: true every semaphore set, with a key the range owns. */
 function removeOwned (range, { semaphores = false } = {}) {
-  for (const s of sysvipc('shm')) if (s.key !== 0 && range.owns(s.key)) ipcrm('-m', s.shmid)
+  for (const s of sysvipc('shm')) if (s.key !== 0 && range.owns(s.key) && !removedTable(s.key)) ipcrm('-m', s.shmid)
   if (!semaphores) return
   for (const s of sysvipc('sem')) if (s.key !== 0 && range.owns(s.key)) ipcrm('-s', s.semid)
+}
+
+/**
+ * Removes the section table at key with its claim locks, which sit at keys
+ * nobody can guess (so no range owns them); false if it is not a table.
+ */
+function removedTable (key) {
+  try {
+    require('..').sections.remove(key)
+    return true
+  } catch {
+    return false
+  }
 }
 
 module.exports = { RANGES, keyRange, sysvipc, ipcrm, removeOwned }
