@@ -4,7 +4,8 @@
       "target_name": "shm",
       "sources": [
         "shm.cc", "src/shm-args.cc", "src/shm-segments.cc", "src/shm-sections.cc",
-        "src/shm-claims.cc", "src/shm-waits.cc", "src/shm-wait-helpers.cc", "src/shm-table-waits.cc",
+        "src/shm-claims.cc", "src/shm-waits.cc", "src/shm-wait-ring.cc", "src/shm-wait-helpers.cc",
+        "src/shm-table-waits.cc",
         "shmop.c", "src/copy.c", "src/handles.c", "src/sections.c", "src/sections-many.c"
       ],
       "include_dirs": [

@@ -1,8 +1,8 @@
 /*
- * shm-waits.h: what the wait runtime's two files share: src/shm-waits.cc (the
- * wait rooms, the io_uring sleeps, timeouts, reporting and the natives) and
- * src/shm-wait-helpers.cc (the helper threads that sleep where io_uring
- * cannot). Only glue includes it.
+ * shm-waits.h: what the wait runtime's files share: src/shm-waits.cc (the
+ * wait rooms, groups, timeouts, reporting and the natives), its two sleepers,
+ * src/shm-wait-ring.cc (io_uring) and src/shm-wait-helpers.cc (helper threads
+ * where io_uring cannot), and src/shm-table-waits.cc. Only glue includes it.
  */
 #ifndef SHM_WAITS_H
 #define SHM_WAITS_H
@@ -112,6 +112,17 @@ bool ManyChanged(const Group *group);
 // a Float64Array of versions. Returns its id for sectionWaitCancel, or -1
 // after throwing ERR_SHM_WAIT_FAILED.
 double StartMany(ManyWait *many, int64_t timeout_ms, Local<v8::Function> callback);
+
+// On the JavaScript thread: hands every finished wait its result, and joins
+// helpers that left.
+void ReportFinished(WaitRoom *room);
+
+// ==== The io_uring sleeper (src/shm-wait-ring.cc) ====
+
+// The ring's sleep for a group that has none (room->mutex held).
+void RingSleep(WaitRoom *room, Group *group);
+// The ring's fd is readable: ends or renews the sleeps that ended (loop thread).
+void RingReady(uv_poll_t *poll, int status, int events);
 
 // ==== Helper threads (src/shm-wait-helpers.cc) ====
 

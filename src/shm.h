@@ -9,9 +9,10 @@
  *   src/shm-segments.cc  readInto, view (and the alias guard), stat, ftok, remove
  *   src/shm-sections.cc  the section natives: read, publish, waitSync, retire
  *   src/shm-claims.cc    claims (held per JavaScript thread) and claim locks
- *   src/shm-waits.cc     asynchronous section waits: rooms, io_uring sleeps, timeouts
- *   src/shm-wait-helpers.cc  the helper threads that sleep where io_uring cannot
- *                        (both share src/shm-waits.h)
+ *   src/shm-waits.cc     asynchronous section waits: rooms, groups, timeouts
+ *   src/shm-wait-ring.cc     their io_uring sleeper (Linux 6.7+)
+ *   src/shm-wait-helpers.cc  their helper threads, where io_uring cannot sleep
+ *                        (the wait files share src/shm-waits.h)
  *   src/shm-table-waits.cc  waits on several sections of a table at once (in the same
  *                        runtime: a group with several sections)
  *
