@@ -8,7 +8,7 @@ const { open, handleOf } = require('./segment')
 const { failure, received } = require('./errors')
 const { decodeHeader, corrupt } = require('./section-layout')
 const { lockProblem, lockCorrupt } = require('./claim-locks')
-const { Section, retiredError, waitOptions } = require('./section')
+const { Section, retiredError, waitOptions, pendingWait } = require('./section')
 
 // How long a process on a replaced table looks for its successor at the key.
 const FOLLOW_MS = 2000
@@ -172,42 +172,20 @@ class SectionTable {
     } catch (error) {
       return Promise.reject(error)
     }
-    const deadline = typeof timeout === 'number' ? Date.now() + timeout : Infinity
-    let first = true
-    let settle
-    const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
-    const cancel = () => binding.sectionWaitCancel(cancel.id)
-    const finish = (how, value) => { signal?.removeEventListener('abort', cancel); settle[how](value) }
     // The addon checks sinceVersions and timeout, with waitSync's words, and
     // ends the wait at once when a version already differs.
-    const start = () => {
-      const left = first || deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
-      first = false
-      const [handle, offsets] = places(watched)
-      const id = binding.tableWait(handle, offsets, since, left, (versions, retired) => {
-        this.#waits.delete(id)
-        if (signal?.aborted) return finish('reject', signal.reason)
-        if (!retired || this.closed) return finish('resolve', changes(watched, since, versions))
-        try {
-          const after = watched.map((section) => section.version) // follows, or throws
-          const changed = changes(watched, since, after)
-          if (changed.length || Date.now() >= deadline) return finish('resolve', changed)
-          start()
-        } catch (error) {
-          finish('reject', error)
-        }
-      })
-      cancel.id = id
-      this.#waits.add(id)
-    }
-    try {
-      start()
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    if (signal?.aborted) cancel() // a rejection, as for a later abort
-    else signal?.addEventListener('abort', cancel, { once: true })
-    return promise
+    return pendingWait({
+      timeout,
+      signal,
+      started: Date.now(),
+      waits: this.#waits,
+      start: (left, callback) => binding.tableWait(...places(watched), since, left, callback),
+      over: (versions, retired, late) => {
+        if (!retired || this.closed) return [changes(watched, since, versions)]
+        const changed = changes(watched, since, watched.map((section) => section.version)) // follows, or throws
+        return changed.length || late ? [changed] : null
+      }
+    })
   }
 
   /**

@@ -185,50 +185,31 @@ class Section {
     } catch (error) {
       return Promise.reject(error)
     }
-    // The addon checks the timeout as given; after a spin or after following a replaced table, what is left of it.
-    const deadline = typeof timeout === 'number' ? Date.now() + timeout : Infinity
-    let first = true
-    if (spin !== undefined && !signal?.aborted) {
+    const started = Date.now()
+    const spun = spin !== undefined && !signal?.aborted
+    if (spun) {
       try { // checks sinceVersion, timeout and spin as sectionWait and waitSync do
-        const spun = this.#reading((handle) => binding.sectionSpin(handle, this.#where, sinceVersion, timeout, spin))
-        if (spun !== sinceVersion) return Promise.resolve(spun)
+        const version = this.#reading((handle) => binding.sectionSpin(handle, this.#where, sinceVersion, timeout, spin))
+        if (version !== sinceVersion) return Promise.resolve(version)
       } catch (error) {
         return Promise.reject(error)
       }
-      first = false
     }
-    let settle
-    const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
-    const cancel = () => binding.sectionWaitCancel(cancel.id)
-    const finish = (how, value) => { signal?.removeEventListener('abort', cancel); settle[how](value) }
     // The addon checks sinceVersion and timeout, with waitSync's words, and
     // ends the wait at once when the version already differs.
-    const start = () => {
-      const left = first || deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
-      first = false
-      const id = binding.sectionWait(this.#open(), this.#where, sinceVersion, left, (version, retired) => {
-        this.#waits.delete(id)
-        if (signal?.aborted) return finish('reject', signal.reason)
-        if (!retired || this.#table.closed) return finish('resolve', version)
-        try {
-          const after = this.version // follows, or throws
-          if (after !== sinceVersion || Date.now() >= deadline) return finish('resolve', after)
-          start()
-        } catch (error) {
-          finish('reject', error)
-        }
-      })
-      cancel.id = id
-      this.#waits.add(id)
-    }
-    try {
-      start()
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    if (signal?.aborted) cancel() // a rejection, as for a later abort
-    else signal?.addEventListener('abort', cancel, { once: true })
-    return promise
+    return pendingWait({
+      timeout,
+      signal,
+      started,
+      spun,
+      waits: this.#waits,
+      start: (left, callback) => binding.sectionWait(this.#open(), this.#where, sinceVersion, left, callback),
+      over: (version, retired, late) => {
+        if (!retired || this.#table.closed) return [version]
+        const after = this.version // follows, or throws
+        return after !== sinceVersion || late ? [after] : null
+      }
+    })
   }
 
   /**
@@ -279,4 +260,47 @@ function waitOptions (options) {
   return { timeout, signal, spin }
 }
 
-module.exports = { Section, retiredError, waitOptions }
+/**
+ * The promise of a wait() over the addon's asynchronous waits, given when it
+ * started (before any spin: spun) and the ids of its table's pending waits.
+ * start(left, callback) starts one for `left` of the timeout and returns its
+ * id; over(result, retired, late) says what the wait resolves with ([value]),
+ * or null to wait again for what is left (after following a replaced table),
+ * or throws what it rejects with. An abort rejects with signal.reason.
+ */
+function pendingWait ({ timeout, signal, started, spun = false, waits, start, over }) {
+  // The addon checks the timeout as given; after a spin or after following a replaced table, what is left of it.
+  const deadline = typeof timeout === 'number' ? started + timeout : Infinity
+  let first = !spun
+  let settle
+  const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
+  const cancel = () => binding.sectionWaitCancel(cancel.id)
+  const finish = (how, value) => { signal?.removeEventListener('abort', cancel); settle[how](value) }
+  const begin = () => {
+    const left = first || deadline === Infinity ? timeout : Math.max(0, deadline - Date.now())
+    first = false
+    const id = start(left, (result, retired) => {
+      waits.delete(id)
+      if (signal?.aborted) return finish('reject', signal.reason)
+      try {
+        const value = over(result, retired, Date.now() >= deadline)
+        if (value) return finish('resolve', value[0])
+        begin()
+      } catch (error) {
+        finish('reject', error)
+      }
+    })
+    cancel.id = id
+    waits.add(id)
+  }
+  try {
+    begin()
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  if (signal?.aborted) cancel() // a rejection, as for a later abort
+  else signal?.addEventListener('abort', cancel, { once: true })
+  return promise
+}
+
+module.exports = { Section, retiredError, waitOptions, pendingWait }
