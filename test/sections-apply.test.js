@@ -18,7 +18,7 @@ const path = require('node:path')
 const readline = require('node:readline')
 const shm = require('..')
 const { keyFor, cleanupTablesAfter, requirePHP, segmentByKey, semaphores } = require('./helpers')
-const { peer } = require('./fixtures/sections-common')
+const { nodePeer, phpPeer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
 requirePHP()
@@ -26,8 +26,6 @@ requirePHP()
 const FIXTURES = path.join(__dirname, 'fixtures')
 const CLI = path.join(__dirname, '..', 'bin', 'nodejs-shm.js')
 const hex = (key) => '0x' + (key >>> 0).toString(16).padStart(8, '0')
-const nodePeer = (t) => peer(t, process.execPath, [path.join(FIXTURES, 'sections-peer.js')])
-const phpPeer = (t) => peer(t, 'php', [path.join(FIXTURES, 'sections-peer.php')])
 const V1 = { mode: 0o600, sections: [{ name: 'prices', size: 100 }, { name: 'orders', size: 100 }, { name: 'old', size: 10 }] }
 const V2 = { mode: 0o600, sections: [{ name: 'orders', size: 200 }, { name: 'prices', size: 4 }, { name: 'new', size: 10 }] }
 

@@ -9,15 +9,13 @@
  * processes racing for one section.
  */
 const t = require('tap')
-const path = require('node:path')
 const shm = require('..')
 const { keyFor, cleanupTablesAfter, requirePHP, semaphoreByKey, semaphores } = require('./helpers')
-const { peer, startTicks, claimWord } = require('./fixtures/sections-common')
+const { startTicks, claimWord, nodePeer, phpPeer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
 requirePHP()
 
-const FIXTURES = path.join(__dirname, 'fixtures')
 const NAMES = ['a', 'b', 'c']
 
 function table (t, key, options = {}) {
@@ -25,9 +23,6 @@ function table (t, key, options = {}) {
   t.teardown(() => { created.close(); shm.sections.remove(key) })
   return created
 }
-
-const nodePeer = (t) => peer(t, process.execPath, [path.join(FIXTURES, 'sections-peer.js')])
-const phpPeer = (t, ...flags) => peer(t, 'php', [...flags, path.join(FIXTURES, 'sections-peer.php')])
 
 async function attached (t, make, key, readOnly = false) {
   const p = make(t)

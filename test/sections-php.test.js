@@ -15,13 +15,12 @@ const fs = require('node:fs')
 const path = require('node:path')
 const shm = require('..')
 const { keyFor, cleanupTablesAfter, php, requirePHP, ROOT, median } = require('./helpers')
-const { peer } = require('./fixtures/sections-common')
+const { phpPeer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
 requirePHP()
 
 const PHP_DIR = path.join(ROOT, 'php')
-const phpPeer = (t, ...flags) => peer(t, 'php', [...flags, path.join(__dirname, 'fixtures', 'sections-peer.php')])
 
 function create (t, key, sections) {
   const table = shm.sections.create(key, { mode: 0o600, sections })

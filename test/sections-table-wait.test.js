@@ -18,15 +18,13 @@ const path = require('node:path')
 const { Worker } = require('node:worker_threads')
 const shm = require('..')
 const { keyFor, cleanupTablesAfter, requirePHP, median, ROOT } = require('./helpers')
-const { peer } = require('./fixtures/sections-common')
+const { nodePeer, phpPeer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
 requirePHP()
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const nodePeer = (t) => peer(t, process.execPath, [path.join(FIXTURES, 'sections-peer.js')])
-const phpPeer = (t, ...flags) => peer(t, 'php', [...flags, path.join(FIXTURES, 'sections-peer.php')])
 const WAKE_MEDIAN_MS = 50
 const thrown = (fn) => { try { fn() } catch (error) { return error } }
 

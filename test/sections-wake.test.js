@@ -21,15 +21,13 @@ const readline = require('node:readline')
 const { Worker } = require('node:worker_threads')
 const shm = require('..')
 const { keyFor, cleanupTablesAfter, requirePHP, median } = require('./helpers')
-const { peer } = require('./fixtures/sections-common')
+const { nodePeer, phpPeer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
 requirePHP()
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const nodePeer = (t) => peer(t, process.execPath, [path.join(FIXTURES, 'sections-peer.js')])
-const phpPeer = (t, ...flags) => peer(t, 'php', [...flags, path.join(FIXTURES, 'sections-peer.php')])
 const ms = (values) => values.map((v) => v.toFixed(2)).join(' ')
 
 function table (t, key, names = ['s']) {
