@@ -6,6 +6,7 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { isDeepStrictEqual } = require('node:util')
 const { RANGES, keyRange, sysvipc, ipcrm, removeOwned } = require('./keys')
 
 const ROOT = path.join(__dirname, '..')
@@ -156,7 +157,20 @@ function asNobody (fn) {
 /** The middle value of an odd count of numbers (the upper middle of an even count). */
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
+/**
+ * read() once it equals want (deeply), or its last value after ms: for counts
+ * another thread keeps, which may pass through other values on the way (a
+ * sleeper un-counts and re-counts itself at every wake).
+ */
+async function settles (read, want, ms = 5000) {
+  for (const started = Date.now(); !isDeepStrictEqual(read(), want) && Date.now() - started < ms;) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  return read()
+}
+
 module.exports = {
+  settles,
   ROOT,
   ADDON,
   shm,

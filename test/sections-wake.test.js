@@ -20,7 +20,7 @@ const path = require('node:path')
 const readline = require('node:readline')
 const { Worker } = require('node:worker_threads')
 const shm = require('..')
-const { keyFor, cleanupTablesAfter, requirePHP, median } = require('./helpers')
+const { keyFor, cleanupTablesAfter, requirePHP, median, settles } = require('./helpers')
 const { nodePeer, phpPeer } = require('./fixtures/sections-common')
 
 cleanupTablesAfter(t)
@@ -292,39 +292,36 @@ t.test('the sleeper count (docs/sections.md, 7): one per sleeper while it sleeps
   t.teardown(() => raw.close())
   const sleepers = () => raw.read(writer.offsets.control + 24, 4).readUInt32LE()
   // The count changes on the sleeper's side (a helper thread, or the ring's next step): look until it holds.
-  const settles = async (want) => {
-    for (const started = Date.now(); sleepers() !== want && Date.now() - started < 5000;) await sleep(5)
-    return sleepers()
-  }
+  const settled = (want) => settles(sleepers, want)
   const readOnly = shm.sections.attach(key, { readOnly: true })
   t.teardown(() => readOnly.close())
   const reader = readOnly.section('s')
 
   let since = writer.version
   const waits = [reader.wait(since), reader.wait(since), reader.wait(since, { timeout: 60000 })]
-  t.equal(await settles(1), 1, 'three waits of a thread on a section: one sleeper, counted (through a read-write mapping: the table is attached read-only)')
+  t.equal(await settled(1), 1, 'three waits of a thread on a section: one sleeper, counted (through a read-write mapping: the table is attached read-only)')
   const other = writer.wait(since)
-  t.equal(await settles(2), 2, 'a wait through another attachment is another sleeper')
+  t.equal(await settled(2), 2, 'a wait through another attachment is another sleeper')
   writer.publish('one')
   t.same(await Promise.all([...waits, other]), [since + 1, since + 1, since + 1, since + 1], 'a publish wakes them all')
-  t.equal(await settles(0), 0, 'and none is counted any more')
+  t.equal(await settled(0), 0, 'and none is counted any more')
 
   since = writer.version
   t.equal(await reader.wait(since, { timeout: 30 }), since, 'a wait that times out')
-  t.equal(await settles(0), 0, '... is no longer counted')
+  t.equal(await settled(0), 0, '... is no longer counted')
   const controller = new AbortController()
   const aborted = reader.wait(since, { signal: controller.signal })
-  t.equal(await settles(1), 1, 'a wait to abort sleeps, counted')
+  t.equal(await settled(1), 1, 'a wait to abort sleeps, counted')
   controller.abort()
   await t.rejects(aborted, { name: 'AbortError' }, 'aborted')
-  t.equal(await settles(0), 0, '... is no longer counted')
+  t.equal(await settled(0), 0, '... is no longer counted')
   t.equal(reader.waitSync(since, 30), since, 'waitSync that times out')
   t.equal(sleepers(), 0, '... is no longer counted when it returns')
 
   const closing = shm.sections.attach(key, { readOnly: true })
   const closed = closing.section('s').wait(since)
-  t.equal(await settles(1), 1, 'a wait on a table about to be closed sleeps, counted')
+  t.equal(await settled(1), 1, 'a wait on a table about to be closed sleeps, counted')
   closing.close()
   t.equal(await closed, since, 'close() ends it')
-  t.equal(await settles(0), 0, '... and it is no longer counted')
+  t.equal(await settled(0), 0, '... and it is no longer counted')
 })
