@@ -20,7 +20,7 @@ const harness = require('./harness')
 const report = require('./report')
 const shm = require('./shm')
 
-const GROUPS = ['latest', 'read', 'write', 'segment', 'offset', 'handoff', 'idle', 'phplayout', 'crosshost']
+const GROUPS = ['latest', 'read', 'write', 'protocol', 'segment', 'offset', 'handoff', 'idle', 'phplayout', 'crosshost']
 const RESEARCH = ['research/copy']
 
 const USAGE = `Usage: npm run bench -- [filter ...] [options]
