@@ -4,6 +4,7 @@
 // candidate and floor copy at the same page distance.
 const { SIZES } = require('./harness')
 const { fresh, into } = require('./floors')
+const { createTable } = require('./peers/children')
 
 // Targets from the issue: readSHM ÷ floor.
 const READ_TARGETS = { 16: 2, 10240: 1.5, 102400: 1.2 }
@@ -12,12 +13,27 @@ module.exports = {
   title: 'Reads: readSHM and readIntoSHM next to their floors',
   legend: [
     `readSHM: \`readSHM(h, 0, n)\` (a fresh Buffer); floor: ${fresh.text} from a Buffer of n bytes.`,
-    `readIntoSHM: \`readIntoSHM(h, dst, 0, 0, n)\` into an existing Buffer; floor: ${into.text}, both existing Buffers.`
+    `readIntoSHM: \`readIntoSHM(h, dst, 0, 0, n)\` into an existing Buffer; floor: ${into.text}, both existing Buffers.`,
+    `sectionRead: \`section.read()\` of a section holding n bytes (Buffer.allocUnsafe of the length it last read, filled in one call); floor: ${fresh.text}. ` +
+      'sectionReadAddonBuffer: the Buffer made in the addon instead (malloc, wrapped by node::Buffer::New: what section.read() did before), same floor. ' +
+      'sectionReadInto: `section.readInto(dst)` into an existing Buffer; floor: ' + into.text + '.'
   ],
   cases ({ shm, segment, aligned }) {
     const largest = SIZES[SIZES.length - 1].bytes
     const { handle: h } = segment(largest)
     shm.writeSHM(h, aligned(largest).fill(0x61), 0)
+    // One section per size, published once; the addon-made Buffer is read
+    // through the binding directly, with a handle of the table's segment.
+    const sections = SIZES.map(({ bytes: n, label }) => {
+      const { key, table } = createTable([{ name: label, size: n }])
+      const section = table.section(label)
+      section.claim()
+      section.publish(aligned(n).fill(0x65))
+      const handle = shm.openSHM(key, 'a', 0, 0)
+      const where = new Float64Array([section.offsets.control, ...section.offsets.data, section.capacity])
+      const out = new Float64Array(4)
+      return { n, label, section, addonBuffer: () => shm.sectionRead(handle, where, undefined, out) }
+    })
     return [
       ...SIZES.map(({ bytes: n, label }) => ({
         ...fresh(aligned(n)),
@@ -36,6 +52,28 @@ module.exports = {
           candidateText: 'readIntoSHM(h, dst, 0, 0, n)',
           candidate: () => shm.readIntoSHM(h, dst, 0, 0, n)
         }
+      }),
+      ...sections.flatMap(({ n, label, section, addonBuffer }) => {
+        const dst = aligned(n)
+        return [{
+          ...fresh(aligned(n)),
+          name: `read.sectionRead.${label}`,
+          bytes: n,
+          candidateText: 'section.read()',
+          candidate: () => section.read()
+        }, {
+          ...fresh(aligned(n)),
+          name: `read.sectionReadAddonBuffer.${label}`,
+          bytes: n,
+          candidateText: 'sectionRead(h, where, undefined, out) (a Buffer made in the addon)',
+          candidate: addonBuffer
+        }, {
+          ...into(aligned(n), dst),
+          name: `read.sectionReadInto.${label}`,
+          bytes: n,
+          candidateText: 'section.readInto(dst)',
+          candidate: () => section.readInto(dst)
+        }]
       })
     ]
   }

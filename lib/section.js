@@ -24,6 +24,7 @@ class Section {
   #lostClaim = false
   #waits = new Set()
   #out = new Float64Array(4)
+  #guess = 0 // read()'s guess at the payload's length: the last one it read
 
   constructor (table) {
     this.#table = table
@@ -82,19 +83,38 @@ class Section {
   get claimed () { return this.#claimed }
 
   /** sectionRead, with the section's name in ERR_SHM_READ_STARVED. */
-  #read (handle, target) {
+  #read (handle, target, grow) {
     try {
-      return binding.sectionRead(handle, this.#where, target, this.#out)
+      return binding.sectionRead(handle, this.#where, target, this.#out, grow)
     } catch (error) {
       if (error.code !== 'ERR_SHM_READ_STARVED') throw error
       throw failure(error.code, { key: this.#table.key, section: this.name, ms: READ_MAX_MS })
     }
   }
 
-  /** { version, data }: a copy of the last complete payload. */
+  /**
+   * { version, data }: a copy of the last complete payload, in a Buffer of
+   * exactly its length, with one call into the addon. The Buffer is made here
+   * by Buffer.allocUnsafe, as long as the payload the last read found (the
+   * length is only known inside the read, under its retries), because a
+   * Buffer the addon makes (malloc'd memory wrapped by node::Buffer::New) is
+   * memory V8 did not allocate: it is reclaimed by full mark-compact GCs
+   * rather than scavenges, which made read() of 10 KB ~2x Buffer.allocUnsafe
+   * + a copy, and small ones miss Node's pool (docs/performance.md,
+   * "section.read()"). A shorter payload comes back as the start of the
+   * guess (a Buffer over part of its memory, as pooled Buffers are); a
+   * longer one in a Buffer the addon makes, in the same call.
+   */
   read () {
     return this.#reading((handle) => {
-      const data = this.#read(handle, undefined) // one call into the addon: a Buffer of exactly the payload
+      const guess = Buffer.allocUnsafe(this.#guess)
+      const fits = this.#read(handle, guess, true)
+      const length = this.#out[1]
+      this.#guess = length
+      if (fits !== true) return { version: this.#out[0], data: fits }
+      // A shorter payload: the rest of the guess, never written, is cleared
+      // (its memory is uninitialized, and data.buffer reaches it).
+      const data = length === guess.length ? guess : guess.fill(0, length).subarray(0, length)
       return { version: this.#out[0], data }
     })
   }

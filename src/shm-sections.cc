@@ -205,11 +205,12 @@ void SetSnapshot(Local<Value> out, const shmsect_snapshot_t &snap) {
 }
 
 /**
- * sectionRead(handle, section, target, out) -> true when the committed payload
- * was copied into target, false when it needs more room (out[1] says how much).
- * Without a target (undefined) -> a new Buffer of exactly the payload: one
- * call into the addon for section.read(). out (Float64Array(4)) gets version,
- * length, published (us), writer pid.
+ * sectionRead(handle, section, target, out, grow) -> true when the committed
+ * payload was copied into target, false when it needs more room (out[1] says
+ * how much). With grow (section.read()), a payload that does not fit comes
+ * back instead as a new Buffer of exactly the payload, still in this one call;
+ * so does every payload without a target (undefined). out (Float64Array(4))
+ * gets version, length, published (us), writer pid.
  */
 NAN_METHOD(SectionRead) {
   SectionCall call(info);
@@ -234,6 +235,13 @@ NAN_METHOD(SectionRead) {
   int rc = InAView(into, room.length) // see InAView
                ? ReadAliased(call.sect(), into, room.length, &snap)
                : shmsect_read(call.sect(), into, room.length, &snap);
+  if (rc == SHMSECT_ETOOSMALL && info[4]->IsTrue()) { // a payload longer than read() guessed
+    Local<Object> buffer;
+    rc = ReadFresh(call.sect(), &snap, &buffer);
+    if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return; // thrown
+    SetSnapshot(info[3], snap);
+    return info.GetReturnValue().Set(buffer);
+  }
   if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return; // thrown
   SetSnapshot(info[3], snap);
   info.GetReturnValue().Set(rc == 0);
