@@ -23,7 +23,7 @@
                      "kReadSHMSource", "<(SHARED_INTERMEDIATE_DIR)/read-shm.js.h"]
         }
       ],
-      "cflags": ["-Wall", "-Wextra"],
+      "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],
       "cflags_c": ["-std=c99"],
       "conditions": [
         ["OS=='win'", {
@@ -40,6 +40,7 @@
         ["OS=='mac'", {
           "xcode_settings": {
             "GCC_C_LANGUAGE_STANDARD": "c99",
+            "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
             "WARNING_CFLAGS": ["-Wall", "-Wextra"],
             "MACOSX_DEPLOYMENT_TARGET": "10.15"
           }

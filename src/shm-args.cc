@@ -244,9 +244,12 @@ bool KeyArg(Local<Value> value, int32_t *key) {
   return true;
 }
 
+// One look at the view (node::Buffer::Data and Length would each check it
+// again and fetch its ArrayBuffer again: a few ns on every call).
 Bytes ViewBytes(Local<Value> view) {
-  return {reinterpret_cast<const unsigned char *>(node::Buffer::Data(view)),
-          node::Buffer::Length(view)};
+  Local<v8::ArrayBufferView> v = view.As<v8::ArrayBufferView>();
+  return {static_cast<const unsigned char *>(v->Buffer()->Data()) + v->ByteOffset(),
+          v->ByteLength()};
 }
 
 bool Scratch::Reserve(uint64_t size) {
