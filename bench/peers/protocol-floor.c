@@ -14,6 +14,8 @@
  *   read      shmsect_read of the committed payload into that buffer
  *   clock     the wall clock a publish stamps its slot with (sect__epoch_us:
  *             clock_gettime(CLOCK_REALTIME), the vDSO), alone
+ *   coarse    clock_gettime(CLOCK_REALTIME_COARSE), alone: what a stamp that
+ *             is only as fine as the kernel's tick (1-4 ms) would cost instead
  *
  * The section lives in a real System V segment (IPC_PRIVATE, removed as soon
  * as it is attached, so nothing is left behind even if this is killed), laid
@@ -40,8 +42,9 @@
 #include "sections-platform.h"
 #include "sections.h"
 
-enum { F_MEMCPY, F_COPY_IN, F_PUBLISH, F_COPY_OUT, F_READ, F_CLOCK, F_COUNT };
-static const char *NAMES[F_COUNT] = {"memcpy", "copy_in", "publish", "copy_out", "read", "clock"};
+enum { F_MEMCPY, F_COPY_IN, F_PUBLISH, F_COPY_OUT, F_READ, F_CLOCK, F_COARSE, F_COUNT };
+static const char *NAMES[F_COUNT] = {"memcpy", "copy_in", "publish", "copy_out",
+                                     "read",   "clock",   "coarse"};
 #define MAX_SIZES 8
 #define SAMPLES 3
 
@@ -78,6 +81,12 @@ static void call(int fn, size_t size) {
   case F_COPY_OUT: copy(dst, sect.base + sect.data[0], size); break;
   case F_READ: rc = shmsect_read(&sect, dst, sect.capacity, &snap); break;
   case F_CLOCK: stamp = sect__epoch_us(); break;
+  case F_COARSE: {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    stamp = (uint64_t)ts.tv_nsec;
+    break;
+  }
   }
   if (rc != 0) fail(NAMES[fn], rc);
 }
