@@ -71,8 +71,8 @@ const legend = [
   'In C, no Node: a section in a real System V segment, laid out as lib/section-layout.js lays one out, claimed by the program, nobody asleep. ' +
     'memcpy: glibc, page-aligned to page-aligned (what `Buffer.copy`, the Node rows\' floor, does); data area: the section\'s, 24 bytes past a 64-byte boundary (docs/sections.md). ' +
     'Each round times every function back to back (3 samples each, median); ratio = median over rounds of the round\'s ratio.',
-  'Read a Node row as: `section.publish()` ≈ memcpy × protocol.publish + the crossing into the addon (write.publishOverCall); ' +
-    'a ratio above a Node target here means the target is out of reach for the protocol itself, not for the binding.'
+  'Read a Node row as: `section.publish()` ≈ the copy + what protocol.publish adds to memcpy + the crossing into the addon (write.publishOverCall); ' +
+    'a ratio above a Node row\'s target here means that target is out of reach for the protocol itself, whatever the binding does.'
 ]
 
 module.exports = {
