@@ -14,6 +14,17 @@ function retiredError (key, retired, section) {
   return failure('ERR_SHM_TABLE_RETIRED', { key, retired, section })
 }
 
+/**
+ * The first length bytes of read()'s guess, as the Buffer read() returns: the
+ * guess itself when little of it is left over (the rest, never written, is
+ * cleared: it is uninitialized memory, and data.buffer reaches it), else a
+ * copy of its own, so that a small payload does not keep a large one's
+ * memory alive for as long as the caller keeps it.
+ */
+function shorter (guess, length) {
+  return length * 4 >= guess.length * 3 ? guess.fill(0, length).subarray(0, length) : Buffer.from(guess.subarray(0, length))
+}
+
 class Section {
   #table
   #segment = null
@@ -102,8 +113,8 @@ class Section {
    * rather than scavenges, which made read() of 10 KB ~2x Buffer.allocUnsafe
    * + a copy, and small ones miss Node's pool (docs/performance.md,
    * "section.read()"). A shorter payload comes back as the start of the
-   * guess (a Buffer over part of its memory, as pooled Buffers are); a
-   * longer one in a Buffer the addon makes, in the same call.
+   * guess or a copy of it (see shorter); a longer one in a Buffer the addon
+   * makes, in the same call.
    */
   read () {
     return this.#reading((handle) => {
@@ -112,10 +123,7 @@ class Section {
       const length = this.#out[1]
       this.#guess = length
       if (fits !== true) return { version: this.#out[0], data: fits }
-      // A shorter payload: the rest of the guess, never written, is cleared
-      // (its memory is uninitialized, and data.buffer reaches it).
-      const data = length === guess.length ? guess : guess.fill(0, length).subarray(0, length)
-      return { version: this.#out[0], data }
+      return { version: this.#out[0], data: length === guess.length ? guess : shorter(guess, length) }
     })
   }
 

@@ -162,6 +162,21 @@ t.test('publish and read: the two slots of §1.3 and §6', async (t) => {
   t.ok(info.publishedAt instanceof Date && Math.abs(info.publishedAt - Date.now()) < 60000, 'publishedAt: a Date')
 })
 
+t.test('read() after a longer payload: a Buffer that does not keep the longer one\'s memory alive', async (t) => {
+  const s = create(t, keyFor(17), { sections: [{ name: 's', size: 100000 }] }).section('s')
+  s.claim()
+  s.publish(Buffer.alloc(100000, 1))
+  t.same(s.read().data, Buffer.alloc(100000, 1))
+  s.publish(Buffer.alloc(90000, 2))
+  const near = s.read().data
+  t.same(near, Buffer.alloc(90000, 2), 'a little shorter')
+  t.same(Buffer.from(near.buffer, near.byteOffset + 90000, 10000), Buffer.alloc(10000), 'the start of the longer one\'s Buffer, the rest of its memory cleared')
+  s.publish(Buffer.alloc(1000, 3))
+  const small = s.read().data
+  t.same(small, Buffer.alloc(1000, 3), 'much shorter')
+  t.ok(small.buffer.byteLength < 90000, `a Buffer of its own (over ${small.buffer.byteLength} bytes)`)
+})
+
 t.test('section names are UTF-8, up to 32 bytes', async (t) => {
   const key = keyFor(3)
   const names = ['prix €', '価格', '📈 chart', 'é'.repeat(16), 'x'.repeat(32), '\ufeffbom', 'a b\tc']
