@@ -56,7 +56,16 @@ final class Section
     /** The committed version (0 before the first publish). */
     public function version(): int
     {
-        return $this->reading(fn (): int => $this->u64($this->control) >> 1);
+        $this->open();
+        while (true) {
+            $commit = $this->u64($this->control);
+            // Retired, loaded after the commit: a commit that is the retirement's is never returned.
+            if (($how = $this->retiredHow()) === null) {
+                return $commit >> 1;
+            }
+            $this->table->follow($how);
+            $this->open();
+        }
     }
 
     /** Runs a reader's step; on a replaced table, follows it once and runs it again. */
@@ -79,11 +88,14 @@ final class Section
     /** null while the table is live; else 'replaced' or 'removed'. */
     private function retiredHow(): ?string
     {
-        return match ($this->u32($this->control + self::RETIRED)) {
-            0 => null,
-            2 => 'removed',
-            default => 'replaced',
-        };
+        $retired = $this->u32($this->control + self::RETIRED);
+        return $retired === 0 ? null : self::how($retired);
+    }
+
+    /** What a non-zero retired word says. */
+    private static function how(int $retired): string
+    {
+        return $retired === 2 ? 'removed' : 'replaced';
     }
 
     /** A writer's view of retirement: the claim ended, so it must claim again. */
@@ -102,20 +114,38 @@ final class Section
      */
     public function read(): array
     {
-        return $this->reading(fn (): array => $this->readOnce());
+        $this->open();
+        while (is_string($result = $this->readOnce())) {
+            $this->table->follow($result); // replaced: go on with the table now at the key
+            $this->open();
+        }
+        return $result;
     }
 
-    private function readOnce(): array
+    /**
+     * One read by docs/sections.md, 4, in four shmop_reads: the control line with both slots'
+     * seq, the slot header, the payload, then retired and the seq again. Returns the payload, or
+     * how the table was retired.
+     */
+    private function readOnce(): array|string
     {
+        $shm = $this->shm;
+        $control = $this->control;
         $last = -1;
         $tries = 0;
         $failed = 0;
         $started = 0;
         $moved = false;
         while (true) {
-            $commit = $this->u64($this->control);
-            if ($this->retiredHow() !== null) {
-                return []; // reading() follows
+            // Commit, retired and both seq words in one copy. Each is still one aligned load; their
+            // order among themselves does not matter: a seq loaded before the commit is only more
+            // cautious (the header and payload are loaded after it, by later calls), and a commit
+            // that is the retirement's (docs/sections.md, 8) names a version no slot holds, so the
+            // header check below loops and the next copy sees retired.
+            $line = shmop_read($shm, $control, 132);
+            ['c' => $commit, 'r' => $retired] = unpack('Pc/x8/Vr', $line);
+            if ($retired !== 0) {
+                return self::how($retired);
             }
             if ($commit !== $last) {
                 [$last, $tries, $moved] = [$commit, 0, $moved || $started !== 0];
@@ -139,19 +169,25 @@ final class Section
             if ($version === 0) {
                 return ['version' => 0, 'data' => '', 'publishedAt' => null, 'writerPid' => 0];
             }
-            $slot = $this->control + 64 + 64 * ($commit & 1);
-            $seq = $this->u32($slot);
+            $slot = 64 + 64 * ($commit & 1);
+            $seq = unpack('V', $line, $slot)[1];
             if ($seq & 1) {
                 continue; // the writer lapped us: read the new commit
             }
-            $h = unpack('Pversion/Plength/Ppublished/Vpid', shmop_read($this->shm, $slot + 8, 28));
+            $h = unpack('Pversion/Plength/Ppublished/Vpid', shmop_read($shm, $control + $slot + 8, 28));
             if ($h['version'] !== $version || $h['length'] < 0 || $h['length'] > $this->capacity) {
                 continue;
             }
             // shmop_read's length 0 means "to the end": an empty payload is read as ''.
-            $data = $h['length'] > 0 ? shmop_read($this->shm, $this->data[$commit & 1], $h['length']) : '';
-            if ($this->u32($slot) !== $seq) {
-                continue; // overwritten while we copied
+            $data = $h['length'] > 0 ? shmop_read($shm, $this->data[$commit & 1], $h['length']) : '';
+            // Retired and the seq again in one copy, both after the payload's: overwritten while
+            // we copied, or retired meanwhile (then the table now at the key is read instead).
+            ['r' => $retired, 's' => $again] = unpack('Vr/@' . ($slot - 16) . '/Vs', shmop_read($shm, $control + self::RETIRED, $slot - 12));
+            if ($retired !== 0) {
+                return self::how($retired);
+            }
+            if ($again !== $seq) {
+                continue;
             }
             return ['version' => $version, 'data' => $data, 'publishedAt' => $h['published'] / 1e6, 'writerPid' => $h['pid']];
         }
@@ -231,38 +267,48 @@ final class Section
         if ($this->lostClaim) {
             throw $this->writerRetired('replaced');
         }
-        if ($this->claimed && ($how = $this->retiredHow()) !== null) {
-            throw $this->writerRetired($how);
+        $shm = $this->shm;
+        $control = $this->control;
+        // Every load a publish needs before its stores, in one copy: commit, claim, retired and
+        // both slots' seq. Each field is still one aligned load (a shmop_read of 8 bytes was
+        // one memcpy too, no more atomic per word), and their order among themselves does not
+        // matter: this process is the only writer of commit, claim and seq, and retired is
+        // checked again after the stores (docs/sections.md, 6).
+        $line = shmop_read($shm, $control, 132);
+        ['c' => $commit, 'w' => $claim, 'r' => $retired] = unpack('Pc/Pw/Vr', $line); // unpack's cost is per field
+        if ($this->claimed && $retired !== 0) {
+            throw $this->writerRetired(self::how($retired));
         }
-        // One getmypid() per publish (PHP has no fork hook to forget a cached pid): the claim check.
-        $me = Process::identity();
-        if (!$this->claimed || $this->u64($this->control + self::CLAIM) !== $me) {
+        $me = Process::identity(); // a system call only after a fork (Process::identity)
+        if (!$this->claimed || $claim !== $me) {
             throw new SectionsException('ERR_SHM_NOT_WRITER', "claim section '{$this->name}' before publishing to it");
         }
         $length = strlen($data);
         if ($length > $this->capacity) {
             throw new SectionsException('ERR_OUT_OF_RANGE', "$length bytes do not fit section '{$this->name}' ({$this->capacity} bytes)");
         }
-        $commit = $this->u64($this->control);
         $which = 1 - ($commit & 1); // the slot readers are not reading
-        $slot = $this->control + 64 + 64 * $which;
-        $seq = $this->u32($slot) | 1; // odd: being written (stays odd after a writer died here)
-        shmop_write($this->shm, pack('V', $seq), $slot);
+        $slot = 64 + 64 * $which;
+        $seq = unpack('V', $line, $slot)[1] | 1; // odd: being written (stays odd after a writer died here)
+        $slot += $control;
+        // Each store its own shmop_write, in the protocol's order (x86 keeps stores in order).
+        shmop_write($shm, pack('V', $seq), $slot);
         if ($length > 0) {
-            shmop_write($this->shm, $data, $this->data[$which]);
+            shmop_write($shm, $data, $this->data[$which]);
         }
         $version = ($commit >> 1) + 1;
-        shmop_write($this->shm, pack('PPPV', $version, $length, (int) (microtime(true) * 1e6), $me >> 32), $slot + 8);
-        shmop_write($this->shm, pack('V', ($seq + 1) & 0xffffffff), $slot);
-        shmop_write($this->shm, pack('P', $version * 2 + $which), $this->control);
+        shmop_write($shm, pack('PPPV', $version, $length, (int) (microtime(true) * 1e6), $me >> 32), $slot + 8);
+        shmop_write($shm, pack('V', ($seq + 1) & 0xffffffff), $slot);
+        shmop_write($shm, pack('P', $version * 2 + $which), $control);
         // Wake only if a waiter counted itself asleep (docs/sections.md, 7): no system call otherwise.
-        $this->table->waker()?->wakeSleepers($this->control, fn (): int => $this->u32($this->control + self::SLEEPERS));
-        // Retired meanwhile: the manager's carry-over may have missed this version. (x86 orders
-        // this load after the stores above only with a locked instruction: with FFI, wakeSleepers
-        // made one; without it, this check narrows the window but cannot close it:
-        // docs/sections.md, section 8.)
-        if (($how = $this->retiredHow()) !== null) {
-            throw $this->writerRetired($how);
+        // Then retired: if it was set meanwhile, the manager's carry-over may have missed this
+        // version. (x86 orders that load after the stores above only with a locked instruction:
+        // with FFI, the waker's fence is one; without it, this check narrows the window but cannot
+        // close it: docs/sections.md, section 8.)
+        $waker = $this->table->waker();
+        $retired = $waker !== null ? $waker->published($control) : unpack('V', shmop_read($shm, $control + self::RETIRED, 4))[1];
+        if ($retired !== 0) {
+            throw $this->writerRetired(self::how($retired));
         }
         return $version;
     }

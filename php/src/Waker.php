@@ -20,10 +20,14 @@ final class Waker
 
     private static ?\FFI $libc = null; // one binding of libc for the process
     private static ?\FFI $fencing = null; // pthread_spin_trylock, whose xchg is a full fence on x86
-    private static ?\FFI\CData $fenceWord = null;
+    private static ?\FFI\CData $fenceWord = null; // the address of the word the exchange is made on
+
+    /** @var \FFI\CData uint32_t * over the same attachment: the loads after a publish's fence */
+    private \FFI\CData $words;
 
     private function __construct(private \FFI\CData $base, private int $syscall)
     {
+        $this->words = \FFI::cast('uint32_t *', $base);
     }
 
     /** Detaches the second attachment with the waker. */
@@ -36,8 +40,7 @@ final class Waker
     public static function open(int $key): ?self
     {
         $syscall = self::SYS_FUTEX[php_uname('m')] ?? null;
-        $enabled = ini_get('ffi.enable');
-        if ($syscall === null || !extension_loaded('ffi') || !($enabled === '1' || ($enabled === 'preload' && PHP_SAPI === 'cli'))) {
+        if ($syscall === null || !ClaimLocks::checkable()) {
             return null;
         }
         try {
@@ -63,7 +66,7 @@ final class Waker
         foreach (['libc.so.6', 'libpthread.so.0'] as $library) {
             try {
                 $ffi = \FFI::cdef('int pthread_spin_trylock(volatile int *lock);', $library);
-                self::$fenceWord = $ffi->new('int', false, true);
+                self::$fenceWord = \FFI::addr($ffi->new('int', false, true)); // persistent: lives with the process
                 return $ffi;
             } catch (\FFI\Exception) {
             }
@@ -73,19 +76,23 @@ final class Waker
 
     /**
      * After a publish: a full fence (an atomic exchange; PHP has no fence of
-     * its own), then the sleeper count, and a wake only if it is not 0.
-     * @param callable(): int $sleepers reads the section's sleeper count
+     * its own), then the sleeper count and the retired word, each one 4-byte
+     * load through this attachment (cheaper than a shmop_read and an unpack);
+     * a wake only if the count is not 0. Returns the retired word, loaded
+     * after the fence (docs/sections.md, 6 and 8).
      */
-    public function wakeSleepers(int $control, callable $sleepers): void
+    public function published(int $control): int
     {
+        $word = $control >> 2;
         if (self::$fencing === null) {
             $this->wake($control); // no fence: the count could be read too early, so always wake
-            return;
+            return $this->words[$word + 4];
         }
-        self::$fencing->pthread_spin_trylock(\FFI::addr(self::$fenceWord));
-        if ($sleepers() !== 0) {
+        self::$fencing->pthread_spin_trylock(self::$fenceWord);
+        if ($this->words[$word + 6] !== 0) {
             $this->wake($control);
         }
+        return $this->words[$word + 4];
     }
 
     /** Wakes every thread asleep on the commit word of the section at $control. */
