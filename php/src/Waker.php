@@ -8,10 +8,10 @@ namespace NodejsShm;
  * shmop gives no address, so this attaches the segment a second time to name
  * the futex word. After a publish it wakes only when the section's sleeper
  * count is not 0, with a full fence between the commit and that count
- * (docs/sections.md, 7). The same attachment, read-write, gives a claimant's
- * publish its control words as C integers ($u32, $u64): a load or store there
- * costs ~20 ns, a shmop_read or shmop_write with its unpack or pack ~85 ns
- * (Section::publish). Without FFI (or where it is disabled) Node.js waiters
+ * (docs/sections.md, 7). The same attachment gives reads and publishes the
+ * control words as C integers ($u32, $u64): a load or store there costs
+ * ~20 ns, a shmop_read or shmop_write with its unpack or pack ~85 ns
+ * (Section). It is read-write, read-only for a table attached read-only. Without FFI (or where it is disabled) Node.js waiters
  * poll and see a publish within 10 ms.
  * @internal
  */
@@ -19,6 +19,7 @@ final class Waker
 {
     private const FUTEX_WAKE = 1;
     private const SYS_FUTEX = ['x86_64' => 202, 'amd64' => 202, 'i386' => 240, 'i686' => 240];
+    private const SHM_RDONLY = 010000;
 
     private static ?\FFI $libc = null; // one binding of libc for the process
     private static ?\FFI $fencing = null; // pthread_spin_trylock, whose xchg is a full fence on x86
@@ -40,8 +41,8 @@ final class Waker
         self::$libc->shmdt($this->base);
     }
 
-    /** A waker for the segment with this key, or null when FFI cannot be used. */
-    public static function open(int $key): ?self
+    /** A waker for the segment with this key (attached read-only for a read-only table), or null when FFI cannot be used. */
+    public static function open(int $key, bool $readOnly = false): ?self
     {
         $syscall = self::SYS_FUTEX[php_uname('m')] ?? null;
         if ($syscall === null || !ClaimLocks::checkable()) {
@@ -54,7 +55,7 @@ final class Waker
                 . 'long syscall(long number, ...);', 'libc.so.6');
             self::$fencing ??= self::fencing();
             $id = self::$libc->shmget($key, 0, 0);
-            $base = $id < 0 ? null : \FFI::cast('char *', self::$libc->shmat($id, null, 0));
+            $base = $id < 0 ? null : \FFI::cast('char *', self::$libc->shmat($id, null, $readOnly ? self::SHM_RDONLY : 0));
             if ($base === null || \FFI::cast('intptr_t', $base)->cdata === -1) {
                 return null;
             }
@@ -62,6 +63,12 @@ final class Waker
         } catch (\FFI\Exception) {
             return null;
         }
+    }
+
+    /** Whether this attachment begins with $header. */
+    public function shows(string $header): bool
+    {
+        return \FFI::string($this->base, strlen($header)) === $header;
     }
 
     /** pthread_spin_trylock (libc since glibc 2.34, libpthread before), or null: then every publish wakes. */
