@@ -120,6 +120,8 @@ function roundRatios (run, candidate, floor) {
 function protocolPairs (run, how, { bytes, label }) {
   const floor = run.ffi ? `publishFloorFfi@${bytes}` : `publishFloorShmop@${bytes}`
   const floorText = run.ffi ? 'the FFI publish\'s accesses and fence, no PHP logic' : 'its shmop calls, no PHP logic'
+  const readFloor = run.ffi ? `readFloorFfi@${bytes}` : `readFloorShmop@${bytes}`
+  const readFloorText = run.ffi ? 'the FFI read\'s ten loads and its shmop_read, no PHP logic' : 'a read\'s four shmop_reads, no PHP logic'
   const pair = (name, candidate, floorCase, floorName, target) => {
     const r = roundRatios(run, candidate, floorCase)
     return {
@@ -132,20 +134,21 @@ function protocolPairs (run, how, { bytes, label }) {
     pair('publish ÷ shmop_write', `publish@${bytes}`, `shmop_write@${bytes}`, `a bare shmop_write of ${label}`, run.ffi ? PUBLISH_TARGET : undefined),
     pair('publish ÷ protocol floor', `publish@${bytes}`, floor, `the protocol floor (${floorText})`),
     pair('read ÷ shmop_read', `read@${bytes}`, `shmop_read@${bytes}`, `a bare shmop_read of ${label}`),
-    pair('read ÷ protocol floor', `read@${bytes}`, `readFloorShmop@${bytes}`, 'the protocol floor (a read\'s four shmop_reads, no PHP logic)')
+    pair('read ÷ protocol floor', `read@${bytes}`, readFloor, `the protocol floor (${readFloorText})`)
   ]
 }
 
 function protocolTable (runs) {
   const head = ['PHP', 'size', '`Section::publish()`', 'bare `shmop_write`', 'floor: shmop calls', 'floor: FFI accesses + fence', 'publish ÷ write', 'publish ÷ its floor',
-    '`Section::read()`', 'bare `shmop_read`', 'floor: 4 shmop_reads', 'read ÷ shmop_read', 'read ÷ floor']
+    '`Section::read()`', 'bare `shmop_read`', 'floor: 4 shmop_reads', 'floor: FFI loads + copy', 'read ÷ shmop_read', 'read ÷ its floor']
   const body = runs.flatMap(([how, run]) => PROTOCOL_SIZES.map(({ bytes, label }) => {
     const at = (name) => run.cases[`${name}@${bytes}`]?.median
     const own = run.ffi ? 'publishFloorFfi' : 'publishFloorShmop'
+    const ownRead = run.ffi ? 'readFloorFfi' : 'readFloorShmop'
     return [how, label, us(at('publish')), us(at('shmop_write')), us(at('publishFloorShmop')), us(at('publishFloorFfi')),
       x(roundRatios(run, `publish@${bytes}`, `shmop_write@${bytes}`).ratio), x(roundRatios(run, `publish@${bytes}`, `${own}@${bytes}`).ratio),
-      us(at('read')), us(at('shmop_read')), us(at('readFloorShmop')),
-      x(roundRatios(run, `read@${bytes}`, `shmop_read@${bytes}`).ratio), x(roundRatios(run, `read@${bytes}`, `readFloorShmop@${bytes}`).ratio)]
+      us(at('read')), us(at('shmop_read')), us(at('readFloorShmop')), us(at('readFloorFfi')),
+      x(roundRatios(run, `read@${bytes}`, `shmop_read@${bytes}`).ratio), x(roundRatios(run, `read@${bytes}`, `${ownRead}@${bytes}`).ratio)]
   }))
   return report.table(head.map((h, i) => [h, i > 1 ? 'r' : 'l']), body)
 }
@@ -172,7 +175,8 @@ const publishCase = {
         `${input.rounds} rounds, ratios = median over rounds of the per-round ratio). ` +
         'Floor "shmop calls": a publish\'s accesses as shmop makes them, with constant strings and no PHP logic (a 132-byte shmop_read of the control line, 5 shmop_writes: seq, payload, header, seq, commit; a 12-byte shmop_read after). ' +
         'Floor "FFI accesses + fence": the same accesses as `Section::publish` makes them with FFI (the payload\'s shmop_write, the control words as C integers through a second attachment, `pthread_spin_trylock` as the full fence). ' +
-        `Read floor: a read's four shmop_reads. getmypid() (a publish without FFI calls it): ${us(withoutFfi.cases['getmypid()'].median)}` +
+        'Read floors: a read\'s four shmop_reads (without FFI); its ten loads as C integers and the payload\'s shmop_read (with FFI). ' +
+        `getmypid() (a publish without FFI calls it): ${us(withoutFfi.cases['getmypid()'].median)}` +
         (withFfi.ffi ? '' : '. **FFI was not usable here**: both runs took the shmop path') + `.\n\n${protocolTable(runs)}\n`)
       return { results: runs.flatMap(([how, run]) => PROTOCOL_SIZES.flatMap((size) => protocolPairs(run, how, size))) }
     } finally {

@@ -89,8 +89,10 @@ if (empty($in['protocol'])) {
  * - publish floor (FFI), where FFI is usable: the same accesses as Section::publish makes them
  *   then: the payload's shmop_write, the control words loaded and stored as C integers through a
  *   second attachment, and the full fence (pthread_spin_trylock) a wake needs;
- * - read floor (shmop): a read's four copies: the control line, the slot header, the payload,
- *   retired and the seq again;
+ * - read floor (shmop): a read's four copies without FFI: the control line, the slot header, the
+ *   payload, retired and the seq again;
+ * - read floor (FFI), where FFI is usable: a read's accesses as Section::read makes them then:
+ *   its ten loads as C integers and the payload's shmop_read;
  * - getmypid(): the system call a publish without FFI makes to check its claim.
  * The floors write to a private segment laid out like one section (control block at 0, data at
  * 280: 24 mod 64), never to the table.
@@ -150,6 +152,14 @@ function protocolCases(SectionTable $table, Shmop $tableShm, int $key): array
         }
         $cases["read@$n"] = static fn () => $reader->read();
         $cases["shmop_read@$n"] = static fn () => shmop_read($tableShm, $readData, $n);
+        if ($ffi !== null) {
+            $cases["readFloorFfi@$n"] = static function () use ($floor, $n, $ffi): int {
+                ['u32' => $u32, 'u64' => $u64] = $ffi;
+                $loaded = $u64[0] + $u32[4] + $u32[16] + $u64[9] + $u64[10] + $u64[11] + $u32[24]; // commit, retired, seq, header
+                $data = shmop_read($floor, 280, $n);
+                return strlen($data) + $loaded + $u32[16] + $u32[4]; // seq, retired
+            };
+        }
         $cases["readFloorShmop@$n"] = static function () use ($floor, $n): void {
             shmop_read($floor, 0, 132);
             shmop_read($floor, 136, 28);
