@@ -5,15 +5,15 @@ namespace NodejsShm;
 
 /**
  * One section of a table: read it, or claim it and publish to it.
- * Every step follows docs/sections.md; each shmop_read/shmop_write is one
- * ordered access of the protocol (x86 keeps them in program order).
+ * Every step follows docs/sections.md; each shmop_read/shmop_write, and with
+ * FFI each load or store of a control word through the waker's attachment, is
+ * one ordered access of the protocol (x86 keeps them in program order).
  */
 final class Section
 {
     private const CLAIM = 8;
     private const RETIRED = 16;
     private const FLAGS = 20;
-    private const SLEEPERS = 24;
     /** @internal The backoff of waits (SectionTable::wait too): 0.1 ms doubling to 10 ms. */
     public const POLL_MIN_US = 100;
     public const POLL_MAX_US = 10000;
