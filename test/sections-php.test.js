@@ -117,11 +117,11 @@ t.test('claim and publish in PHP; Node reads it', async (t) => {
 })
 
 for (const [how, ini] of [['with FFI', []], ['without FFI', ['-d', 'ffi.enable=0']]]) {
-  t.test(`a forked child of a PHP claimant is not the writer (${how}): the identity is asked again after a fork`, async (t) => {
+  t.test(`a forked child of a PHP claimant is not the writer, and its close() keeps the parent's claim (${how})`, async (t) => {
     const key = keyFor(how === 'with FFI' ? 11 : 12)
     const table = create(t, key, [{ name: 's', size: 64 }])
     // The child inherits the Section object (claimed) but not the claim lock (SEM_UNDO is not
-    // inherited): its publish must fail the claim check. With FFI the identity is cached, and
+    // inherited): its publish must fail the claim check, and its close() must not release the lock. With FFI the identity is cached, and
     // only the fork mark (a MADV_WIPEONFORK page, Process::identity) makes it ask again.
     const seen = phpJSON(t, key, `
       if (!function_exists('pcntl_fork')) { fwrite(STDERR, "this test needs PHP's pcntl extension\n"); exit(1); }
@@ -129,17 +129,26 @@ for (const [how, ini] of [['with FFI', []], ['without FFI', ['-d', 'ffi.enable=0
       $s = $table->section('s');
       $s->claim();
       $steps = ['first' => $s->publish('one'), 'ffi' => $table->waker() !== null];
+      [$parent, $child] = stream_socket_pair(STREAM_PF_UNIX, STREAM_SOCK_STREAM, 0);
       $pid = pcntl_fork();
       if ($pid === 0) {
         $r = attempt(fn () => $s->publish('child'));
+        $table->close(); // must not give back the parent's claim lock
+        fwrite($child, "closed\n");
+        fgets($child); // lives on until the parent has looked
         exit(($r['code'] ?? '') === 'ERR_SHM_NOT_WRITER' ? 0 : 2);
       }
+      fgets($parent);
+      $other = SectionTable::attach($key);
+      $steps['stillHeld'] = attempt(fn () => $other->section('s')->claim())['code'] ?? 'claimed';
+      fwrite($parent, "seen\n");
       pcntl_waitpid($pid, $status);
       $steps['child'] = pcntl_wexitstatus($status);
       $steps['second'] = $s->publish('two');
       $table->close();
       echo json_encode($steps);`, ini)
-    t.same(seen, { first: 1, ffi: how === 'with FFI', child: 0, second: 2 }, 'the child got ERR_SHM_NOT_WRITER; the parent goes on publishing')
+    t.same(seen, { first: 1, ffi: how === 'with FFI', child: 0, second: 2, stillHeld: 'ERR_SHM_SECTION_BUSY' },
+      'the child got ERR_SHM_NOT_WRITER, and its close() left the claim to the parent, which goes on publishing')
     t.same(table.section('s').read(), { version: 2, data: Buffer.from('two') }, 'nothing of the child\'s reached the section')
   })
 }

@@ -28,6 +28,8 @@ final class Section
     private int $lockKey;
     private ?\SysvSemaphore $lock = null;
     private bool $claimed = false;
+    /** The claim word of the process that claimed: a forked child inherits $claimed, not the lock. */
+    private int $claimedBy = 0;
     private bool $lostClaim = false;
     private ?\Shmop $shm;
 
@@ -288,7 +290,8 @@ final class Section
                 "section '%s' of table 0x%08x is claimed by %s: its claim lock is held, and the kernel frees it when the holder ends",
                 $this->name, $this->table->key & 0xffffffff, $holder ? "process $holder" : 'a process that has not recorded its pid yet'));
         }
-        shmop_write($this->shm, pack('P', Process::identity()), $this->control + self::CLAIM);
+        $this->claimedBy = Process::identity();
+        shmop_write($this->shm, pack('P', $this->claimedBy), $this->control + self::CLAIM);
         shmop_write($this->shm, pack('V', $this->table->waker() !== null ? 1 : 0), $this->control + self::FLAGS);
         $this->wake(); // waiters re-read who wakes them
         $this->claimed = true;
@@ -302,7 +305,12 @@ final class Section
             return;
         }
         $this->claimed = false;
-        if ($this->shm !== null && $this->u64($this->control + self::CLAIM) === Process::identity()) {
+        if ($this->claimedBy !== Process::identity()) {
+            // A forked child: the lock is its parent's (SEM_UNDO entries are not inherited), and a
+            // sem_release here would free it for others while the parent still writes.
+            return;
+        }
+        if ($this->shm !== null && $this->u64($this->control + self::CLAIM) === $this->claimedBy) {
             shmop_write($this->shm, pack('V', 0), $this->control + self::FLAGS);
             shmop_write($this->shm, pack('P', 0), $this->control + self::CLAIM);
         }
