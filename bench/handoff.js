@@ -9,19 +9,24 @@
  * with its ratio to the row's C floor. The method (one message, the clocks,
  * the acknowledgement, the interleaved rounds, the CPU time) is in
  * docs/performance.md, "Handoff"; the processes are peers/handoff-node.js,
- * peers/handoff-php.php and peers/handoff-floor.c.
+ * peers/handoff-php.php and peers/handoff-floor.c, and for the PHP writer's
+ * own floor (PHP's publish and wake, a reader that adds nothing) the C reader
+ * peers/handoff-c-reader.c.
  */
 const fs = require('node:fs')
 const path = require('node:path')
-const { spawnSync } = require('node:child_process')
+const { spawn, spawnSync } = require('node:child_process')
+const readline = require('node:readline')
 const { median, distribution } = require('./harness')
 const report = require('./report')
-const { createTable, removeTable, tempDir, removeDir, nodeChild, phpChild, phpProblem, output, jsonLines } = require('./peers/children')
+const { createTable, removeTable, tempDir, removeDir, nodeChild, phpChild, phpProblem, output, jsonLines, track } = require('./peers/children')
 
 const NODE_PEER = path.join(__dirname, 'peers', 'handoff-node.js')
 const PHP_PEER = path.join(__dirname, 'peers', 'handoff-php.php')
 const C_SOURCE = path.join(__dirname, 'peers', 'handoff-floor.c')
 const C_BINARY = path.join(__dirname, 'build', 'handoff-floor') // bench/build/ is ignored by git
+const C_READER_SOURCE = path.join(__dirname, 'peers', 'handoff-c-reader.c')
+const C_READER = path.join(__dirname, 'build', 'handoff-c-reader')
 const SIZES = [{ bytes: 10 * 1024, label: '10KB' }, { bytes: 100 * 1024, label: '100KB' }]
 const GAP_US = [300, 700] // the writer's random sleep before each message
 const DROP = 5 // messages dropped at the start of every batch
@@ -34,7 +39,7 @@ const C_ROWS = [
   { id: 'c-unix', c: 'unix', text: 'Unix socket (write/read)', transport: 'unix' },
   { id: 'c-tcp', c: 'tcp', text: 'TCP loopback (write/read)', transport: 'tcp' }
 ].map((t) => ({ ...t, who: 'c', informative: true }))
-const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
+const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', 'shm-c': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
 
 // Issue 13's targets: this ÷ its C floor at most `floor`; Unix socket ÷ this at least `unix` (by size where an object).
 const TARGETS = {
@@ -42,22 +47,44 @@ const TARGETS = {
   php: { shm: { floor: 1.5, unix: { 102400: 3 } } }
 }
 
-/** Builds the C floors' program (once); returns why it could not, or null. */
+/** Builds the C floors' programs (once); returns why it could not, or null. */
 let built
 function buildFloor () {
   if (built !== undefined) return built
   fs.mkdirSync(path.dirname(C_BINARY), { recursive: true })
-  const r = spawnSync('gcc', ['-O2', '-std=gnu11', '-Wall', '-Wextra', C_SOURCE, '-o', C_BINARY], { encoding: 'utf8' })
-  built = r.error ? `gcc not found (${r.error.code})` : r.status !== 0 ? `gcc failed: ${r.stderr.trim()}` : null
+  for (const [source, binary] of [[C_SOURCE, C_BINARY], [C_READER_SOURCE, C_READER]]) {
+    const r = spawnSync('gcc', ['-O2', '-std=gnu11', '-Wall', '-Wextra', source, '-o', binary], { encoding: 'utf8' })
+    built = r.error ? `gcc not found (${r.error.code})` : r.status !== 0 ? `gcc failed: ${r.stderr.trim()}` : null
+    if (built) break
+  }
   return built
 }
 
 /** Runs one batch of n messages over a transport; returns { latencies, early, writerNs, readerNs, n }. */
 async function batch (reader, t, n) {
+  if (t.reader === 'c') return cBatch(t, n)
   reader.send({ cmd: 'expect', mode: t.mode, section: t.section, ack: t.ack, n })
   await reader.next() // armed
   const [answer, sent] = await Promise.all([reader.next(), t.writer.request({ cmd: 'send', transport: t.transport, n, gapUs: GAP_US })])
   return { latencies: answer.latencies.slice(DROP), early: answer.early, writerNs: sent.cpuNs, readerNs: answer.cpuNs, n }
+}
+
+/** A batch read by the C reader (peers/handoff-c-reader.c) instead of the Node reader. */
+async function cBatch (t, n) {
+  const child = track(spawn(C_READER, [String(t.key), t.section, t.ack, String(n)], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  let err = ''
+  child.stderr.setEncoding('utf8').on('data', (c) => { err += c })
+  const exited = new Promise((resolve) => child.on('close', resolve))
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const next = async () => {
+    const { value, done } = await lines.next()
+    if (done) throw new Error(`handoff-c-reader exited with ${await exited}: ${err.trim()}`)
+    return value
+  }
+  await next() // armed: attached, and the commit it waits past read
+  const [sent, result] = await Promise.all([t.writer.request({ cmd: 'send', transport: 'shm', n, gapUs: GAP_US }), next().then(JSON.parse)])
+  await exited
+  return { latencies: result.latencies.slice(DROP), early: 0, writerNs: sent.cpuNs, readerNs: result.cpuNs, n }
 }
 
 /** One round of the C floors (all four transports, interleaved); returns their batches by id. */
@@ -121,7 +148,7 @@ function compare (writerKind, bytes, stats) {
 }
 
 /** The processes and transports of one case; pushes the processes to procs. */
-async function start (writerKind, key, bytes, unixPath, procs) {
+async function start (writerKind, key, bytes, unixPath, procs, cReader) {
   const php = writerKind === 'php'
   const reader = nodeChild(NODE_PEER, ['reader'], 'handoff reader (node)')
   procs.push(reader)
@@ -151,6 +178,8 @@ async function start (writerKind, key, bytes, unixPath, procs) {
     machine: { php: a.php, ffi: a.ffi, noffiHasFfi: b.ffi },
     transports: [
       { id: 'shm', text: a.ffi ? 'shm, FFI wake' : 'shm (FFI unavailable!)', ...shm, mode: 'wait' },
+      // PHP's own floor: the same publish and wake, read by a C reader that adds nothing to the wake-up.
+      ...(cReader && a.ffi ? [{ id: 'shm-c', who: 'phpc', text: 'shm, FFI wake; C reader (futex wait, memcpy out)', ...shm, key, reader: 'c', informative: true }] : []),
       { id: 'shm-noffi', text: 'shm, no FFI (reader polls ≤ 10 ms)', ...shm, writer: noffi, section: 'msg-noffi', ack: 'ack-noffi', mode: 'wait', informative: true },
       ...sockets
     ]
@@ -167,14 +196,14 @@ async function runCase ({ opts, progress }, writerKind, { bytes, label: sizeLabe
   const dir = tempDir()
   const procs = []
   try {
+    const noFloor = buildFloor()
+    if (noFloor) note(`C floors not measured: ${noFloor.split('\n')[0]}`)
     progress(`${label}: starting processes`)
-    const { reader, machine, transports } = await start(writerKind, key, bytes, path.join(dir, 'reader.sock'), procs)
+    const { reader, machine, transports } = await start(writerKind, key, bytes, path.join(dir, 'reader.sock'), procs, !noFloor)
     for (const t of transports) {
       progress(`${label}: warming up ${t.id}`)
       await batch(reader, t, WARMUP)
     }
-    const noFloor = buildFloor()
-    if (noFloor) note(`C floors not measured: ${noFloor.split('\n')[0]}`)
     const items = noFloor ? transports : [...transports, { id: 'c' }]
     const rows = noFloor ? transports : [...transports, ...C_ROWS]
     const data = new Map(rows.map((t) => [t.id, []]))
@@ -198,7 +227,7 @@ async function runCase ({ opts, progress }, writerKind, { bytes, label: sizeLabe
   }
 }
 
-const WHO = { node: 'Node → Node', php: 'PHP → Node', c: 'C → C (floor)' }
+const WHO = { node: 'Node → Node', php: 'PHP → Node', phpc: 'PHP → C (PHP\'s floor)', c: 'C → C (floor)' }
 const verdictText = (v) => (v === 'MISS' ? '**MISS**' : v || '–')
 
 /** The latency table of a list of measured cases: one row per transport and size, the README's handoff table. */
@@ -243,7 +272,9 @@ const FIXED = [
     'Node reader in every Node and PHP row (`await wait()`: `await section.wait(v)` then `readInto`; `waitSync()`: blocking in `section.waitSync(v)`; ' +
     '`waitSync({ spin })`: checking for 2 ms before it sleeps, longer than the writer\'s gap; sockets: `net` \'data\' events, TCP with Nagle off). ' +
     'PHP writer: php/ `Section::publish` (FFI on: wakes the reader through futex; `ffi.enable=0`: the reader polls, 0.1 ms doubling to 10 ms), or `stream_socket_client` + `fwrite`. ' +
-    'C → C: peers/handoff-floor.c, one batch of each of its transports per round, interleaved with the rows above it (same size): the floor of each row.',
+    'C → C: peers/handoff-floor.c, one batch of each of its transports per round, interleaved with the rows above it (same size): the floor of each row. ' +
+    'PHP → C: the PHP writer\'s publish and FFI wake, read by peers/handoff-c-reader.c (the sections protocol in C: sleeper count, futex wait, memcpy out), ' +
+    'so that PHP → C ÷ C → C is what the PHP writer adds, and PHP → Node ÷ PHP → C what the Node reader adds.',
   'In brackets: the figure ÷ the same figure of the row\'s C floor (shm rows: the futex wait, `spin`: the spinning reader, sockets: the same socket in C). ' +
     '"÷ floor, per round" is the median over rounds of each round\'s ratio of medians (min–max beside it), the verdict against "≤ … floor"; ' +
     '"Unix ÷ this" the same for the Unix socket\'s latency ÷ this row\'s (higher is better for shm), the verdict against "≥ … Unix". ' +
@@ -260,7 +291,7 @@ const note = (text) => { if (!notes.includes(text)) notes.push(text) }
 function pairRows (c) {
   const byId = Object.fromEntries(c.transports.map((t) => [t.id, t]))
   const text = (t) => `${WHO[t.who]}, ${t.text}: median one-way latency`
-  return c.comparisons.filter((k) => k.target || (c.writer === 'php' && k.id === 'shm')).map((k) => {
+  return c.comparisons.filter((k) => k.target || (c.writer === 'php' && (k.id === 'shm' || k.id === 'shm-c'))).map((k) => {
     // the runner's pair semantics: candidate ÷ floor, at most target (socket ÷ this, at least target, turned round)
     const candidate = byId[k.id]
     const floor = byId[k.ref]

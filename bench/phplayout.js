@@ -6,6 +6,8 @@
  * and the sections' layout". Rounds visit every offset once, in a rotated
  * order; then the chosen offset (24) and the sweep's best and worst are timed
  * again, interleaved, in a second PHP run, which the verdict uses.
+ * phplayout.publish: Section::publish() and read() at 16 B, 10 KB and 100 KB
+ * against the bare shmop copy and the protocol's floors, with and without FFI.
  */
 const path = require('node:path')
 const { median } = require('./harness')
@@ -27,8 +29,8 @@ const LEGEND = [
   '"confirmed": the chosen offset against the sweep\'s best and worst, timed again interleaved in a second PHP run (rounds of --samples runs each, ratio of their medians); the verdict is the median over rounds of chosen ÷ best (≤ 1.3×, as the offset group holds Node\'s copies).'
 ]
 
-async function runPhp (input) {
-  const out = await output('php', [SCRIPT], { input: JSON.stringify(input), label: 'phplayout.php' })
+async function runPhp (input, ini = []) {
+  const out = await output('php', [...ini, SCRIPT], { input: JSON.stringify(input), label: 'phplayout.php' })
   try { return JSON.parse(out) } catch { throw new Error(`phplayout.php: not JSON: ${out.slice(0, 200)}`) }
 }
 
@@ -102,6 +104,87 @@ function layoutTable (sweep, rows) {
   return report.table(head.map((h, i) => [h, i ? 'r' : 'l']), body)
 }
 
+// PHP's publish and read at these sizes against the bare copy and the protocol's floors (peers/phplayout.php, protocol).
+const PROTOCOL_SIZES = [{ bytes: 16, label: '16B' }, { bytes: 10 * 1024, label: '10KB' }, { bytes: 100 * 1024, label: '100KB' }]
+const PUBLISH_TARGET = 1.3 // issue 13: PHP publish ≤ 1.3× PHP's bare shmop_write
+
+/** Per-round ratios of two cases of one run: { ratio (median), ratioMin, ratioMax }. */
+function roundRatios (run, candidate, floor) {
+  const a = run.cases[candidate].rounds
+  const b = run.cases[floor].rounds
+  const ratios = a.map((v, i) => v / b[i])
+  return { ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) }
+}
+
+/** The pair rows of one PHP run (with or without FFI) at one size. */
+function protocolPairs (run, how, { bytes, label }) {
+  const floor = run.ffi ? `publishFloorFfi@${bytes}` : `publishFloorShmop@${bytes}`
+  const floorText = run.ffi ? 'the FFI publish\'s accesses and fence, no PHP logic' : 'its shmop calls, no PHP logic'
+  const readFloor = run.ffi ? `readFloorFfi@${bytes}` : `readFloorShmop@${bytes}`
+  const readFloorText = run.ffi ? 'the FFI read\'s ten loads and its shmop_read, no PHP logic' : 'a read\'s four shmop_reads, no PHP logic'
+  const pair = (name, candidate, floorCase, floorName, target) => {
+    const r = roundRatios(run, candidate, floorCase)
+    return {
+      kind: 'pair', name: `phplayout.${label} (${how}): ${name}`, bytes, candidate, floor: floorName,
+      ns: run.cases[candidate].median, floorNs: run.cases[floorCase].median, ...r,
+      ...(target ? { target, verdict: r.ratio <= target ? 'PASS' : 'MISS' } : {})
+    }
+  }
+  return [
+    pair('publish ÷ shmop_write', `publish@${bytes}`, `shmop_write@${bytes}`, `a bare shmop_write of ${label}`, run.ffi ? PUBLISH_TARGET : undefined),
+    pair('publish ÷ protocol floor', `publish@${bytes}`, floor, `the protocol floor (${floorText})`),
+    pair('read ÷ shmop_read', `read@${bytes}`, `shmop_read@${bytes}`, `a bare shmop_read of ${label}`),
+    pair('read ÷ protocol floor', `read@${bytes}`, readFloor, `the protocol floor (${readFloorText})`)
+  ]
+}
+
+function protocolTable (runs) {
+  const head = ['PHP', 'size', '`Section::publish()`', 'bare `shmop_write`', 'floor: shmop calls', 'floor: FFI accesses + fence', 'publish ÷ write', 'publish ÷ its floor',
+    '`Section::read()`', 'bare `shmop_read`', 'floor: 4 shmop_reads', 'floor: FFI loads + copy', 'read ÷ shmop_read', 'read ÷ its floor']
+  const body = runs.flatMap(([how, run]) => PROTOCOL_SIZES.map(({ bytes, label }) => {
+    const at = (name) => run.cases[`${name}@${bytes}`]?.median
+    const own = run.ffi ? 'publishFloorFfi' : 'publishFloorShmop'
+    const ownRead = run.ffi ? 'readFloorFfi' : 'readFloorShmop'
+    return [how, label, us(at('publish')), us(at('shmop_write')), us(at('publishFloorShmop')), us(at('publishFloorFfi')),
+      x(roundRatios(run, `publish@${bytes}`, `shmop_write@${bytes}`).ratio), x(roundRatios(run, `publish@${bytes}`, `${own}@${bytes}`).ratio),
+      us(at('read')), us(at('shmop_read')), us(at('readFloorShmop')), us(at('readFloorFfi')),
+      x(roundRatios(run, `read@${bytes}`, `shmop_read@${bytes}`).ratio), x(roundRatios(run, `read@${bytes}`, `${ownRead}@${bytes}`).ratio)]
+  }))
+  return report.table(head.map((h, i) => [h, i > 1 ? 'r' : 'l']), body)
+}
+
+const publishCase = {
+  kind: 'custom',
+  name: 'phplayout.publish',
+  async run ({ opts, progress }) {
+    const { problem } = phpProblem()
+    if (problem) return { skipped: problem }
+    const { key, table } = createTable([{ name: 'data', size: SIZE }, { name: 'publish', size: SIZE },
+      ...PROTOCOL_SIZES.map(({ bytes }) => ({ name: `read${bytes}`, size: bytes }))])
+    table.close()
+    try {
+      const clock = opts.clock === 'wall' ? 'wall' : 'cpu'
+      const input = { key, size: SIZE, offsets: [], rounds: opts.rounds * opts.samples, sampleMs: 1, protocol: true }
+      const runs = []
+      for (const [how, ini] of [['FFI', []], ['no FFI', ['-d', 'ffi.enable=0']]]) {
+        progress(`phplayout.publish: Section::publish and read against their floors (${how})`)
+        runs.push([how, onClock(await runPhp(input, ini), clock)])
+      }
+      const [[, withFfi], [, withoutFfi]] = runs
+      legend.push('**PHP publish and read against the bare copy and the protocol\'s floors** (a third and fourth PHP run, one with `-d ffi.enable=0`; every case of a run interleaved, ' +
+        `${input.rounds} rounds, ratios = median over rounds of the per-round ratio). ` +
+        'Floor "shmop calls": a publish\'s accesses as shmop makes them, with constant strings and no PHP logic (a 132-byte shmop_read of the control line, 5 shmop_writes: seq, payload, header, seq, commit; a 12-byte shmop_read after). ' +
+        'Floor "FFI accesses + fence": the same accesses as `Section::publish` makes them with FFI (the payload\'s shmop_write, the control words as C integers through a second attachment, `pthread_spin_trylock` as the full fence). ' +
+        'Read floors: a read\'s four shmop_reads (without FFI); its ten loads as C integers and the payload\'s shmop_read (with FFI). ' +
+        `getmypid() (a publish without FFI calls it): ${us(withoutFfi.cases['getmypid()'].median)}` +
+        (withFfi.ffi ? '' : '. **FFI was not usable here**: both runs took the shmop path') + `.\n\n${protocolTable(runs)}\n`)
+      return { results: runs.flatMap(([how, run]) => PROTOCOL_SIZES.flatMap((size) => protocolPairs(run, how, size))) }
+    } finally {
+      removeTable(key)
+    }
+  }
+}
+
 module.exports = {
   title: 'PHP copies of a 100 KB payload: the sections\' layout (24 mod 64) against every other offset',
   legend,
@@ -155,6 +238,6 @@ module.exports = {
           removeTable(key)
         }
       }
-    }]
+    }, publishCase]
   }
 }

@@ -29,8 +29,8 @@ function create (t, key, sections) {
 }
 
 /** Runs PHP code with the library loaded (php/autoload.php) and $key set; returns what it echoes as JSON. */
-function phpJSON (t, key, code) {
-  const run = php(['-r', `require '${PHP_DIR}/autoload.php'; use NodejsShm\\SectionTable; use NodejsShm\\SectionsException;
+function phpJSON (t, key, code, ini = []) {
+  const run = php([...ini, '-r', `require '${PHP_DIR}/autoload.php'; use NodejsShm\\SectionTable; use NodejsShm\\SectionsException;
     $key = (int) $argv[1];
     function attempt(callable $fn) { try { return ['ok' => $fn()]; } catch (SectionsException $e) { return ['code' => $e->errorCode, 'message' => $e->getMessage()]; } }
     ${code}`, String(key)])
@@ -115,6 +115,43 @@ t.test('claim and publish in PHP; Node reads it', async (t) => {
   t.equal(table.section('a').info().writer, null, 'close() released PHP\'s claim')
   t.equal(table.section('a').info().lastWriterPid > 0, true)
 })
+
+for (const [how, ini] of [['with FFI', []], ['without FFI', ['-d', 'ffi.enable=0']]]) {
+  t.test(`a forked child of a PHP claimant is not the writer, and its close() keeps the parent's claim (${how})`, async (t) => {
+    const key = keyFor(how === 'with FFI' ? 11 : 12)
+    const table = create(t, key, [{ name: 's', size: 64 }])
+    // The child inherits the Section object (claimed) but not the claim lock (SEM_UNDO is not
+    // inherited): its publish must fail the claim check, and its close() must not release the lock. With FFI the identity is cached, and
+    // only the fork mark (a MADV_WIPEONFORK page, Process::identity) makes it ask again.
+    const seen = phpJSON(t, key, `
+      if (!function_exists('pcntl_fork')) { fwrite(STDERR, "this test needs PHP's pcntl extension\n"); exit(1); }
+      $table = SectionTable::attach($key);
+      $s = $table->section('s');
+      $s->claim();
+      $steps = ['first' => $s->publish('one'), 'ffi' => $table->waker() !== null];
+      [$parent, $child] = stream_socket_pair(STREAM_PF_UNIX, STREAM_SOCK_STREAM, 0);
+      $pid = pcntl_fork();
+      if ($pid === 0) {
+        $r = attempt(fn () => $s->publish('child'));
+        $table->close(); // must not give back the parent's claim lock
+        fwrite($child, "closed\n");
+        fgets($child); // lives on until the parent has looked
+        exit(($r['code'] ?? '') === 'ERR_SHM_NOT_WRITER' ? 0 : 2);
+      }
+      fgets($parent);
+      $other = SectionTable::attach($key);
+      $steps['stillHeld'] = attempt(fn () => $other->section('s')->claim())['code'] ?? 'claimed';
+      fwrite($parent, "seen\n");
+      pcntl_waitpid($pid, $status);
+      $steps['child'] = pcntl_wexitstatus($status);
+      $steps['second'] = $s->publish('two');
+      $table->close();
+      echo json_encode($steps);`, ini)
+    t.same(seen, { first: 1, ffi: how === 'with FFI', child: 0, second: 2, stillHeld: 'ERR_SHM_SECTION_BUSY' },
+      'the child got ERR_SHM_NOT_WRITER, and its close() left the claim to the parent, which goes on publishing')
+    t.same(table.section('s').read(), { version: 2, data: Buffer.from('two') }, 'nothing of the child\'s reached the section')
+  })
+}
 
 t.test('PHP waits by polling: a Node publish ends the wait; a timeout returns the same version', async (t) => {
   const key = keyFor(3)

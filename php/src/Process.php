@@ -12,17 +12,66 @@ namespace NodejsShm;
  */
 final class Process
 {
+    private const PROT_READ_WRITE = 3;
+    private const MAP_PRIVATE_ANONYMOUS = 0x22;
+    private const MADV_WIPEONFORK = 18;
+
     private static ?int $identity = null;
     private static int $identityPid = 0;
+    private static ?\FFI $libc = null;
+    /** @var ?\FFI\CData int * into a page the kernel zero-fills in a forked child (MADV_WIPEONFORK) */
+    private static ?\FFI\CData $forkMark = null;
+    private static bool $markTried = false;
 
+    /**
+     * This process's claim word. getmypid() is a system call (1 µs on some VMs), and a publish
+     * checks its claim every time, so the identity is learnt once and asked again only after a
+     * fork: PHP has no fork hook, but a MADV_WIPEONFORK page (through FFI; Linux 4.14+, the fork
+     * detection of OpenSSL's and LibreSSL's random generators) reads as zeros in a child. Without
+     * FFI, or where the kernel refuses the advice, every call asks getmypid().
+     */
     public static function identity(): int
     {
+        if (self::$forkMark !== null && self::$forkMark[0] === 1) {
+            return self::$identity; // not forked since the mark was set with this identity
+        }
         $pid = getmypid();
         if (self::$identity === null || self::$identityPid !== $pid) {
             self::$identity = ($pid << 32) | self::startTicks($pid);
             self::$identityPid = $pid;
         }
+        self::markUnforked();
         return self::$identity;
+    }
+
+    /** Sets the fork mark (making its page on first use), if FFI and the kernel allow one. */
+    private static function markUnforked(): void
+    {
+        if (self::$forkMark === null && !self::$markTried) {
+            self::$markTried = true;
+            if (!ClaimLocks::checkable()) {
+                return;
+            }
+            try {
+                self::$libc = \FFI::cdef('void *mmap(void *address, size_t length, int protection, int flags, int fd, long offset);'
+                    . 'int madvise(void *address, size_t length, int advice);'
+                    . 'int munmap(void *address, size_t length);', 'libc.so.6');
+                $page = \FFI::cast('char *', self::$libc->mmap(null, 4096, self::PROT_READ_WRITE, self::MAP_PRIVATE_ANONYMOUS, -1, 0));
+                if (\FFI::cast('intptr_t', $page)->cdata === -1) {
+                    return;
+                }
+                if (self::$libc->madvise($page, 4096, self::MADV_WIPEONFORK) !== 0) {
+                    self::$libc->munmap($page, 4096); // an older kernel (EINVAL): ask getmypid() every time
+                    return;
+                }
+                self::$forkMark = \FFI::cast('int *', $page);
+            } catch (\FFI\Exception) {
+                return;
+            }
+        }
+        if (self::$forkMark !== null) {
+            self::$forkMark[0] = 1;
+        }
     }
 
     /** Whether the process a claim word names is still running. */

@@ -145,12 +145,19 @@ final class SectionTable
         return $this->closed;
     }
 
-    /** @internal The FFI waker for publishes, or null without FFI. */
+    /** @internal The FFI waker (and the control words as C integers), or null without FFI. */
     public function waker(): ?Waker
     {
         if (!$this->wakerOpened) {
-            $this->waker = Waker::open($this->key);
             $this->wakerOpened = true;
+            $this->waker = Waker::open($this->key, $this->readOnly);
+            // The waker attaches by key, and once this table is replaced or removed the key names
+            // another segment (or none): use it only if it shows this table's header (checksum,
+            // creation time, creator and laid-out size), byte for byte.
+            $header = shmop_read($this->shm, 0, self::HEADER_SIZE + self::ENTRY_SIZE * count($this->sections));
+            if ($this->waker !== null && !$this->waker->shows($header)) {
+                $this->waker = null;
+            }
         }
         return $this->waker;
     }

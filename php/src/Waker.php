@@ -5,11 +5,14 @@ namespace NodejsShm;
 
 /**
  * Wakes Node.js waiters after a publish with futex(FUTEX_WAKE), through FFI:
- * shmop gives no address, so this attaches the segment a second time
- * (read-only) to name the futex word. After a publish it wakes only when the
- * section's sleeper count is not 0, with a full fence between the commit and
- * that count (docs/sections.md, 7). Without FFI (or where it is disabled)
- * Node.js waiters poll and see a publish within 10 ms.
+ * shmop gives no address, so this attaches the segment a second time to name
+ * the futex word. After a publish it wakes only when the section's sleeper
+ * count is not 0, with a full fence between the commit and that count
+ * (docs/sections.md, 7). The same attachment gives reads and publishes the
+ * control words as C integers ($u32, $u64): a load or store there costs
+ * ~20 ns, a shmop_read or shmop_write with its unpack or pack ~85 ns
+ * (Section). It is read-write, read-only for a table attached read-only. Without FFI (or where it is disabled) Node.js waiters
+ * poll and see a publish within 10 ms.
  * @internal
  */
 final class Waker
@@ -20,10 +23,16 @@ final class Waker
 
     private static ?\FFI $libc = null; // one binding of libc for the process
     private static ?\FFI $fencing = null; // pthread_spin_trylock, whose xchg is a full fence on x86
-    private static ?\FFI\CData $fenceWord = null;
+    private static ?\FFI\CData $fenceWord = null; // the address of the word the exchange is made on
+
+    /** uint32_t * and uint64_t * at the segment's start: $u32[$offset >> 2], $u64[$offset >> 3] */
+    public readonly \FFI\CData $u32;
+    public readonly \FFI\CData $u64;
 
     private function __construct(private \FFI\CData $base, private int $syscall)
     {
+        $this->u32 = \FFI::cast('uint32_t *', $base);
+        $this->u64 = \FFI::cast('uint64_t *', $base);
     }
 
     /** Detaches the second attachment with the waker. */
@@ -32,12 +41,11 @@ final class Waker
         self::$libc->shmdt($this->base);
     }
 
-    /** A waker for the segment with this key, or null when FFI cannot be used. */
-    public static function open(int $key): ?self
+    /** A waker for the segment with this key (attached read-only for a read-only table), or null when FFI cannot be used. */
+    public static function open(int $key, bool $readOnly = false): ?self
     {
         $syscall = self::SYS_FUTEX[php_uname('m')] ?? null;
-        $enabled = ini_get('ffi.enable');
-        if ($syscall === null || !extension_loaded('ffi') || !($enabled === '1' || ($enabled === 'preload' && PHP_SAPI === 'cli'))) {
+        if ($syscall === null || !ClaimLocks::checkable()) {
             return null;
         }
         try {
@@ -47,7 +55,7 @@ final class Waker
                 . 'long syscall(long number, ...);', 'libc.so.6');
             self::$fencing ??= self::fencing();
             $id = self::$libc->shmget($key, 0, 0);
-            $base = $id < 0 ? null : \FFI::cast('char *', self::$libc->shmat($id, null, self::SHM_RDONLY));
+            $base = $id < 0 ? null : \FFI::cast('char *', self::$libc->shmat($id, null, $readOnly ? self::SHM_RDONLY : 0));
             if ($base === null || \FFI::cast('intptr_t', $base)->cdata === -1) {
                 return null;
             }
@@ -57,13 +65,19 @@ final class Waker
         }
     }
 
+    /** Whether this attachment begins with $header. */
+    public function shows(string $header): bool
+    {
+        return \FFI::string($this->base, strlen($header)) === $header;
+    }
+
     /** pthread_spin_trylock (libc since glibc 2.34, libpthread before), or null: then every publish wakes. */
     private static function fencing(): ?\FFI
     {
         foreach (['libc.so.6', 'libpthread.so.0'] as $library) {
             try {
                 $ffi = \FFI::cdef('int pthread_spin_trylock(volatile int *lock);', $library);
-                self::$fenceWord = $ffi->new('int', false, true);
+                self::$fenceWord = \FFI::addr($ffi->new('int', false, true)); // persistent: lives with the process
                 return $ffi;
             } catch (\FFI\Exception) {
             }
@@ -73,19 +87,22 @@ final class Waker
 
     /**
      * After a publish: a full fence (an atomic exchange; PHP has no fence of
-     * its own), then the sleeper count, and a wake only if it is not 0.
-     * @param callable(): int $sleepers reads the section's sleeper count
+     * its own), then the sleeper count and the retired word, each one 4-byte
+     * load through this attachment; a wake only if the count is not 0. Returns the retired word, loaded
+     * after the fence (docs/sections.md, 6 and 8).
      */
-    public function wakeSleepers(int $control, callable $sleepers): void
+    public function published(int $control): int
     {
+        $word = $control >> 2;
         if (self::$fencing === null) {
             $this->wake($control); // no fence: the count could be read too early, so always wake
-            return;
+            return $this->u32[$word + 4];
         }
-        self::$fencing->pthread_spin_trylock(\FFI::addr(self::$fenceWord));
-        if ($sleepers() !== 0) {
+        self::$fencing->pthread_spin_trylock(self::$fenceWord);
+        if ($this->u32[$word + 6] !== 0) {
             $this->wake($control);
         }
+        return $this->u32[$word + 4];
     }
 
     /** Wakes every thread asleep on the commit word of the section at $control. */
