@@ -36,10 +36,11 @@ const C_ROWS = [
   { id: 'c-sections', c: 'sections', text: 'section protocol (src/sections.c: publish, futex wait, read)', transport: 'shm' },
   { id: 'c-ring', c: 'ring', text: 'section protocol, reader in epoll_wait on an io_uring futex wait', transport: 'shm' }
 ].map((t) => ({ ...t, who: 'c', informative: true }))
-const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
-// The nearest floor of a shm row (no target): the same protocol in C, asleep
-// where the row sleeps; what is left above it is Node's (and ours).
-const NEAREST = { wait: 'c-ring', waitSync: 'c-sections', shm: 'c-ring' }
+const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', nudge: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
+// The nearest floors of a shm row (no target): the same protocol in C, asleep
+// where the row sleeps (what is left above it is Node's, and ours); for
+// `await wait()` also Node's own event-loop wake, a socket's (nudge).
+const NEAREST = { wait: ['c-ring', 'nudge'], waitSync: ['c-sections'], shm: ['c-ring'], nudge: ['c-ring'] }
 
 // Issue 13's targets: this ÷ its C floor at most `floor`; Unix socket ÷ this at least `unix` (by size where an object).
 const TARGETS = {
@@ -117,8 +118,9 @@ function compare (writerKind, bytes, stats) {
       const r = ratioOf(s, floor)
       out.push({ id: s.id, ref: floor.id, kind: 'floor', ...r, target, verdict: target ? (r.round <= target ? 'PASS' : 'MISS') : null })
     }
-    const nearest = byId[NEAREST[s.id]]
-    if (nearest) out.push({ id: s.id, ref: nearest.id, kind: 'nearest', ...ratioOf(s, nearest), target: null, verdict: null })
+    for (const nearest of (NEAREST[s.id] || []).map((id) => byId[id]).filter(Boolean)) {
+      out.push({ id: s.id, ref: nearest.id, kind: 'nearest', ...ratioOf(s, nearest), target: null, verdict: null })
+    }
     const unix = byId.unix
     if (s.transport === 'shm' && unix) {
       const target = targetOf(s.id, 'unix')
@@ -149,7 +151,9 @@ async function start (writerKind, key, bytes, unixPath, procs) {
       reader,
       machine: {},
       transports: [{ id: 'wait', text: 'shm, `await wait()`', ...shm, mode: 'wait' }, { id: 'waitSync', text: 'shm, `waitSync()`', ...shm, mode: 'waitSync' },
-        { id: 'spin', text: 'shm, `waitSync({ spin })` (burns a core)', ...shm, mode: 'spin' }, ...sockets]
+        { id: 'spin', text: 'shm, `waitSync({ spin })` (burns a core)', ...shm, mode: 'spin' },
+        { id: 'nudge', text: 'shm, reader woken in its event loop by a 1-byte Unix socket write (\'data\')', ...shm, transport: 'nudge', mode: 'nudge', informative: true },
+        ...sockets]
     }
   }
   const noffi = phpChild(['-d', 'ffi.enable=0', PHP_PEER], 'handoff writer (php, ffi.enable=0)')
@@ -220,14 +224,16 @@ function latencyTable (cases) {
     const floorOf = c.comparisons.find((k) => k.id === t.id && k.kind === 'floor')
     const floor = floorOf && c.transports.find((f) => f.id === floorOf.ref)
     const unix = c.comparisons.find((k) => k.id === t.id && k.kind === 'socket')
-    const nearest = c.comparisons.find((k) => k.id === t.id && k.kind === 'nearest')
+    const nearest = c.comparisons.filter((k) => k.id === t.id && k.kind === 'nearest')
+    const of = (k) => `${report.ratio(k.round)} (${report.ratio(k.roundMin)}–${report.ratio(k.roundMax)}) of ${k.ref.startsWith('c-') ? `C ${k.ref.slice(2)}` : k.ref}`
     // a figure, and beside it its ratio to the same figure of the row's floor
     const cell = (key, format) => `${format(t[key])}${floor ? ` (${report.ratio(t[key] / floor[key])})` : ''}`
     const judged = [floorOf, unix].filter((k) => k && k.target)
     return [
       WHO[t.who], t.text, report.size(c.bytes),
       ...['median', 'p99', 'p999', 'max'].map((k) => cell(k, report.us)),
-      ...[floorOf, nearest].map((k) => k ? `${report.ratio(k.round)} (${report.ratio(k.roundMin)}–${report.ratio(k.roundMax)}) of C ${k.ref.slice(2)}` : '–'),
+      floorOf ? of(floorOf) : '–',
+      nearest.map(of).join('; ') || '–',
       unix ? report.ratio(unix.round) : '–',
       cell('writerCpuNs', report.us), cell('readerCpuNs', report.us),
       judged.map((k) => (k.kind === 'floor' ? `≤ ${k.target}× floor` : `≥ ${k.target}× Unix`)).join(', ') || '–',

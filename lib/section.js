@@ -218,7 +218,10 @@ class Section {
    * spin in µs of checking in a tight loop before sleeping.
    */
   waitSync (sinceVersion, options) {
-    const { timeout, spin } = typeof options === 'object' && options !== null ? options : { timeout: options }
+    // The timeout alone (the common case) makes no options object.
+    const object = typeof options === 'object' && options !== null
+    const timeout = object ? options.timeout : options
+    const spin = object ? options.spin : undefined
     return this.#reading((handle) => binding.sectionWaitSync(handle, this.#where, sinceVersion, timeout, spin))
   }
 

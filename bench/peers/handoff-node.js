@@ -17,10 +17,14 @@
  *
  * Commands (parent -> child, answered by { ok, ... } or { error }):
  *   reader: setup { key, ackSections, capacity, unixPath }  -> { tcpPort }
- *           expect { mode: 'wait'|'waitSync'|'spin'|'socket', section, ack, n }
+ *           expect { mode: 'wait'|'waitSync'|'spin'|'socket'|'nudge', section, ack, n }
  *             -> { armed } at once, then { latencies, early, cpuNs } after n messages
  *   writer: setup { key, section, ack, size, unixPath, tcpPort }
- *           send { transport: 'shm'|'unix'|'tcp', n, gapUs: [min, max] } -> { done, cpuNs }
+ *           send { transport: 'shm'|'unix'|'tcp'|'nudge', n, gapUs: [min, max] } -> { done, cpuNs }
+ * nudge: the section is published as for 'shm' (no reader counted asleep: no
+ * futex wake), then one byte is written on the Unix socket; the reader, in
+ * its event loop, reads the section in the socket's 'data' callback: an
+ * event-loop wake in Node with nothing of this library's in it.
  * cpuNs: the CPU time this process (every thread) used over the n messages,
  * from process.cpuUsage(). spin: waitSync(v, { timeout, spin: SPIN_US }), a
  * spin longer than the writer's gap, so the reader never sleeps.
@@ -36,6 +40,7 @@ const WAIT_MS = 10000 // no message takes this long: a longer wait is a failure
 const SPIN_US = 2000 // longer than the writer's gap (≤ 0.7 ms) and its acknowledgement
 const now = process.hrtime.bigint
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
+const NUDGE = Buffer.from([1]) // 'nudge': the byte that wakes the reader
 
 /* The parent went away (Ctrl-C, crash): nothing left to do. */
 process.on('disconnect', () => process.exit(0))
@@ -129,12 +134,12 @@ function reader () {
     await reply({ ok: true, latencies, early, cpuNs: used })
   }
 
-  /** n messages through a section, waited for by wait(), or waitSync() (mode 'waitSync', 'spin'), which blocks at once. */
-  async function readSection (section, ack, n, mode) {
+  /** n messages through the batch's section from version since, waited for by wait(), or waitSync() (mode 'waitSync', 'spin'), which blocks at once. */
+  async function readSection (since, n, mode) {
+    const { section, ack, ackBuf } = batch
     const sync = mode !== 'wait'
     const options = mode === 'spin' ? { timeout: WAIT_MS, spin: SPIN_US } : WAIT_MS
-    const ackBuf = Buffer.alloc(8)
-    let version = section.version
+    let version = since
     for (let i = 0; i < n; i++) {
       if (section.version !== version) batch.early++ // published before we waited
       const v = sync ? section.waitSync(version, options) : await section.wait(version, { timeout: WAIT_MS })
@@ -148,12 +153,23 @@ function reader () {
     await finish()
   }
 
+  /** A 'nudge' batch: each byte on the socket says that the section holds a new message. */
+  function nudged (bytes) {
+    for (let i = 0; i < bytes; i++) {
+      const { length } = batch.section.readInto(buffer)
+      const t1 = now()
+      batch.ackBuf.writeUInt32LE(record(buffer.subarray(0, length), t1), 0)
+      batch.ack.publish(batch.ackBuf)
+    }
+    if (batch.latencies.length === batch.n) finish().catch(fail)
+  }
+
   function onConnection (socket, capacity) {
     socket.setNoDelay(true)
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
-    const onData = framer(capacity, (payload) => {
+    const onFrame = framer(capacity, (payload) => {
       const t1 = now()
       if (!batch || batch.mode !== 'socket') throw new Error('a socket message outside a socket batch')
       const seq = record(payload, t1)
@@ -164,7 +180,8 @@ function reader () {
     })
     socket.on('data', (chunk) => {
       try {
-        onData(chunk)
+        if (batch && batch.mode === 'nudge') nudged(chunk.length)
+        else onFrame(chunk)
       } catch (error) {
         fail(error)
       }
@@ -183,12 +200,19 @@ function reader () {
         await new Promise((resolve, reject) => tcp.once('error', reject).listen(0, '127.0.0.1', resolve))
         await reply({ ok: true, tcpPort: tcp.address().port, pid: process.pid })
       } else if (msg.cmd === 'expect') {
+        if (!['wait', 'waitSync', 'spin', 'nudge', 'socket'].includes(msg.mode)) throw new Error(`unknown mode ${msg.mode}`)
         batch = { mode: msg.mode, n: msg.n, latencies: [], early: 0, seq: 0 }
+        let since = 0
+        if (msg.mode !== 'socket') {
+          Object.assign(batch, { section: table.section(msg.section), ack: table.section(msg.ack), ackBuf: Buffer.alloc(8) })
+          // Before "armed": the writer publishes once it is sent, and a wait
+          // from a version read after that publish would wait for the next
+          // one, while the writer waits for this one's acknowledgement.
+          since = batch.section.version
+        }
         await reply({ ok: true, armed: true })
         batch.cpu = process.cpuUsage()
-        if (['wait', 'waitSync', 'spin'].includes(msg.mode)) {
-          await readSection(table.section(msg.section), table.section(msg.ack), msg.n, msg.mode)
-        } else if (msg.mode !== 'socket') throw new Error(`unknown mode ${msg.mode}`)
+        if (msg.mode !== 'socket' && msg.mode !== 'nudge') await readSection(since, msg.n, msg.mode)
       } else if (msg.cmd === 'quit') {
         for (const s of sockets) s.destroy()
         process.exit(0)
@@ -233,13 +257,15 @@ function writer () {
 
   async function send ({ transport, n, gapUs }) {
     const size = payload.length
-    if (transport === 'shm') {
+    if (transport === 'shm' || transport === 'nudge') {
+      const nudge = transport === 'nudge' && sockets.unix
       let ackVersion = ack.version
       for (let seq = 0; seq < n; seq++) {
         stamp(payload, 0, size, seq)
         gap(gapUs)
         payload.writeBigInt64LE(now(), 0)
         section.publish(payload)
+        if (nudge) nudge.write(NUDGE)
         // The cheapest wait: blocks at once (ack.wait() would first start a
         // thread, and on a busy machine, where writer and reader often share
         // a core, the reader would wait for that too).
