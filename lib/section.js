@@ -185,7 +185,8 @@ class Section {
     } catch (error) {
       return Promise.reject(error)
     }
-    const started = Date.now()
+    // The clock is read only for a timeout, which a spin or a followed table shortens.
+    const started = typeof timeout === 'number' ? Date.now() : 0
     const spun = spin !== undefined && !signal?.aborted
     if (spun) {
       try { // checks sinceVersion, timeout and spin as sectionWait and waitSync do
@@ -207,7 +208,7 @@ class Section {
       over: (version, retired, late) => {
         if (!retired || this.#table.closed) return [version]
         const after = this.version // follows, or throws
-        return after !== sinceVersion || late ? [after] : null
+        return after !== sinceVersion || late() ? [after] : null
       }
     })
   }
@@ -268,12 +269,14 @@ function waitOptions (options) {
  * started (before any spin: spun) and the ids of its table's pending waits.
  * start(left, callback) starts one for `left` of the timeout and returns its
  * id; over(result, retired, late) says what the wait resolves with ([value]),
+ * late() whether the timeout has passed (a clock read, only when asked),
  * or null to wait again for what is left (after following a replaced table),
  * or throws what it rejects with. An abort rejects with signal.reason.
  */
 function pendingWait ({ timeout, signal, started, spun = false, waits, start, over }) {
   // The addon checks the timeout as given; after a spin or after following a replaced table, what is left of it.
   const deadline = typeof timeout === 'number' ? started + timeout : Infinity
+  const late = () => Date.now() >= deadline
   let first = !spun
   let settle
   const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
@@ -286,7 +289,7 @@ function pendingWait ({ timeout, signal, started, spun = false, waits, start, ov
       waits.delete(id)
       if (signal?.aborted) return finish('reject', signal.reason)
       try {
-        const value = over(result, retired, Date.now() >= deadline)
+        const value = over(result, retired, late)
         if (value) return finish('resolve', value[0])
         begin()
       } catch (error) {
