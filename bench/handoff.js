@@ -36,11 +36,12 @@ const C_ROWS = [
   { id: 'c-sections', c: 'sections', text: 'section protocol (src/sections.c: publish, futex wait, read)', transport: 'shm' },
   { id: 'c-ring', c: 'ring', text: 'section protocol, reader in epoll_wait on an io_uring futex wait', transport: 'shm' }
 ].map((t) => ({ ...t, who: 'c', informative: true }))
-const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', nudge: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
+const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', nudge: 'c-futex', nudgeSync: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
 // The nearest floors of a shm row (no target): the same protocol in C, asleep
 // where the row sleeps (what is left above it is Node's, and ours); for
-// `await wait()` also Node's own event-loop wake, a socket's (nudge).
-const NEAREST = { wait: ['c-ring', 'nudge'], waitSync: ['c-sections'], shm: ['c-ring'], nudge: ['c-ring'] }
+// `await wait()` also Node's own event-loop wake, a socket's (nudge), for
+// `waitSync()` Node's own blocking wake, a read(2) on a FIFO (nudgeSync).
+const NEAREST = { wait: ['c-ring', 'nudge'], waitSync: ['c-sections', 'nudgeSync'], shm: ['c-ring'], nudge: ['c-ring'], nudgeSync: ['c-sections'] }
 
 // Issue 13's targets: this ÷ its C floor at most `floor`; Unix socket ÷ this at least `unix` (by size where an object).
 const TARGETS = {
@@ -134,10 +135,13 @@ function compare (writerKind, bytes, stats) {
 /** The processes and transports of one case; pushes the processes to procs. */
 async function start (writerKind, key, bytes, unixPath, procs) {
   const php = writerKind === 'php'
+  const fifoPath = path.join(path.dirname(unixPath), 'nudge.fifo')
+  const made = spawnSync('mkfifo', [fifoPath], { encoding: 'utf8' })
+  if (made.status !== 0) throw new Error(`mkfifo failed: ${made.error || made.stderr}`)
   const reader = nodeChild(NODE_PEER, ['reader'], 'handoff reader (node)')
   procs.push(reader)
-  const { tcpPort } = await reader.request({ cmd: 'setup', key, capacity: bytes, unixPath, ackSections: php ? ['ack', 'ack-noffi'] : ['ack'] })
-  const setup = { cmd: 'setup', key, section: 'msg', ack: 'ack', size: bytes, unixPath, tcpPort }
+  const { tcpPort } = await reader.request({ cmd: 'setup', key, capacity: bytes, unixPath, fifoPath, ackSections: php ? ['ack', 'ack-noffi'] : ['ack'] })
+  const setup = { cmd: 'setup', key, section: 'msg', ack: 'ack', size: bytes, unixPath, tcpPort, fifoPath }
   const writer = php ? phpChild([PHP_PEER], 'handoff writer (php)') : nodeChild(NODE_PEER, ['writer'], 'handoff writer (node)')
   procs.push(writer)
   const a = await writer.request(setup)
@@ -153,6 +157,7 @@ async function start (writerKind, key, bytes, unixPath, procs) {
       transports: [{ id: 'wait', text: 'shm, `await wait()`', ...shm, mode: 'wait' }, { id: 'waitSync', text: 'shm, `waitSync()`', ...shm, mode: 'waitSync' },
         { id: 'spin', text: 'shm, `waitSync({ spin })` (burns a core)', ...shm, mode: 'spin' },
         { id: 'nudge', text: 'shm, reader woken in its event loop by a 1-byte Unix socket write (\'data\')', ...shm, transport: 'nudge', mode: 'nudge', informative: true },
+        { id: 'nudgeSync', text: 'shm, reader woken from `fs.readSync` by a 1-byte FIFO write', ...shm, transport: 'nudgeSync', mode: 'nudgeSync', informative: true },
         ...sockets]
     }
   }
