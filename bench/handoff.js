@@ -264,11 +264,14 @@ function legendOf (cases) {
 const FIXED = [
   'The method (one message; t0 → t1; the acknowledgement; interleaved rounds; CPU time): docs/performance.md, "Handoff". ' +
     'Node reader in every Node and PHP row (`await wait()`: `await section.wait(v)` then `readInto`; `waitSync()`: blocking in `section.waitSync(v)`; ' +
-    '`waitSync({ spin })`: checking for 2 ms before it sleeps, longer than the writer\'s gap; sockets: `net` \'data\' events, TCP with Nagle off). ' +
+    '`waitSync({ spin })`: checking for 2 ms before it sleeps, longer than the writer\'s gap; sockets: `net` \'data\' events, TCP with Nagle off; ' +
+    'nudge, nudgeSync: the writer publishes, then writes 1 byte, and the reader, woken by its \'data\' event or from `fs.readSync` of a FIFO, calls `readInto`: Node\'s own wakes, nothing of ours). ' +
     'PHP writer: php/ `Section::publish` (FFI on: wakes the reader through futex; `ffi.enable=0`: the reader polls, 0.1 ms doubling to 10 ms), or `stream_socket_client` + `fwrite`. ' +
-    'C → C: peers/handoff-floor.c, one batch of each of its transports per round, interleaved with the rows above it (same size): the floor of each row.',
+    'C → C: peers/handoff-floor.c, one batch of each of its transports per round, interleaved with the rows above it (same size): the floor of each row; ' +
+    'its "section protocol" rows run src/sections.c itself, the second with the reader in `epoll_wait` on an io_uring futex wait, as `await wait()` sleeps.',
   'In brackets: the figure ÷ the same figure of the row\'s C floor (shm rows: the futex wait, `spin`: the spinning reader, sockets: the same socket in C). ' +
     '"÷ floor, per round" is the median over rounds of each round\'s ratio of medians (min–max beside it), the verdict against "≤ … floor"; ' +
+    '"÷ nearest floor" the same against the floors nearest the row (`await wait()`: C ring and nudge; `waitSync()`: C sections and nudgeSync), without a target; ' +
     '"Unix ÷ this" the same for the Unix socket\'s latency ÷ this row\'s (higher is better for shm), the verdict against "≥ … Unix". ' +
     'CPU µs/msg: the CPU time (user + system, every thread) the writer process, and the reader process, used over the timed batches, ÷ their messages; ' +
     'it includes the acknowledgement and, for a spinning reader, the spin through the writer\'s 0.3–0.7 ms gap.'
