@@ -199,7 +199,10 @@ static uint64_t section_wait(const shmsect_t *s, uint64_t since) {
 /* The same, asleep where an event loop sleeps: the protocol's steps, each
    sleep an io_uring futex wait, the reader in epoll_wait on the ring's fd
    (level-triggered, as libuv polls it) until that sleep's completion is
-   reaped (its linked timeout's completion may come apart from it). */
+   reaped (its linked timeout's completion may come apart from it). The
+   completion reaches a task asleep in epoll_wait as task work, which ends
+   the epoll_wait with EINTR, the completion posted: reaped all the same
+   (libuv calls epoll_wait again instead, and finds the fd readable). */
 static uint64_t ring_wait(const shmsect_t *s, uint64_t since, shmsect_ring_t *ring, int ep) {
   shmsect_wait_t w;
   uint64_t version, slice, tags[4];

@@ -119,7 +119,7 @@ function reader () {
   let table
   let buffer
   let fifo // the FIFO of 'nudgeSync', opened read-write: opening it never blocks
-  let batch = null // { n, latencies, early, seq, cpu }
+  let batch = null // { mode, n, latencies, early, seq, cpu }, and { section, ack, ackBuf } but for sockets
   const sockets = new Set()
 
   function record (payload, t1) {
