@@ -37,9 +37,16 @@ const C_ROWS = [
   { id: 'c-futex', c: 'futex', text: 'futex wait (memcpy in and out)', transport: 'shm' },
   { id: 'c-spin', c: 'spin', text: 'reader spinning on the version (burns a core)', transport: 'shm' },
   { id: 'c-unix', c: 'unix', text: 'Unix socket (write/read)', transport: 'unix' },
-  { id: 'c-tcp', c: 'tcp', text: 'TCP loopback (write/read)', transport: 'tcp' }
+  { id: 'c-tcp', c: 'tcp', text: 'TCP loopback (write/read)', transport: 'tcp' },
+  { id: 'c-sections', c: 'sections', text: 'section protocol (src/sections.c: publish, futex wait, read)', transport: 'shm' },
+  { id: 'c-ring', c: 'ring', text: 'section protocol, reader in epoll_wait on an io_uring futex wait', transport: 'shm' }
 ].map((t) => ({ ...t, who: 'c', informative: true }))
-const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', 'shm-c': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
+const FLOOR = { wait: 'c-futex', waitSync: 'c-futex', nudge: 'c-futex', nudgeSync: 'c-futex', spin: 'c-spin', shm: 'c-futex', 'shm-noffi': 'c-futex', 'shm-c': 'c-futex', unix: 'c-unix', tcp: 'c-tcp' }
+// The nearest floors of a shm row (no target): the same protocol in C, asleep
+// where the row sleeps (what is left above it is Node's, and ours); for
+// `await wait()` also Node's own event-loop wake, a socket's (nudge), for
+// `waitSync()` Node's own blocking wake, a read(2) on a FIFO (nudgeSync).
+const NEAREST = { wait: ['c-ring', 'nudge'], waitSync: ['c-sections', 'nudgeSync'], shm: ['c-ring'], 'shm-c': ['c-sections'], nudge: ['c-ring'], nudgeSync: ['c-sections'] }
 
 // Issue 13's targets: this ÷ its C floor at most `floor`; Unix socket ÷ this at least `unix` (by size where an object).
 const TARGETS = {
@@ -52,8 +59,10 @@ let built
 function buildFloor () {
   if (built !== undefined) return built
   fs.mkdirSync(path.dirname(C_BINARY), { recursive: true })
+  const src = path.join(__dirname, '..', 'src')
+  const linked = ['sections.c', 'sections-posix.c', 'sections-linux.c', 'copy.c', 'futex-ring-linux.c'].map((f) => path.join(src, f))
   for (const [source, binary] of [[C_SOURCE, C_BINARY], [C_READER_SOURCE, C_READER]]) {
-    const r = spawnSync('gcc', ['-O2', '-std=gnu11', '-Wall', '-Wextra', source, '-o', binary], { encoding: 'utf8' })
+    const r = spawnSync('gcc', ['-O2', '-std=gnu11', '-Wall', '-Wextra', `-I${src}`, source, ...linked, '-o', binary], { encoding: 'utf8' })
     built = r.error ? `gcc not found (${r.error.code})` : r.status !== 0 ? `gcc failed: ${r.stderr.trim()}` : null
     if (built) break
   }
@@ -87,10 +96,10 @@ async function cBatch (t, n) {
   return { latencies: result.latencies.slice(DROP), early: 0, writerNs: sent.cpuNs, readerNs: result.cpuNs, n }
 }
 
-/** One round of the C floors (all four transports, interleaved); returns their batches by id. */
+/** One round of the C floors (all its transports, interleaved); returns their batches by id. */
 async function floorRound (bytes, n, round) {
   const lines = jsonLines(await output(C_BINARY, ['--size', String(bytes), '--messages', String(n), '--drop', String(DROP),
-    '--rounds', '1', '--start', String(round), '--gap-us', GAP_US.join(',')], { label: 'handoff-floor' }))
+    '--rounds', '1', '--start', String(round), '--gap-us', GAP_US.join(','), '--transports', C_ROWS.map((t) => t.c).join(',')], { label: 'handoff-floor' }))
   return Object.fromEntries(lines.map((l) => [`c-${l.transport}`, { latencies: l.latencies, early: 0, writerNs: l.writerCpuNs, readerNs: l.readerCpuNs, n: l.messages }]))
 }
 
@@ -137,6 +146,9 @@ function compare (writerKind, bytes, stats) {
       const r = ratioOf(s, floor)
       out.push({ id: s.id, ref: floor.id, kind: 'floor', ...r, target, verdict: target ? (r.round <= target ? 'PASS' : 'MISS') : null })
     }
+    for (const nearest of (NEAREST[s.id] || []).map((id) => byId[id]).filter(Boolean)) {
+      out.push({ id: s.id, ref: nearest.id, kind: 'nearest', ...ratioOf(s, nearest), target: null, verdict: null })
+    }
     const unix = byId.unix
     if (s.transport === 'shm' && unix) {
       const target = targetOf(s.id, 'unix')
@@ -150,10 +162,13 @@ function compare (writerKind, bytes, stats) {
 /** The processes and transports of one case; pushes the processes to procs. */
 async function start (writerKind, key, bytes, unixPath, procs, cReader) {
   const php = writerKind === 'php'
+  const fifoPath = path.join(path.dirname(unixPath), 'nudge.fifo')
+  const made = spawnSync('mkfifo', [fifoPath], { encoding: 'utf8' })
+  if (made.status !== 0) throw new Error(`mkfifo failed: ${made.error || made.stderr}`)
   const reader = nodeChild(NODE_PEER, ['reader'], 'handoff reader (node)')
   procs.push(reader)
-  const { tcpPort } = await reader.request({ cmd: 'setup', key, capacity: bytes, unixPath, ackSections: php ? ['ack', 'ack-noffi'] : ['ack'] })
-  const setup = { cmd: 'setup', key, section: 'msg', ack: 'ack', size: bytes, unixPath, tcpPort }
+  const { tcpPort } = await reader.request({ cmd: 'setup', key, capacity: bytes, unixPath, fifoPath, ackSections: php ? ['ack', 'ack-noffi'] : ['ack'] })
+  const setup = { cmd: 'setup', key, section: 'msg', ack: 'ack', size: bytes, unixPath, tcpPort, fifoPath }
   const writer = php ? phpChild([PHP_PEER], 'handoff writer (php)') : nodeChild(NODE_PEER, ['writer'], 'handoff writer (node)')
   procs.push(writer)
   const a = await writer.request(setup)
@@ -167,7 +182,10 @@ async function start (writerKind, key, bytes, unixPath, procs, cReader) {
       reader,
       machine: {},
       transports: [{ id: 'wait', text: 'shm, `await wait()`', ...shm, mode: 'wait' }, { id: 'waitSync', text: 'shm, `waitSync()`', ...shm, mode: 'waitSync' },
-        { id: 'spin', text: 'shm, `waitSync({ spin })` (burns a core)', ...shm, mode: 'spin' }, ...sockets]
+        { id: 'spin', text: 'shm, `waitSync({ spin })` (burns a core)', ...shm, mode: 'spin' },
+        { id: 'nudge', text: 'shm, reader woken in its event loop by a 1-byte Unix socket write (\'data\')', ...shm, transport: 'nudge', mode: 'nudge', informative: true },
+        { id: 'nudgeSync', text: 'shm, reader woken from `fs.readSync` by a 1-byte FIFO write', ...shm, transport: 'nudgeSync', mode: 'nudgeSync', informative: true },
+        ...sockets]
     }
   }
   const noffi = phpChild(['-d', 'ffi.enable=0', PHP_PEER], 'handoff writer (php, ffi.enable=0)')
@@ -216,7 +234,9 @@ async function runCase ({ opts, progress }, writerKind, { bytes, label: sizeLabe
         else for (const [id, b] of Object.entries(await floorRound(bytes, perBatch + DROP, r))) data.get(id).push(b)
       }
     }
-    const all = rows.map((t) => stats({ who: writerKind, ...t }, data.get(t.id)))
+    // A floor the C program left out (io_uring without futex waits) has no batches: no row.
+    const all = rows.filter((t) => data.get(t.id).length).map((t) => stats({ who: writerKind, ...t }, data.get(t.id)))
+    if (!noFloor && !data.get('c-ring').length) note('C ring floor not measured: io_uring cannot sleep on a futex here (Linux 6.7+ needed).')
     return { writer: writerKind, bytes, label: sizeLabel, rounds, perBatch, drop: DROP, gapUs: GAP_US, machine, transports: all, comparisons: compare(writerKind, bytes, all) }
   } finally {
     await Promise.all(procs.map((p) => p.stop()))
@@ -238,13 +258,16 @@ function latencyTable (cases) {
     const floorOf = c.comparisons.find((k) => k.id === t.id && k.kind === 'floor')
     const floor = floorOf && c.transports.find((f) => f.id === floorOf.ref)
     const unix = c.comparisons.find((k) => k.id === t.id && k.kind === 'socket')
+    const nearest = c.comparisons.filter((k) => k.id === t.id && k.kind === 'nearest')
+    const of = (k) => `${report.ratio(k.round)} (${report.ratio(k.roundMin)}–${report.ratio(k.roundMax)}) of ${k.ref.startsWith('c-') ? `C ${k.ref.slice(2)}` : k.ref}`
     // a figure, and beside it its ratio to the same figure of the row's floor
     const cell = (key, format) => `${format(t[key])}${floor ? ` (${report.ratio(t[key] / floor[key])})` : ''}`
     const judged = [floorOf, unix].filter((k) => k && k.target)
     return [
       WHO[t.who], t.text, report.size(c.bytes),
       ...['median', 'p99', 'p999', 'max'].map((k) => cell(k, report.us)),
-      floorOf ? `${report.ratio(floorOf.round)} (${report.ratio(floorOf.roundMin)}–${report.ratio(floorOf.roundMax)}) of C ${floor.id.slice(2)}` : '–',
+      floorOf ? of(floorOf) : '–',
+      nearest.map(of).join('; ') || '–',
       unix ? report.ratio(unix.round) : '–',
       cell('writerCpuNs', report.us), cell('readerCpuNs', report.us),
       judged.map((k) => (k.kind === 'floor' ? `≤ ${k.target}× floor` : `≥ ${k.target}× Unix`)).join(', ') || '–',
@@ -252,7 +275,7 @@ function latencyTable (cases) {
     ]
   }))
   return report.table([['writer → reader', 'l'], ['transport', 'l'], ...report.right(['size', 'median µs', 'p99 µs', 'p99.9 µs', 'max µs',
-    '÷ floor, per round: median (min–max)', 'Unix ÷ this', 'writer CPU µs/msg', 'reader CPU µs/msg', 'target']), ['result', 'l']], rows)
+    '÷ floor, per round: median (min–max)', '÷ nearest floor, per round', 'Unix ÷ this', 'writer CPU µs/msg', 'reader CPU µs/msg', 'target']), ['result', 'l']], rows)
 }
 
 /*
@@ -270,13 +293,16 @@ function legendOf (cases) {
 const FIXED = [
   'The method (one message; t0 → t1; the acknowledgement; interleaved rounds; CPU time): docs/performance.md, "Handoff". ' +
     'Node reader in every Node and PHP row (`await wait()`: `await section.wait(v)` then `readInto`; `waitSync()`: blocking in `section.waitSync(v)`; ' +
-    '`waitSync({ spin })`: checking for 2 ms before it sleeps, longer than the writer\'s gap; sockets: `net` \'data\' events, TCP with Nagle off). ' +
+    '`waitSync({ spin })`: checking for 2 ms before it sleeps, longer than the writer\'s gap; sockets: `net` \'data\' events, TCP with Nagle off; ' +
+    'nudge, nudgeSync: the writer publishes, then writes 1 byte, and the reader, woken by its \'data\' event or from `fs.readSync` of a FIFO, calls `readInto`: Node\'s own wakes, nothing of ours). ' +
     'PHP writer: php/ `Section::publish` (FFI on: wakes the reader through futex; `ffi.enable=0`: the reader polls, 0.1 ms doubling to 10 ms), or `stream_socket_client` + `fwrite`. ' +
-    'C → C: peers/handoff-floor.c, one batch of each of its transports per round, interleaved with the rows above it (same size): the floor of each row. ' +
+    'C → C: peers/handoff-floor.c, one batch of each of its transports per round, interleaved with the rows above it (same size): the floor of each row; ' +
+    'its "section protocol" rows run src/sections.c itself, the second with the reader in `epoll_wait` on an io_uring futex wait, as `await wait()` sleeps. ' +
     'PHP → C: the PHP writer\'s publish and FFI wake, read by peers/handoff-c-reader.c (the sections protocol in C: sleeper count, futex wait, memcpy out), ' +
     'so that PHP → C ÷ C → C is what the PHP writer adds, and PHP → Node ÷ PHP → C what the Node reader adds.',
   'In brackets: the figure ÷ the same figure of the row\'s C floor (shm rows: the futex wait, `spin`: the spinning reader, sockets: the same socket in C). ' +
     '"÷ floor, per round" is the median over rounds of each round\'s ratio of medians (min–max beside it), the verdict against "≤ … floor"; ' +
+    '"÷ nearest floor" the same against the floors nearest the row (`await wait()`: C ring and nudge; `waitSync()`: C sections and nudgeSync), without a target; ' +
     '"Unix ÷ this" the same for the Unix socket\'s latency ÷ this row\'s (higher is better for shm), the verdict against "≥ … Unix". ' +
     'CPU µs/msg: the CPU time (user + system, every thread) the writer process, and the reader process, used over the timed batches, ÷ their messages; ' +
     'it includes the acknowledgement and, for a spinning reader, the spin through the writer\'s 0.3–0.7 ms gap.'
@@ -291,14 +317,14 @@ const note = (text) => { if (!notes.includes(text)) notes.push(text) }
 function pairRows (c) {
   const byId = Object.fromEntries(c.transports.map((t) => [t.id, t]))
   const text = (t) => `${WHO[t.who]}, ${t.text}: median one-way latency`
-  return c.comparisons.filter((k) => k.target || (c.writer === 'php' && (k.id === 'shm' || k.id === 'shm-c'))).map((k) => {
+  return c.comparisons.filter((k) => k.target || k.kind === 'nearest' || (c.writer === 'php' && (k.id === 'shm' || k.id === 'shm-c'))).map((k) => {
     // the runner's pair semantics: candidate ÷ floor, at most target (socket ÷ this, at least target, turned round)
     const candidate = byId[k.id]
     const floor = byId[k.ref]
     const invert = k.kind === 'socket'
     return {
       kind: 'pair',
-      name: `handoff.${c.writer}.${k.id}.${c.label} ÷ ${k.kind === 'floor' ? k.ref : 'unix'}`,
+      name: `handoff.${c.writer}.${k.id}.${c.label} ÷ ${k.kind === 'socket' ? 'unix' : k.ref}`,
       bytes: c.bytes,
       candidate: text(candidate),
       floor: text(floor),

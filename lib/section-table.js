@@ -183,7 +183,7 @@ class SectionTable {
       over: (versions, retired, late) => {
         if (!retired || this.closed) return [changes(watched, since, versions)]
         const changed = changes(watched, since, watched.map((section) => section.version)) // follows, or throws
-        return changed.length || late ? [changed] : null
+        return changed.length || late() ? [changed] : null
       }
     })
   }

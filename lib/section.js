@@ -213,7 +213,8 @@ class Section {
     } catch (error) {
       return Promise.reject(error)
     }
-    const started = Date.now()
+    // The clock is read only for a timeout, which a spin or a followed table shortens.
+    const started = typeof timeout === 'number' ? Date.now() : 0
     const spun = spin !== undefined && !signal?.aborted
     if (spun) {
       try { // checks sinceVersion, timeout and spin as sectionWait and waitSync do
@@ -235,7 +236,7 @@ class Section {
       over: (version, retired, late) => {
         if (!retired || this.#table.closed) return [version]
         const after = this.version // follows, or throws
-        return after !== sinceVersion || late ? [after] : null
+        return after !== sinceVersion || late() ? [after] : null
       }
     })
   }
@@ -246,7 +247,10 @@ class Section {
    * spin in µs of checking in a tight loop before sleeping.
    */
   waitSync (sinceVersion, options) {
-    const { timeout, spin } = typeof options === 'object' && options !== null ? options : { timeout: options }
+    // The timeout alone (the common case) makes no options object.
+    const object = typeof options === 'object' && options !== null
+    const timeout = object ? options.timeout : options
+    const spin = object ? options.spin : undefined
     return this.#reading((handle) => binding.sectionWaitSync(handle, this.#where, sinceVersion, timeout, spin))
   }
 
@@ -293,12 +297,14 @@ function waitOptions (options) {
  * started (before any spin: spun) and the ids of its table's pending waits.
  * start(left, callback) starts one for `left` of the timeout and returns its
  * id; over(result, retired, late) says what the wait resolves with ([value]),
+ * late() whether the timeout has passed (a clock read, only when asked),
  * or null to wait again for what is left (after following a replaced table),
  * or throws what it rejects with. An abort rejects with signal.reason.
  */
 function pendingWait ({ timeout, signal, started, spun = false, waits, start, over }) {
   // The addon checks the timeout as given; after a spin or after following a replaced table, what is left of it.
   const deadline = typeof timeout === 'number' ? started + timeout : Infinity
+  const late = () => Date.now() >= deadline
   let first = !spun
   let settle
   const promise = new Promise((resolve, reject) => { settle = { resolve, reject } })
@@ -311,7 +317,7 @@ function pendingWait ({ timeout, signal, started, spun = false, waits, start, ov
       waits.delete(id)
       if (signal?.aborted) return finish('reject', signal.reason)
       try {
-        const value = over(result, retired, Date.now() >= deadline)
+        const value = over(result, retired, late)
         if (value) return finish('resolve', value[0])
         begin()
       } catch (error) {

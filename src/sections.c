@@ -224,15 +224,19 @@ int shmsect_wait_step(const shmsect_t *s, shmsect_wait_t *w, int cancelled, uint
      its sleepers (we can write the segment); else poll. Either way look up at
      least once a second, in case the claim changes hands. */
   counts = (load32(u32_at(s, CTRL_FLAGS)) & FLAG_WAKES) && shmsect_claimant(s) != 0 && s->counts;
-  if (counts && !cancelled && waited < limit) {
-    /* Count ourselves, then look: a publish before the count is seen below;
-       one after it sees the count and wakes us (the full fences here and in
-       shmsect_publish pair up; docs/sections.md, 7). */
+  /* Look first: after a wake the version has usually changed, and then the
+     count below (two atomic writes and a fence on the line the writer reads)
+     would be undone at once. */
+  commit = load64(u64_at(s, CTRL_COMMIT));
+  if (commit >> 1 == w->since && counts && !cancelled && waited < limit) {
+    /* Count ourselves, then look again: a publish before the count is seen
+       below; one after it sees the count and wakes us (the full fences here
+       and in shmsect_publish pair up; docs/sections.md, 7). */
     add32(sleepers(s), 1);
     w->counted = 1;
     fence_full();
+    commit = load64(u64_at(s, CTRL_COMMIT));
   }
-  commit = load64(u64_at(s, CTRL_COMMIT));
   *version = commit >> 1;
   if (*version != w->since || cancelled || waited >= limit || shmsect_retired(s) != SHMSECT_LIVE) {
     shmsect_wait_end(s, w);

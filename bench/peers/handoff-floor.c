@@ -13,9 +13,24 @@
  *   unix   write(2) of a u32 length + payload on a Unix-domain stream socket,
  *          read(2) until the whole payload is in one buffer
  *   tcp    the same over TCP loopback, TCP_NODELAY
+ *   sections   this project's section protocol (src/sections.c, linked in)
+ *          on two sections of a private System V segment, as the Node rows
+ *          use it: the writer's shmsect_publish and shmsect_wait on the
+ *          acknowledgement section, the reader's shmsect_wait (futex) and
+ *          shmsect_read: what the protocol costs over the bare futex, the
+ *          floor of waitSync()
+ *   ring   the same, but the reader sleeps where an event loop sleeps, as
+ *          `await wait()` does on Linux 6.7+: an IORING_OP_FUTEX_WAIT on an
+ *          io_uring (src/futex-ring-linux.c) whose fd is in an epoll set,
+ *          the reader in epoll_wait: the kernel's cost of an event-loop
+ *          wake, the floor of `await wait()` (left out, with a line on
+ *          stderr, where io_uring cannot sleep on a futex)
  *
+ * Built with the project's section sources (bench/handoff.js: gcc -O2
+ * -I src handoff-floor.c src/sections.c ...).
  * Usage: handoff-floor --size BYTES --messages M --drop D --rounds R
- *          --gap-us MIN,MAX [--start FIRST_ROUND] [--transports futex,spin,unix,tcp]
+ *          --gap-us MIN,MAX [--start FIRST_ROUND]
+ *          [--transports futex,spin,unix,tcp,sections,ring]
  * Output, one JSON object per line: {"transport","round","latencies":[ns...],
  * "messages","writerCpuNs","readerCpuNs"}: the CPU time (getrusage, user +
  * system) each process used over the batch's M messages.
@@ -36,14 +51,19 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { T_FUTEX, T_SPIN, T_UNIX, T_TCP, T_COUNT };
-static const char *NAMES[T_COUNT] = {"futex", "spin", "unix", "tcp"};
+#include "futex-ring.h"
+#include "sections.h"
+
+enum { T_FUTEX, T_SPIN, T_UNIX, T_TCP, T_SECTIONS, T_RING, T_COUNT };
+static const char *NAMES[T_COUNT] = {"futex", "spin", "unix", "tcp", "sections", "ring"};
 
 struct shared {
   uint32_t version __attribute__((aligned(64)));
@@ -127,6 +147,87 @@ static void wait_until_changed(uint32_t *word, uint32_t old) {
   }
 }
 
+static uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+/* Two sections (the message, and a 64-byte acknowledgement) in a private
+   System V segment, laid out as docs/sections.md lays out a table's: control
+   blocks 64-byte aligned, data areas 24 bytes past a 64-byte boundary. The
+   segment is marked for removal at once: it goes with the last process. */
+static void sections_new(shmsect_t *msg, shmsect_t *ack, uint64_t size) {
+  uint64_t at = 2 * SHMSECT_CONTROL_SIZE, total;
+  shmsect_t *both[2] = {msg, ack};
+  for (int i = 0; i < 2; i++) {
+    both[i]->control = (uint64_t)i * SHMSECT_CONTROL_SIZE;
+    both[i]->capacity = i == 0 ? size : 64;
+    for (int k = 0; k < 2; k++) {
+      both[i]->data[k] = align64(at) + SHMSECT_DATA_SHIFT;
+      at = both[i]->data[k] + both[i]->capacity;
+    }
+  }
+  total = at;
+  int id = shmget(IPC_PRIVATE, total, IPC_CREAT | 0600);
+  if (id < 0) die("shmget");
+  void *addr = shmat(id, NULL, 0);
+  shmctl(id, IPC_RMID, NULL);
+  if (addr == (void *)-1) die("shmat");
+  for (int i = 0; i < 2; i++) {
+    both[i]->base = both[i]->counts = addr;
+    both[i]->size = total;
+    if (shmsect_check(both[i]) != 0) die("section layout");
+  }
+}
+
+/* This process becomes the section's writer, one that wakes its waiters (as the Node writer). */
+static void claim(const shmsect_t *s) {
+  uint64_t holder;
+  if (shmsect_claim(s, shmsect_self(), 1, -1, &holder) != 0) die("shmsect_claim");
+}
+
+static uint64_t publish(const shmsect_t *s, const void *src, uint64_t length) {
+  uint64_t version;
+  if (shmsect_publish(s, shmsect_self(), src, length, &version) != 0) die("shmsect_publish");
+  return version;
+}
+
+/* Waits (futex, through the protocol's own loop) until the version differs from since; gives up after 10 s. */
+static uint64_t section_wait(const shmsect_t *s, uint64_t since) {
+  uint64_t version;
+  if (shmsect_wait(s, since, 10000, NULL, &version) != 0 || version == since) die("no publish within 10 s");
+  return version;
+}
+
+/* The same, asleep where an event loop sleeps: the protocol's steps, each
+   sleep an io_uring futex wait, the reader in epoll_wait on the ring's fd
+   (level-triggered, as libuv polls it) until that sleep's completion is
+   reaped (its linked timeout's completion may come apart from it). The
+   completion reaches a task asleep in epoll_wait as task work, which ends
+   the epoll_wait with EINTR, the completion posted: reaped all the same
+   (libuv calls epoll_wait again instead, and finds the fd readable). */
+static uint64_t ring_wait(const shmsect_t *s, uint64_t since, shmsect_ring_t *ring, int ep) {
+  shmsect_wait_t w;
+  uint64_t version, slice, tags[4];
+  uint32_t expected;
+  shmsect_wait_start(&w, since, 10000);
+  while (!shmsect_wait_step(s, &w, 0, &version, &expected, &slice)) {
+    if (shmsect_ring_sleep(ring, shmsect_futex_word(s), expected, slice, 1) != 0) die("io_uring futex wait");
+    for (int woke = 0; !woke;) {
+      struct epoll_event ev;
+      if (epoll_wait(ep, &ev, 1, 11000) == 0) die("no completion within 11 s");
+      for (int n = shmsect_ring_reap(ring, tags, 4), i = 0; i < n; i++) woke |= tags[i] == 1;
+    }
+  }
+  if (version == since) die("no publish within 10 s");
+  return version;
+}
+
+/* Whether io_uring can sleep on a futex here (Linux 6.7+, not refused by seccomp or sysctl). */
+static int ring_works(void) {
+  shmsect_ring_t *ring;
+  if (shmsect_ring_open(&ring) != 0) return 0;
+  shmsect_ring_close(ring);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   size_t size = 10240;
   int messages = 100, drop = 5, rounds = 10, start = 0;
@@ -147,6 +248,10 @@ int main(int argc, char **argv) {
     }
   }
   if (size < 16) size = 16;
+  if (use[T_RING] && !ring_works()) {
+    fprintf(stderr, "ring: io_uring cannot sleep on a futex here (Linux 6.7+ needed): left out\n");
+    use[T_RING] = 0;
+  }
   int list[T_COUNT], count = 0;
   for (int t = 0; t < T_COUNT; t++)
     if (use[t]) list[count++] = t;
@@ -159,6 +264,9 @@ int main(int argc, char **argv) {
   if (mem == MAP_FAILED || lat == MAP_FAILED) die("mmap");
   struct shared *sh = (struct shared *)(void *)mem;
   char *area = mem + 1024 + 24;
+  shmsect_t msg, ack; /* the sections transports' */
+  sections_new(&msg, &ack, size);
+  claim(&msg); /* the writer's, before the reader can wait */
 
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) die("socketpair");
@@ -187,10 +295,19 @@ int main(int argc, char **argv) {
   pid_t child = fork();
   if (child < 0) die("fork");
   int reader = child == 0;
+  shmsect_ring_t *ring = NULL; /* the reader's ring, in the epoll set ep */
+  int ep = -1;
   if (reader) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) return 1;
     close(go[0]), close(done[0]);
+    claim(&ack); /* before the first "go": the writer waits on it */
+    if (use[T_RING]) {
+      struct epoll_event ev = {.events = EPOLLIN};
+      ep = epoll_create1(0);
+      if (ep < 0 || shmsect_ring_open(&ring) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, shmsect_ring_fd(ring), &ev) != 0)
+        die("ring");
+    }
   } else {
     close(go[1]), close(done[1]);
   }
@@ -201,6 +318,7 @@ int main(int argc, char **argv) {
       char token = 0;
       if (reader) {
         uint32_t version = __atomic_load_n(&sh->version, __ATOMIC_ACQUIRE);
+        uint64_t sversion = shmsect_version(&msg);
         uint64_t cpu0 = cpu_ns();
         write_all(go[1], "g", 1);
         for (int i = 0; i < messages; i++) {
@@ -210,6 +328,13 @@ int main(int argc, char **argv) {
             else spin_until_changed(&sh->version, version);
             version = __atomic_load_n(&sh->version, __ATOMIC_ACQUIRE);
             memcpy(dst, area, size);
+            t1 = now_ns();
+            memcpy(&t0, dst, 8);
+          } else if (t == T_SECTIONS || t == T_RING) {
+            shmsect_snapshot_t snap;
+            sversion = t == T_SECTIONS ? section_wait(&msg, sversion) : ring_wait(&msg, sversion, ring, ep);
+            if (shmsect_read(&msg, dst, size, &snap) != 0 || snap.length != size) die("shmsect_read");
+            sversion = snap.version;
             t1 = now_ns();
             memcpy(&t0, dst, 8);
           } else {
@@ -224,6 +349,8 @@ int main(int argc, char **argv) {
           if (t == T_FUTEX || t == T_SPIN) {
             __atomic_add_fetch(&sh->ack, 1, __ATOMIC_RELEASE);
             futex_wake(&sh->ack);
+          } else if (t == T_SECTIONS || t == T_RING) {
+            publish(&ack, &i, 4);
           } else {
             write_all(fdr, &i, 4);
           }
@@ -234,7 +361,8 @@ int main(int argc, char **argv) {
         read_all(go[0], &token, 1);
         uint64_t cpu0 = cpu_ns();
         for (int i = 0; i < messages; i++) {
-          uint32_t ack = __atomic_load_n(&sh->ack, __ATOMIC_ACQUIRE);
+          uint32_t acked = __atomic_load_n(&sh->ack, __ATOMIC_ACQUIRE);
+          uint64_t sacked = shmsect_version(&ack);
           sleep_us(gap_min + uniform() * (gap_max - gap_min));
           uint64_t t0 = now_ns();
           if (t == T_FUTEX || t == T_SPIN) {
@@ -242,7 +370,11 @@ int main(int argc, char **argv) {
             memcpy(area, src + 4, size);
             __atomic_add_fetch(&sh->version, 1, __ATOMIC_RELEASE);
             futex_wake(&sh->version);
-            wait_until_changed(&sh->ack, ack);
+            wait_until_changed(&sh->ack, acked);
+          } else if (t == T_SECTIONS || t == T_RING) {
+            memcpy(src + 4, &t0, 8);
+            publish(&msg, src + 4, size);
+            section_wait(&ack, sacked);
           } else {
             int got;
             memcpy(src + 4, &t0, 8);

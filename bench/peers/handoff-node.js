@@ -16,17 +16,24 @@
  * `ack` section (section cases) or written back on the same socket.
  *
  * Commands (parent -> child, answered by { ok, ... } or { error }):
- *   reader: setup { key, ackSections, capacity, unixPath }  -> { tcpPort }
- *           expect { mode: 'wait'|'waitSync'|'spin'|'socket', section, ack, n }
+ *   reader: setup { key, ackSections, capacity, unixPath, fifoPath }  -> { tcpPort }
+ *           expect { mode: 'wait'|'waitSync'|'spin'|'socket'|'nudge'|'nudgeSync', section, ack, n }
  *             -> { armed } at once, then { latencies, early, cpuNs } after n messages
- *   writer: setup { key, section, ack, size, unixPath, tcpPort }
- *           send { transport: 'shm'|'unix'|'tcp', n, gapUs: [min, max] } -> { done, cpuNs }
+ *   writer: setup { key, section, ack, size, unixPath, tcpPort, fifoPath }
+ *           send { transport: 'shm'|'unix'|'tcp'|'nudge'|'nudgeSync', n, gapUs: [min, max] } -> { done, cpuNs }
+ * nudge: the section is published as for 'shm' (no reader counted asleep: no
+ * futex wake), then one byte is written on the Unix socket; the reader, in
+ * its event loop, reads the section in the socket's 'data' callback: an
+ * event-loop wake in Node with nothing of this library's in it.
+ * nudgeSync: the same with the byte on a FIFO (fifoPath), which the reader
+ * waits for blocking in fs.readSync: Node's own blocking wake.
  * cpuNs: the CPU time this process (every thread) used over the n messages,
  * from process.cpuUsage(). spin: waitSync(v, { timeout, spin: SPIN_US }), a
  * spin longer than the writer's gap, so the reader never sleeps.
  * The writer waits for each acknowledgement the cheapest way its transport
  * offers: ack.waitSync() for a section, the event loop for a socket.
  */
+const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
 const { sections } = require(path.join(__dirname, '..', '..'))
@@ -36,6 +43,7 @@ const WAIT_MS = 10000 // no message takes this long: a longer wait is a failure
 const SPIN_US = 2000 // longer than the writer's gap (≤ 0.7 ms) and its acknowledgement
 const now = process.hrtime.bigint
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
+const NUDGE = Buffer.from([1]) // 'nudge', 'nudgeSync': the byte that wakes the reader
 
 /* The parent went away (Ctrl-C, crash): nothing left to do. */
 process.on('disconnect', () => process.exit(0))
@@ -110,7 +118,8 @@ function framer (capacity, onFrame) {
 function reader () {
   let table
   let buffer
-  let batch = null // { n, latencies, early, seq, cpu }
+  let fifo // the FIFO of 'nudgeSync', opened read-write: opening it never blocks
+  let batch = null // { mode, n, latencies, early, seq, cpu }, and { section, ack, ackBuf } but for sockets
   const sockets = new Set()
 
   function record (payload, t1) {
@@ -129,23 +138,43 @@ function reader () {
     await reply({ ok: true, latencies, early, cpuNs: used })
   }
 
-  /** n messages through a section, waited for by wait(), or waitSync() (mode 'waitSync', 'spin'), which blocks at once. */
-  async function readSection (section, ack, n, mode) {
+  /**
+   * n messages through the batch's section from version since, waited for by
+   * wait(), or waitSync() (mode 'waitSync', 'spin'), which blocks at once, or
+   * (mode 'nudgeSync') by a blocking read of the byte the writer sends on the FIFO.
+   */
+  async function readSection (since, n, mode) {
+    const { section, ack, ackBuf } = batch
+    const nudge = Buffer.alloc(1)
     const sync = mode !== 'wait'
     const options = mode === 'spin' ? { timeout: WAIT_MS, spin: SPIN_US } : WAIT_MS
-    const ackBuf = Buffer.alloc(8)
-    let version = section.version
+    let version = since
     for (let i = 0; i < n; i++) {
       if (section.version !== version) batch.early++ // published before we waited
-      const v = sync ? section.waitSync(version, options) : await section.wait(version, { timeout: WAIT_MS })
-      if (v === version) throw new Error(`no message within ${WAIT_MS} ms (${mode})`)
-      version = v
-      const { length } = section.readInto(buffer)
+      if (mode === 'nudgeSync') {
+        fs.readSync(fifo, nudge) // nothing of this library's until readInto
+      } else {
+        const v = sync ? section.waitSync(version, options) : await section.wait(version, { timeout: WAIT_MS })
+        if (v === version) throw new Error(`no message within ${WAIT_MS} ms (${mode})`)
+      }
+      const { version: v, length } = section.readInto(buffer)
       const t1 = now()
+      version = v
       ackBuf.writeUInt32LE(record(buffer.subarray(0, length), t1), 0)
       ack.publish(ackBuf)
     }
     await finish()
+  }
+
+  /** A 'nudge' batch: each byte on the socket says that the section holds a new message. */
+  function nudged (bytes) {
+    for (let i = 0; i < bytes; i++) {
+      const { length } = batch.section.readInto(buffer)
+      const t1 = now()
+      batch.ackBuf.writeUInt32LE(record(buffer.subarray(0, length), t1), 0)
+      batch.ack.publish(batch.ackBuf)
+    }
+    if (batch.latencies.length === batch.n) finish().catch(fail)
   }
 
   function onConnection (socket, capacity) {
@@ -153,7 +182,7 @@ function reader () {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
-    const onData = framer(capacity, (payload) => {
+    const onFrame = framer(capacity, (payload) => {
       const t1 = now()
       if (!batch || batch.mode !== 'socket') throw new Error('a socket message outside a socket batch')
       const seq = record(payload, t1)
@@ -164,7 +193,8 @@ function reader () {
     })
     socket.on('data', (chunk) => {
       try {
-        onData(chunk)
+        if (batch && batch.mode === 'nudge') nudged(chunk.length)
+        else onFrame(chunk)
       } catch (error) {
         fail(error)
       }
@@ -177,18 +207,26 @@ function reader () {
         table = sections.attach(msg.key)
         for (const name of msg.ackSections) table.section(name).claim()
         buffer = Buffer.alloc(msg.capacity)
+        fifo = fs.openSync(msg.fifoPath, 'r+')
         const unix = net.createServer((s) => onConnection(s, msg.capacity))
         const tcp = net.createServer((s) => onConnection(s, msg.capacity))
         await new Promise((resolve, reject) => unix.once('error', reject).listen(msg.unixPath, resolve))
         await new Promise((resolve, reject) => tcp.once('error', reject).listen(0, '127.0.0.1', resolve))
         await reply({ ok: true, tcpPort: tcp.address().port, pid: process.pid })
       } else if (msg.cmd === 'expect') {
+        if (!['wait', 'waitSync', 'spin', 'nudge', 'nudgeSync', 'socket'].includes(msg.mode)) throw new Error(`unknown mode ${msg.mode}`)
         batch = { mode: msg.mode, n: msg.n, latencies: [], early: 0, seq: 0 }
+        let since = 0
+        if (msg.mode !== 'socket') {
+          Object.assign(batch, { section: table.section(msg.section), ack: table.section(msg.ack), ackBuf: Buffer.alloc(8) })
+          // Before "armed": the writer publishes once it is sent, and a wait
+          // from a version read after that publish would wait for the next
+          // one, while the writer waits for this one's acknowledgement.
+          since = batch.section.version
+        }
         await reply({ ok: true, armed: true })
         batch.cpu = process.cpuUsage()
-        if (['wait', 'waitSync', 'spin'].includes(msg.mode)) {
-          await readSection(table.section(msg.section), table.section(msg.ack), msg.n, msg.mode)
-        } else if (msg.mode !== 'socket') throw new Error(`unknown mode ${msg.mode}`)
+        if (msg.mode !== 'socket' && msg.mode !== 'nudge') await readSection(since, msg.n, msg.mode)
       } else if (msg.cmd === 'quit') {
         for (const s of sockets) s.destroy()
         process.exit(0)
@@ -202,7 +240,7 @@ function reader () {
 // ==== Writer ====
 
 function writer () {
-  let section, ack, payload, frame
+  let section, ack, payload, frame, fifo
   const sockets = {}
   let ackWaiter = null // resolves with the u32 acknowledged on a socket
 
@@ -233,13 +271,15 @@ function writer () {
 
   async function send ({ transport, n, gapUs }) {
     const size = payload.length
-    if (transport === 'shm') {
+    if (transport === 'shm' || transport === 'nudge' || transport === 'nudgeSync') {
       let ackVersion = ack.version
       for (let seq = 0; seq < n; seq++) {
         stamp(payload, 0, size, seq)
         gap(gapUs)
         payload.writeBigInt64LE(now(), 0)
         section.publish(payload)
+        if (transport === 'nudge') sockets.unix.write(NUDGE)
+        else if (transport === 'nudgeSync') fs.writeSync(fifo, NUDGE)
         // The cheapest wait: blocks at once (ack.wait() would first start a
         // thread, and on a busy machine, where writer and reader often share
         // a core, the reader would wait for that too).
@@ -271,6 +311,7 @@ function writer () {
         payload = Buffer.alloc(msg.size, 0x6b)
         frame = Buffer.alloc(4 + msg.size, 0x6b)
         frame.writeUInt32LE(msg.size, 0)
+        fifo = fs.openSync(msg.fifoPath, 'r+')
         sockets.unix = await connect({ path: msg.unixPath })
         sockets.tcp = await connect({ host: '127.0.0.1', port: msg.tcpPort })
         await reply({ ok: true, pid: process.pid })
