@@ -13,20 +13,16 @@
  * own floor (PHP's publish and wake, a reader that adds nothing) the C reader
  * peers/handoff-c-reader.c.
  */
-const fs = require('node:fs')
 const path = require('node:path')
 const { spawn, spawnSync } = require('node:child_process')
 const readline = require('node:readline')
 const { median, distribution } = require('./harness')
 const report = require('./report')
+const { buildC } = require('./c-programs')
 const { createTable, removeTable, tempDir, removeDir, nodeChild, phpChild, phpProblem, output, jsonLines, track } = require('./peers/children')
 
 const NODE_PEER = path.join(__dirname, 'peers', 'handoff-node.js')
 const PHP_PEER = path.join(__dirname, 'peers', 'handoff-php.php')
-const C_SOURCE = path.join(__dirname, 'peers', 'handoff-floor.c')
-const C_BINARY = path.join(__dirname, 'build', 'handoff-floor') // bench/build/ is ignored by git
-const C_READER_SOURCE = path.join(__dirname, 'peers', 'handoff-c-reader.c')
-const C_READER = path.join(__dirname, 'build', 'handoff-c-reader')
 const SIZES = [{ bytes: 10 * 1024, label: '10KB' }, { bytes: 100 * 1024, label: '100KB' }]
 const GAP_US = [300, 700] // the writer's random sleep before each message
 const DROP = 5 // messages dropped at the start of every batch
@@ -55,18 +51,8 @@ const TARGETS = {
 }
 
 /** Builds the C floors' programs (once); returns why it could not, or null. */
-let built
 function buildFloor () {
-  if (built !== undefined) return built
-  fs.mkdirSync(path.dirname(C_BINARY), { recursive: true })
-  const src = path.join(__dirname, '..', 'src')
-  const linked = ['sections.c', 'sections-posix.c', 'sections-linux.c', 'copy.c', 'futex-ring-linux.c'].map((f) => path.join(src, f))
-  for (const [source, binary] of [[C_SOURCE, C_BINARY], [C_READER_SOURCE, C_READER]]) {
-    const r = spawnSync('gcc', ['-O2', '-std=gnu11', '-Wall', '-Wextra', `-I${src}`, source, ...linked, '-o', binary], { encoding: 'utf8' })
-    built = r.error ? `gcc not found (${r.error.code})` : r.status !== 0 ? `gcc failed: ${r.stderr.trim()}` : null
-    if (built) break
-  }
-  return built
+  return buildC('handoff-floor').failure || buildC('handoff-c-reader').failure || null
 }
 
 /** Runs one batch of n messages over a transport; returns { latencies, early, writerNs, readerNs, n }. */
@@ -80,7 +66,7 @@ async function batch (reader, t, n) {
 
 /** A batch read by the C reader (peers/handoff-c-reader.c) instead of the Node reader. */
 async function cBatch (t, n) {
-  const child = track(spawn(C_READER, [String(t.key), t.section, t.ack, String(n)], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = track(spawn(buildC('handoff-c-reader').binary, [String(t.key), t.section, t.ack, String(n)], { stdio: ['ignore', 'pipe', 'pipe'] }))
   let err = ''
   child.stderr.setEncoding('utf8').on('data', (c) => { err += c })
   const exited = new Promise((resolve) => child.on('close', resolve))
@@ -98,7 +84,7 @@ async function cBatch (t, n) {
 
 /** One round of the C floors (all its transports, interleaved); returns their batches by id. */
 async function floorRound (bytes, n, round) {
-  const lines = jsonLines(await output(C_BINARY, ['--size', String(bytes), '--messages', String(n), '--drop', String(DROP),
+  const lines = jsonLines(await output(buildC('handoff-floor').binary, ['--size', String(bytes), '--messages', String(n), '--drop', String(DROP),
     '--rounds', '1', '--start', String(round), '--gap-us', GAP_US.join(','), '--transports', C_ROWS.map((t) => t.c).join(',')], { label: 'handoff-floor' }))
   return Object.fromEntries(lines.map((l) => [`c-${l.transport}`, { latencies: l.latencies, early: 0, writerNs: l.writerCpuNs, readerNs: l.readerCpuNs, n: l.messages }]))
 }

@@ -8,26 +8,9 @@
  * then the copy, plus this protocol cost, plus the crossing into the addon
  * (write.publishOverCall); docs/performance.md, "Where a call's time goes".
  */
-const fs = require('node:fs')
-const path = require('node:path')
-const { spawnSync } = require('node:child_process')
 const { SIZES, median, summary } = require('./harness')
 const { output, jsonLines } = require('./peers/children')
-
-const ROOT = path.join(__dirname, '..')
-const BINARY = path.join(__dirname, 'build', 'protocol-floor') // bench/build/ is ignored by git
-const SOURCES = ['sections.c', 'sections-posix.c', 'sections-linux.c', 'copy.c'].map((f) => path.join(ROOT, 'src', f))
-
-function build () {
-  if (process.platform !== 'linux') return 'the C protocol floor is built for Linux only'
-  fs.mkdirSync(path.dirname(BINARY), { recursive: true })
-  const args = ['-O2', '-std=c99', '-Wall', '-Wextra', `-I${path.join(ROOT, 'src')}`,
-    path.join(__dirname, 'peers', 'protocol-floor.c'), ...SOURCES, '-o', BINARY]
-  const r = spawnSync('gcc', args, { encoding: 'utf8' })
-  if (r.error) return `gcc not found (${r.error.code})`
-  if (r.status !== 0) return `gcc failed:\n${r.stderr}`
-  return null
-}
+const { buildC } = require('./c-programs')
 
 // [name, candidate fn, floor fn, what the ratio shows]
 const ROWS = [
@@ -84,12 +67,12 @@ module.exports = {
       name: 'protocol.c',
       async run ({ opts, progress }) {
         progress('building bench/build/protocol-floor (gcc -O2, ../src/sections.c)')
-        const failure = build()
+        const { binary, failure } = buildC('protocol-floor')
         if (failure) return { skipped: failure }
         progress('running protocol-floor')
         const args = ['--sizes', SIZES.map((s) => s.bytes).join(','), '--rounds', String(opts.cRounds),
           '--sample-us', String(opts.cSampleUs), '--clock', opts.clock]
-        const { results, clockNs, coarseNs } = rows(jsonLines(await output(BINARY, args, { label: 'protocol-floor' })))
+        const { results, clockNs, coarseNs } = rows(jsonLines(await output(binary, args, { label: 'protocol-floor' })))
         const text = `The wall clock a publish stamps its slot with (clock_gettime(CLOCK_REALTIME), vDSO) costs ${clockNs.toFixed(1)} ns alone in this run; ` +
           `CLOCK_REALTIME_COARSE (as fine as the kernel's tick, 1–4 ms) would cost ${coarseNs.toFixed(1)} ns.`
         if (!legend.includes(text)) legend.push(text)

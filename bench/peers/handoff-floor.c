@@ -59,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "futex-ring.h"
 #include "sections.h"
 
@@ -72,21 +73,9 @@ struct shared {
   uint64_t reader_cpu_ns; /* the reader's CPU time over its last batch */
 };
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+static void futex_wake(uint32_t *word) {
+  syscall(SYS_futex, word, FUTEX_WAKE, 1 << 30, NULL, NULL, 0);
 }
-
-/* This process's CPU time so far, user + system. */
-static uint64_t cpu_ns(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
-         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
-}
-
-static void futex_wake(uint32_t *word) { syscall(SYS_futex, word, FUTEX_WAKE, 1 << 30, NULL, NULL, 0); }
 
 static void die(const char *what) {
   perror(what);
@@ -189,10 +178,12 @@ static uint64_t publish(const shmsect_t *s, const void *src, uint64_t length) {
   return version;
 }
 
-/* Waits (futex, through the protocol's own loop) until the version differs from since; gives up after 10 s. */
+/* Waits (futex, through the protocol's own loop) until the version differs from since; gives up
+ * after 10 s. */
 static uint64_t section_wait(const shmsect_t *s, uint64_t since) {
   uint64_t version;
-  if (shmsect_wait(s, since, 10000, NULL, &version) != 0 || version == since) die("no publish within 10 s");
+  if (shmsect_wait(s, since, 10000, NULL, &version) != 0 || version == since)
+    die("no publish within 10 s");
   return version;
 }
 
@@ -209,7 +200,8 @@ static uint64_t ring_wait(const shmsect_t *s, uint64_t since, shmsect_ring_t *ri
   uint32_t expected;
   shmsect_wait_start(&w, since, 10000);
   while (!shmsect_wait_step(s, &w, 0, &version, &expected, &slice)) {
-    if (shmsect_ring_sleep(ring, shmsect_futex_word(s), expected, slice, 1) != 0) die("io_uring futex wait");
+    if (shmsect_ring_sleep(ring, shmsect_futex_word(s), expected, slice, 1) != 0)
+      die("io_uring futex wait");
     for (int woke = 0; !woke;) {
       struct epoll_event ev;
       if (epoll_wait(ep, &ev, 1, 11000) == 0) die("no completion within 11 s");
@@ -260,7 +252,8 @@ int main(int argc, char **argv) {
      sections place theirs), and the reader's latencies. */
   size_t total = 4096 + size;
   char *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  uint64_t *lat = mmap(NULL, sizeof(uint64_t) * (size_t)messages, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  uint64_t *lat = mmap(NULL, sizeof(uint64_t) * (size_t)messages, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED || lat == MAP_FAILED) die("mmap");
   struct shared *sh = (struct shared *)(void *)mem;
   char *area = mem + 1024 + 24;
@@ -273,7 +266,9 @@ int main(int argc, char **argv) {
   int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t alen = sizeof addr;
-  if (lfd < 0 || bind(lfd, (void *)&addr, sizeof addr) || listen(lfd, 1) || getsockname(lfd, (void *)&addr, &alen)) die("tcp listen");
+  if (lfd < 0 || bind(lfd, (void *)&addr, sizeof addr) || listen(lfd, 1) ||
+      getsockname(lfd, (void *)&addr, &alen))
+    die("tcp listen");
   int tw = socket(AF_INET, SOCK_STREAM, 0);
   if (tw < 0 || connect(tw, (void *)&addr, sizeof addr)) die("tcp connect");
   int tr = accept(lfd, NULL, NULL);
@@ -305,7 +300,8 @@ int main(int argc, char **argv) {
     if (use[T_RING]) {
       struct epoll_event ev = {.events = EPOLLIN};
       ep = epoll_create1(0);
-      if (ep < 0 || shmsect_ring_open(&ring) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, shmsect_ring_fd(ring), &ev) != 0)
+      if (ep < 0 || shmsect_ring_open(&ring) != 0 ||
+          epoll_ctl(ep, EPOLL_CTL_ADD, shmsect_ring_fd(ring), &ev) != 0)
         die("ring");
     }
   } else {
@@ -332,8 +328,10 @@ int main(int argc, char **argv) {
             memcpy(&t0, dst, 8);
           } else if (t == T_SECTIONS || t == T_RING) {
             shmsect_snapshot_t snap;
-            sversion = t == T_SECTIONS ? section_wait(&msg, sversion) : ring_wait(&msg, sversion, ring, ep);
-            if (shmsect_read(&msg, dst, size, &snap) != 0 || snap.length != size) die("shmsect_read");
+            sversion = t == T_SECTIONS ? section_wait(&msg, sversion)
+                                       : ring_wait(&msg, sversion, ring, ep);
+            if (shmsect_read(&msg, dst, size, &snap) != 0 || snap.length != size)
+              die("shmsect_read");
             sversion = snap.version;
             t1 = now_ns();
             memcpy(&t0, dst, 8);
@@ -386,9 +384,10 @@ int main(int argc, char **argv) {
         uint64_t writer_cpu = cpu_ns() - cpu0;
         read_all(done[0], &token, 1);
         printf("{\"transport\":\"%s\",\"round\":%d,\"latencies\":[", NAMES[t], r);
-        for (int i = drop; i < messages; i++) printf("%s%llu", i > drop ? "," : "", (unsigned long long)lat[i]);
-        printf("],\"messages\":%d,\"writerCpuNs\":%llu,\"readerCpuNs\":%llu}\n", messages, (unsigned long long)writer_cpu,
-               (unsigned long long)sh->reader_cpu_ns);
+        for (int i = drop; i < messages; i++)
+          printf("%s%llu", i > drop ? "," : "", (unsigned long long)lat[i]);
+        printf("],\"messages\":%d,\"writerCpuNs\":%llu,\"readerCpuNs\":%llu}\n", messages,
+               (unsigned long long)writer_cpu, (unsigned long long)sh->reader_cpu_ns);
         fflush(stdout);
       }
     }
