@@ -19,7 +19,7 @@
 const fs = require('node:fs')
 const { parseArgs } = require('node:util')
 
-const WHO = { node: 'Node → Node', php: 'PHP → Node', c: 'C → C (floor)' }
+const { WHO } = require('./handoff')
 const ORDER = ['node', 'php', 'c']
 
 function usage () {
@@ -61,7 +61,9 @@ function collect (doc) {
         })
       }
     }
-    return { bytes, rows }
+    // Each group's rows together (a case lists its C-reader row between its Node-reader rows).
+    const groups = [...new Set(rows.map((r) => r.group))]
+    return { bytes, rows: rows.sort((a, b) => groups.indexOf(a.group) - groups.indexOf(b.group)) }
   })
 }
 

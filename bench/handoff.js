@@ -362,6 +362,7 @@ function makeCase (writerKind, size) {
 }
 
 module.exports = {
+  WHO,
   title: 'Handoff: publish() in one process to the data in the reader\'s hands in another, next to sockets and C\'s floors',
   legend,
   cases () {
