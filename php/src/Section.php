@@ -4,13 +4,17 @@ declare(strict_types=1);
 namespace NodejsShm;
 
 /**
- * One section of a table: read it, or claim it and publish to it.
- * Every step follows docs/sections.md; each shmop_read/shmop_write, and with
+ * One section of a table: read it, or claim it and publish to it. This file holds its state,
+ * claim, release, version, wait and info; read() is SectionReading's, publish()
+ * SectionPublishing's. Every step follows docs/sections.md; each shmop_read/shmop_write, and with
  * FFI each load or store of a control word through the waker's attachment, is
  * one ordered access of the protocol (x86 keeps them in program order).
  */
 final class Section
 {
+    use SectionReading;
+    use SectionPublishing;
+
     private const CLAIM = 8;
     private const RETIRED = 16;
     private const FLAGS = 20;
@@ -118,139 +122,6 @@ final class Section
     }
 
     /**
-     * The last complete payload.
-     * @return array{version:int, data:string, publishedAt:?float, writerPid:int}
-     */
-    public function read(): array
-    {
-        $this->open();
-        while (is_string($result = $this->readOnce())) {
-            $this->table->follow($result); // replaced: go on with the table now at the key
-            $this->open();
-        }
-        return $result;
-    }
-
-    /** Reads until one attempt succeeds, bounding the failed ones (docs/sections.md, 4). */
-    private function readOnce(): array|string
-    {
-        $waker = $this->table->waker();
-        $last = -1;
-        $tries = 0;
-        $failed = 0;
-        $started = 0;
-        $moved = false;
-        while (true) {
-            $commit = $waker !== null ? $this->attemptThrough($waker) : $this->attemptWithShmop();
-            if (!is_int($commit)) {
-                return $commit; // the payload, or how the table was retired
-            }
-            if ($commit !== $last) {
-                [$last, $tries, $moved] = [$commit, 0, $moved || $started !== 0];
-            } elseif (++$tries > self::READ_TRIES) {
-                throw new SectionsException('ERR_SHM_CORRUPT', "section '{$this->name}' has a damaged control block");
-            }
-            if (++$failed > 16) { // bound the failed tries in time
-                $now = hrtime(true);
-                if ($started === 0) {
-                    $started = $now;
-                } elseif ($now - $started > self::READ_MAX_NS && !$moved) {
-                    throw new SectionsException('ERR_SHM_CORRUPT', "section '{$this->name}' has a damaged control block");
-                } elseif ($now - $started > self::READ_MAX_NS) {
-                    throw new SectionsException('ERR_SHM_READ_STARVED', sprintf(
-                        "no complete copy of section '%s' in %d ms: its writer keeps overtaking every read, or keeps the slots odd (a broken or hostile writer)",
-                        $this->name, self::READ_MAX_NS / 1_000_000));
-                }
-                usleep(0);
-            }
-        }
-    }
-
-    /**
-     * One attempt of docs/sections.md, 4, its loads one at a time as C integers through the
-     * waker's attachment, and the payload in one shmop_read. Returns the payload, how the table
-     * was retired, or the commit it saw when it must try again.
-     */
-    private function attemptThrough(Waker $waker): array|string|int
-    {
-        $u32 = $waker->u32;
-        $u64 = $waker->u64;
-        $c = $this->control >> 2; // the control block, in u32s
-        $commit = $u64[$c >> 1];
-        if (($retired = $u32[$c + 4]) !== 0) { // after the commit: a commit that is the retirement's is never used
-            return self::how($retired);
-        }
-        $version = $commit >> 1;
-        if ($version === 0) {
-            return ['version' => 0, 'data' => '', 'publishedAt' => null, 'writerPid' => 0];
-        }
-        $h = $c + 16 + 16 * ($commit & 1); // the slot's header, in u32s
-        $seq = $u32[$h];
-        if ($seq & 1) {
-            return $commit; // the writer lapped us: read the new commit
-        }
-        $length = $u64[($h >> 1) + 2];
-        if ($u64[($h >> 1) + 1] !== $version || $length < 0 || $length > $this->capacity) {
-            return $commit;
-        }
-        $published = $u64[($h >> 1) + 3];
-        $pid = $u32[$h + 8];
-        // shmop_read's length 0 means "to the end": an empty payload is read as ''.
-        $data = $length > 0 ? shmop_read($this->shm, $this->data[$commit & 1], $length) : '';
-        if ($u32[$h] !== $seq) {
-            return $commit; // overwritten while we copied
-        }
-        if (($retired = $u32[$c + 4]) !== 0) {
-            return self::how($retired); // retired meanwhile: the table now at the key is read instead
-        }
-        return ['version' => $version, 'data' => $data, 'publishedAt' => $published / 1e6, 'writerPid' => $pid];
-    }
-
-    /**
-     * The same attempt without FFI, in four shmop_reads: the control line with both slots' seq,
-     * the slot header, the payload, then retired and the seq again.
-     */
-    private function attemptWithShmop(): array|string|int
-    {
-        $shm = $this->shm;
-        $control = $this->control;
-        // Commit, retired and both seq words in one copy. Each is still one aligned load (a
-        // shmop_read of 8 bytes was one memcpy too, no more atomic per word); their order among
-        // themselves does not matter: a seq loaded before the commit is only more cautious (the
-        // header and payload are loaded after it, by later calls), and a commit that is the
-        // retirement's (docs/sections.md, 8) names a version no slot holds, so the header check
-        // below fails and the next attempt sees retired.
-        $line = shmop_read($shm, $control, 132);
-        ['c' => $commit, 'r' => $retired] = unpack('Pc/x8/Vr', $line);
-        if ($retired !== 0) {
-            return self::how($retired);
-        }
-        $version = $commit >> 1;
-        if ($version === 0) {
-            return ['version' => 0, 'data' => '', 'publishedAt' => null, 'writerPid' => 0];
-        }
-        $slot = 64 + 64 * ($commit & 1);
-        $seq = unpack('V', $line, $slot)[1];
-        if ($seq & 1) {
-            return $commit;
-        }
-        $h = unpack('Pversion/Plength/Ppublished/Vpid', shmop_read($shm, $control + $slot + 8, 28));
-        if ($h['version'] !== $version || $h['length'] < 0 || $h['length'] > $this->capacity) {
-            return $commit;
-        }
-        $data = $h['length'] > 0 ? shmop_read($shm, $this->data[$commit & 1], $h['length']) : '';
-        // Retired and the seq again in one copy, both after the payload's.
-        ['r' => $retired, 's' => $again] = unpack('Vr/@' . ($slot - 16) . '/Vs', shmop_read($shm, $control + self::RETIRED, $slot - 12));
-        if ($again !== $seq) {
-            return $commit;
-        }
-        if ($retired !== 0) {
-            return self::how($retired);
-        }
-        return ['version' => $version, 'data' => $data, 'publishedAt' => $h['published'] / 1e6, 'writerPid' => $h['pid']];
-    }
-
-    /**
      * Becomes the section's single writer, or throws ERR_SHM_SECTION_BUSY; never waits. The claim
      * is the section's claim lock (sem_acquire($sem, true) on the set the table records), which
      * the kernel gives back when this process ends.
@@ -321,105 +192,6 @@ final class Section
     public function isClaimed(): bool
     {
         return $this->claimed;
-    }
-
-    /**
-     * Publishes $data as the next version and returns that version: docs/sections.md, 6, each
-     * load and store of it one access in the protocol's order (x86 keeps loads in order, and
-     * stores). With FFI the control words are loaded and stored through the waker's attachment;
-     * without it, with shmop_read and shmop_write. The payload is one shmop_write either way.
-     */
-    public function publish(string $data): int
-    {
-        $this->open();
-        if ($this->lostClaim) {
-            throw $this->writerRetired('replaced');
-        }
-        $waker = $this->table->waker();
-        return $waker !== null ? $this->publishThrough($waker, $data) : $this->publishWithShmop($data);
-    }
-
-    private function publishThrough(Waker $waker, string $data): int
-    {
-        $u32 = $waker->u32;
-        $u64 = $waker->u64;
-        $c = $this->control >> 2; // the control block, in u32s
-        $length = strlen($data);
-        $me = $this->writer($u32[$c + 4], $u64[($c >> 1) + 1], $length); // retired, claim
-        $commit = $u64[$c >> 1];
-        $which = 1 - ($commit & 1); // the slot readers are not reading
-        $h = $c + 16 + 16 * $which; // its header, in u32s
-        $seq = $u32[$h] | 1; // odd: being written (stays odd after a writer died here)
-        $u32[$h] = $seq;
-        if ($length > 0) {
-            shmop_write($this->shm, $data, $this->data[$which]);
-        }
-        $version = ($commit >> 1) + 1;
-        $u64[($h >> 1) + 1] = $version;
-        $u64[($h >> 1) + 2] = $length;
-        $u64[($h >> 1) + 3] = (int) (microtime(true) * 1e6);
-        $u32[$h + 8] = $me >> 32;
-        $u32[$h] = ($seq + 1) & 0xffffffff;
-        $u64[$c >> 1] = $version * 2 + $which;
-        // A full fence, the sleeper count (a wake only if a waiter counted itself asleep:
-        // docs/sections.md, 7), then retired: set meanwhile, the manager's carry-over may have
-        // missed this version (docs/sections.md, 8).
-        $retired = $waker->published($this->control);
-        if ($retired !== 0) {
-            throw $this->writerRetired(self::how($retired));
-        }
-        return $version;
-    }
-
-    private function publishWithShmop(string $data): int
-    {
-        $shm = $this->shm;
-        $control = $this->control;
-        // Every load a publish needs before its stores, in one copy: commit, claim, retired and
-        // both slots' seq. Each field is still one aligned load (a shmop_read of 8 bytes was
-        // one memcpy too, no more atomic per word), and their order among themselves does not
-        // matter: this process is the only writer of commit, claim and seq, and retired is
-        // checked again after the stores.
-        $line = shmop_read($shm, $control, 132);
-        ['c' => $commit, 'w' => $claim, 'r' => $retired] = unpack('Pc/Pw/Vr', $line); // unpack's cost is per field
-        $length = strlen($data);
-        $me = $this->writer($retired, $claim, $length);
-        $which = 1 - ($commit & 1);
-        $slot = 64 + 64 * $which;
-        $seq = unpack('V', $line, $slot)[1] | 1;
-        $slot += $control;
-        shmop_write($shm, pack('V', $seq), $slot);
-        if ($length > 0) {
-            shmop_write($shm, $data, $this->data[$which]);
-        }
-        $version = ($commit >> 1) + 1;
-        shmop_write($shm, pack('PPPV', $version, $length, (int) (microtime(true) * 1e6), $me >> 32), $slot + 8);
-        shmop_write($shm, pack('V', ($seq + 1) & 0xffffffff), $slot);
-        shmop_write($shm, pack('P', $version * 2 + $which), $control);
-        // No FFI: nobody to wake (waiters poll), and no fence. x86 may let this load of retired
-        // pass the stores above, so the check narrows the race with a retirement but cannot
-        // close it (docs/sections.md, 8).
-        $retired = unpack('V', shmop_read($shm, $control + self::RETIRED, 4))[1];
-        if ($retired !== 0) {
-            throw $this->writerRetired(self::how($retired));
-        }
-        return $version;
-    }
-
-    /** A publish's checks before its stores; returns this process's claim word. */
-    private function writer(int $retired, int $claim, int $length): int
-    {
-        if ($this->claimed && $retired !== 0) {
-            throw $this->writerRetired(self::how($retired));
-        }
-        $me = Process::identity(); // a system call only after a fork (Process::identity)
-        if (!$this->claimed || $claim !== $me) {
-            throw new SectionsException('ERR_SHM_NOT_WRITER', "claim section '{$this->name}' before publishing to it");
-        }
-        if ($length > $this->capacity) {
-            throw new SectionsException('ERR_OUT_OF_RANGE', "$length bytes do not fit section '{$this->name}' ({$this->capacity} bytes)");
-        }
-        return $me;
     }
 
     /**
