@@ -208,28 +208,19 @@ void SetSnapshot(Local<Value> out, const shmsect_snapshot_t &snap) {
  * sectionRead(handle, section, target, out, grow) -> true when the committed
  * payload was copied into target, false when it needs more room (out[1] says
  * how much). With grow (section.read()), a payload that does not fit comes
- * back instead as a new Buffer of exactly the payload, still in this one call;
- * so does every payload without a target (undefined). out (Float64Array(4))
- * gets version, length, published (us), writer pid.
+ * back instead as a new Buffer of exactly the payload, still in this one call.
+ * out (Float64Array(4)) gets version, length, published (us), writer pid.
  */
 NAN_METHOD(SectionRead) {
   SectionCall call(info);
   if (!call.ok()) return;
-  bool fresh = info[2]->IsUndefined();
-  if (!fresh && !info[2]->IsArrayBufferView()) {
+  if (!info[2]->IsArrayBufferView()) {
     return ThrowArgType("target", "an instance of Buffer, TypedArray, or DataView", info[2]);
   }
   if (!info[3]->IsFloat64Array() || info[3].As<v8::Float64Array>()->Length() != 4) {
     return ThrowArgType("out", "a Float64Array of 4", info[3]);
   }
   shmsect_snapshot_t snap;
-  if (fresh) {
-    Local<Object> buffer;
-    int rc = ReadFresh(call.sect(), &snap, &buffer);
-    if (rc == -ENOMEM || ThrowReadFailure(call, rc)) return; // thrown
-    SetSnapshot(info[3], snap);
-    return info.GetReturnValue().Set(buffer);
-  }
   Bytes room = ViewBytes(info[2]);
   unsigned char *into = const_cast<unsigned char *>(room.data);
   int rc = InAView(into, room.length) // see InAView
