@@ -158,15 +158,17 @@ function asNobody (fn) {
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
 /**
- * read() once it equals want (deeply), or its last value after ms: for counts
- * another thread keeps, which may pass through other values on the way (a
- * sleeper un-counts and re-counts itself at every wake).
+ * The first value of read() that equals want (deeply), or its last value after
+ * ms: for counts another thread keeps, which may pass through other values on
+ * the way (a sleeper un-counts and re-counts itself at every wake). It returns
+ * the snapshot it compared, never a fresh read, which could land in such a
+ * passage.
  */
 async function settles (read, want, ms = 5000) {
-  for (const started = Date.now(); !isDeepStrictEqual(read(), want) && Date.now() - started < ms;) {
-    await new Promise((resolve) => setTimeout(resolve, 5))
+  for (const started = Date.now(); ; await new Promise((resolve) => setTimeout(resolve, 5))) {
+    const value = read()
+    if (isDeepStrictEqual(value, want) || Date.now() - started >= ms) return value
   }
-  return read()
 }
 
 module.exports = {
