@@ -10,6 +10,7 @@ const os = require('node:os')
 const crypto = require('node:crypto')
 const { setTimeout: sleep } = require('node:timers/promises')
 const sections = require('./sections')
+const { lastPublished } = require('./section')
 const { codedError, hex } = require('./errors')
 
 const PREFIX = 'nodejs-shm'
@@ -131,7 +132,7 @@ class Bridge {
       for (const name of names) {
         this.#sections.set(name, {
           name, direction, keys: keys(this.#o.namespace, name), state: 'starting', error: null,
-          section: null, synced: false, version: 0, remoteVersion: 0, streamId: null, lagMs: null, holder: null, retryAt: 0, first: ignore, kick: ignore
+          section: null, buffer: null, synced: false, version: 0, remoteVersion: 0, streamId: null, lagMs: null, holder: null, retryAt: 0, first: ignore, kick: ignore
         })
       }
     }
@@ -268,8 +269,8 @@ class Bridge {
           renewAt = Date.now() + this.#o.leaseMs / 3
           await this.#resync(s)
         }
-        const { version, data } = s.section.read()
-        if (version !== 0 && version !== s.exported) await this.#export(s, version, data)
+        const { version, data, published } = this.#latest(s)
+        if (version !== 0 && version !== s.exported) await this.#export(s, version, data, published)
         this.#ok(s, version === 0 ? 'waiting for the first local publish' : 'ok')
         backoff.reset()
         // Until a new version, the lease's renewal, Redis coming back, or the bridge stopping.
@@ -282,18 +283,37 @@ class Bridge {
     }
   }
 
+  /**
+   * An exported section's latest payload: { version, data, published }, data
+   * in a Buffer kept for the section (grown to its capacity), not a new one per
+   * export: a fresh 100 KB costs more in page faults than the copy
+   * (docs/performance.md, "Across hosts"); and no info(), which looks at the
+   * writer's process.
+   * The Buffer is reused only once Redis has answered the export that sent it.
+   */
+  #latest (s) {
+    if (!(s.buffer?.length >= s.section.capacity)) s.buffer = Buffer.allocUnsafe(s.section.capacity)
+    let read
+    try {
+      read = s.section.readInto(s.buffer)
+    /* c8 ignore start -- a race: the table was replaced by one where the section is larger between the look at its capacity and the read, which followed it */
+    } catch (error) {
+      if (error.code !== 'ERR_OUT_OF_RANGE') throw error
+      return this.#latest(s)
+    }
+    /* c8 ignore stop */
+    return { version: read.version, data: s.buffer.subarray(0, read.length), published: s.section[lastPublished]() }
+  }
+
   /** After taking the lease or a Redis restart: is the stream's latest entry our latest version? */
   async #resync (s) {
     const [last] = await this.#client.sendCommand(['XREVRANGE', s.keys.stream, '+', '-', 'COUNT', '1'])
-    const { version, data } = s.section.read()
+    const { version, data } = this.#latest(s)
     const entry = last && decodeEntry(last)
     s.exported = entry && entry.host === this.host && entry.version === version && entry.data.equals(data) ? version : null
   }
 
-  async #export (s, version, data) {
-    const info = s.section.info()
-    /* c8 ignore next -- a race: a newer version was published between read() and info() */
-    const published = info.version === version ? info.publishedAt.getTime() : Date.now()
+  async #export (s, version, data, published) {
     const id = await this.#eval(EXPORT, [s.keys.lease, s.keys.stream], [this.owner, String(this.#o.leaseMs), String(this.#o.keep),
       'version', String(version), 'published', String(published), 'host', this.host, 'length', String(data.length), 'data', data])
     s.exported = s.version = s.remoteVersion = version

@@ -8,6 +8,8 @@ const { handleOf } = require('./segment')
 const { failure, received } = require('./errors')
 const { lockProblem, lockCorrupt } = require('./claim-locks')
 
+const lastPublished = Symbol('lastPublished')
+
 const READ_MAX_MS = 100 // a read gives up after this long (SHMSECT_READ_MAX_MS, docs/sections.md section 4)
 
 function retiredError (key, retired, section) {
@@ -272,6 +274,15 @@ class Section {
     })
   }
 
+  /**
+   * @internal For the bridge: when the payload the last read() or readInto()
+   * of this object returned was published, in ms since the epoch (as
+   * info().publishedAt), without info()'s look at the writer's process.
+   */
+  [lastPublished] () {
+    return Math.trunc(this.#out[2] / 1000)
+  }
+
   /** On table close: ends pending waits. */
   detach () {
     for (const id of this.#waits) binding.sectionWaitCancel(id)
@@ -337,4 +348,4 @@ function pendingWait ({ timeout, signal, started, spun = false, waits, start, ov
   return promise
 }
 
-module.exports = { Section, retiredError, waitOptions, pendingWait }
+module.exports = { Section, retiredError, waitOptions, pendingWait, lastPublished }

@@ -110,6 +110,44 @@ t.test('export and import: the latest payload, whole; status; streams capped', a
   await until(() => reader.read().data.toString() === 'after the restart', 10000, 'the next payload')
 })
 
+t.test('export: each entry is exactly the payload and when it was published, a shorter one after a longer one too, and after the table is replaced with the section larger', async (t) => {
+  const redis = await redisServer(t)
+  const ns = namespace()
+  const a = table(t, 3, [{ name: 'p', size: 100 }])
+  table(t, 4, [{ name: 'p', size: 1000 }])
+  const b = shm.sections.attach(keyFor(4))
+  t.teardown(() => b.close())
+  const exporter = await started(t, { redis: redis.url, table: keyFor(3), namespace: ns, exports: ['p'], host: 'host-a' })
+  await started(t, { redis: redis.url, table: keyFor(4), namespace: ns, imports: ['p'], host: 'host-b' })
+  const client = await redisClient(t, redis)
+  const reader = b.section('p')
+  const writer = a.section('p')
+  writer.claim()
+  const check = async (payload) => {
+    const version = writer.publish(payload)
+    await until(() => state(exporter, 'p').version === version, 10000, `version ${version} exported`)
+    const [[, list]] = await client.sendCommand(['XREVRANGE', keys(ns, 'p').stream, '+', '-', 'COUNT', '1'])
+    const fields = {}
+    for (let i = 0; i < list.length; i += 2) fields[list[i].toString()] = list[i + 1].toString('latin1')
+    t.same(fields, {
+      version: String(version),
+      published: String(writer.info().publishedAt.getTime()),
+      host: 'host-a',
+      length: String(payload.length),
+      data: payload.toString('latin1')
+    }, `the entry of ${payload.length} bytes`)
+    await until(() => reader.read().data.equals(payload), 10000, `${payload.length} bytes on B`)
+  }
+  for (const payload of [Buffer.alloc(100, 1), Buffer.from('short'), Buffer.alloc(0), Buffer.alloc(60, 3)]) await check(payload)
+
+  shm.sections.apply(keyFor(3), { sections: [{ name: 'p', size: 500 }] })
+  t.throws(() => writer.publish('x'), { code: 'ERR_SHM_TABLE_RETIRED' }, 'the writer learns of the new table')
+  writer.claim() // there
+  await check(Buffer.alloc(400, 4))
+  await check(Buffer.from('shorter again'))
+  t.match(state(exporter, 'p'), { state: 'ok', error: null })
+})
+
 t.test('imports that cannot start yet: no table, no section, a busy section, malformed entries', async (t) => {
   const redis = await redisServer(t)
   const ns = namespace()
