@@ -267,7 +267,7 @@ class Section {
         capacity: this.capacity,
         length,
         version,
-        writer: binding.sectionClaimant(handle, this.#where),
+        writer: binding.sectionClaimant(handle, this.#where, this.#lock.id),
         lastWriterPid,
         publishedAt: version ? new Date(publishedUs / 1000) : null
       }

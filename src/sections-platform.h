@@ -37,6 +37,9 @@ void sect__sleep_on_many(uint32_t *const *words, const uint32_t *expected, size_
    gone holds nothing to give). */
 int sect__take(int lock);
 void sect__give(int lock);
+/* Whether the claim lock is taken: 1, 0, or -1 where that cannot be known
+   (no lock, a set that is gone or that this process may not read). */
+int sect__held(int lock);
 
 /* Whether process pid, started at start (0: unknown), is still running. */
 int sect__running(uint32_t pid, uint32_t start);

@@ -106,6 +106,11 @@ int shmsect_lock_check(int id, int32_t key, uint32_t uid, uint32_t cuid) {
 
 int shmsect_lock_remove(int id) { return semctl(id, 0, IPC_RMID) == 0 ? 0 : -errno; }
 
+int sect__held(int lock) {
+  int value = lock < 0 ? -1 : semctl(lock, 0, GETVAL);
+  return value < 0 ? -1 : value == 0;
+}
+
 /* The claim: semaphore 0, never waiting (IPC_NOWAIT); SEM_UNDO gives it back
    when this process dies. */
 int sect__take(int lock) {

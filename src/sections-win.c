@@ -139,3 +139,8 @@ int sect__take(int lock) {
 }
 
 void sect__give(int lock) { (void)lock; }
+
+int sect__held(int lock) {
+  (void)lock;
+  return -1;
+}

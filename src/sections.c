@@ -301,6 +301,11 @@ int shmsect_alive(uint64_t claim) {
   return claim != 0 && sect__running((uint32_t)(claim >> 32), (uint32_t)claim);
 }
 
+int shmsect_claim_alive(uint64_t claim, int lock) {
+  int held = claim == 0 ? 0 : sect__held(lock);
+  return held >= 0 ? held : shmsect_alive(claim);
+}
+
 /* Without a claim lock (Windows): the claim word alone, taking over a claimant that is gone. */
 static int sect__take_word(const shmsect_t *s, uint64_t self) {
   uint64_t *word = u64_at(s, CTRL_CLAIM);

@@ -112,6 +112,16 @@ uint64_t shmsect_self(void);
 int shmsect_alive(uint64_t claim);
 
 /*
+ * Whether the claimant a claim word names still holds its claim. With a claim
+ * lock: whether the lock is taken, which the kernel undoes when its holder
+ * dies, so the answer holds where the word's pid means nothing to this
+ * process (another PID namespace of the same IPC namespace: another
+ * container) and needs no /proc. Without one (-1: Windows), or a lock that is
+ * gone or that this process may not read: shmsect_alive(claim).
+ */
+int shmsect_claim_alive(uint64_t claim, int lock);
+
+/*
  * Claims the section for this process (identity `self`), never waiting for
  * another process. POSIX: `lock` is the section's claim lock (the semaphore
  * set the manager made, shmsect_lock_create); taking semaphore 0 with

@@ -109,16 +109,21 @@ NAN_METHOD(SectionReleaseAll) {
   if (held_claims) ReleaseHeld(held_claims, false, handle);
 }
 
-/** sectionClaimant(handle, section) -> { pid, alive, self } of the claim, or null. */
+/**
+ * sectionClaimant(handle, section, lock) -> { pid, alive, self } of the claim,
+ * or null; alive as shmsect_claim_alive says (the claim lock, where there is one).
+ */
 NAN_METHOD(SectionClaimant) {
   SectionCall call(info);
   if (!call.ok()) return;
+  double lock;
+  if (!IntegerArg(info[2], "lock", -1, 2147483647.0, nullptr, &lock)) return;
   uint64_t claim = shmsect_claimant(call.sect());
   if (claim == 0) return info.GetReturnValue().SetNull();
   Local<Object> result = Nan::New<Object>();
   Nan::Set(result, Nan::New("pid").ToLocalChecked(), Nan::New(static_cast<double>(claim >> 32)));
   Nan::Set(result, Nan::New("alive").ToLocalChecked(),
-           Nan::New<v8::Boolean>(shmsect_alive(claim) != 0));
+           Nan::New<v8::Boolean>(shmsect_claim_alive(claim, static_cast<int>(lock)) != 0));
   Nan::Set(result, Nan::New("self").ToLocalChecked(),
            Nan::New<v8::Boolean>(claim == shmsect_self()));
   info.GetReturnValue().Set(result);

@@ -101,7 +101,7 @@ t.test('the claim word is information: forging it neither blocks a claim nor fre
   const a = mine.section('a')
 
   forge(key, a, 1, startTicks(1))
-  t.same(a.info().writer, { pid: 1, alive: true, self: false }, 'the word names pid 1, alive')
+  t.same(a.info().writer, { pid: 1, alive: false, self: false }, 'the word names pid 1, a live process, but no one holds the claim lock: not alive as a writer')
   a.claim()
   t.equal(a.publish('mine'), 1, 'yet the claim lock is free: Node claims')
   t.same(a.info().writer, { pid: process.pid, alive: true, self: true }, 'and the word names the holder again')

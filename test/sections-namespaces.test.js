@@ -113,13 +113,19 @@ for (const holderLanguage of ['node', 'php']) {
       await contend(t, `${contenderLanguage} here`, () => here.call('claim', { name: 'a' }))
       await contend(t, 'this process', () => a.claim())
       t.throws(() => a.publish('x'), { code: 'ERR_SHM_NOT_WRITER' }, 'and cannot publish')
+      // Its pid means nothing here; its claim lock, held, says it lives.
+      t.match(a.info().writer, { pid, alive: true, self: false }, 'info() here: the writer in the other PID namespace is alive')
+      t.match(await here.call('writer', { name: 'a' }), { pid, alive: true, self: false }, `and so says ${contenderLanguage}'s info()`)
       await inside.kill()
+      t.match(a.info().writer, { pid, alive: false }, 'once it is killed: not alive (its lock was given back)')
+      t.match(await here.call('writer', { name: 'a' }), { pid, alive: false }, `in ${contenderLanguage}'s info() too`)
       await takeOver(t, `${contenderLanguage} here, after the holder's SIGKILL`, () => here.call('claim', { name: 'a' }))
       t.equal(await here.call('publish', { name: 'a', hex: '02' }), 2, 'the new writer publishes version 2')
 
       // Back: the holder here, a contender in another PID namespace (it cannot see the holder's pid).
       const outside = pidNamespacePeer(t, holderLanguage)
       await outside.call('attach', { key })
+      t.match(await outside.call('writer', { name: 'a' }), { alive: true, self: false }, `${holderLanguage}'s info() in another PID namespace: the writer here is alive`)
       await contend(t, `${holderLanguage} in another PID namespace`, () => outside.call('claim', { name: 'a' }))
       here.child.kill('SIGKILL')
       await here.exited

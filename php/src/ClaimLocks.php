@@ -18,6 +18,22 @@ final class ClaimLocks
 
     private static ?\FFI $libc = null;
 
+    /** libc through FFI, or null where FFI cannot be used. */
+    private static function libc(): ?\FFI
+    {
+        if (!self::checkable()) {
+            return null;
+        }
+        try {
+            return self::$libc ??= \FFI::cdef('int shmget(int key, size_t size, int flags);'
+                . 'int shmctl(int id, int cmd, void *buf);'
+                . 'int semget(int key, int nsems, int flags);'
+                . 'int semctl(int id, int num, int cmd, ...);', 'libc.so.6');
+        } catch (\FFI\Exception) {
+            return null;
+        }
+    }
+
     /** Whether the checks can run here (FFI usable). */
     public static function checkable(): bool
     {
@@ -31,19 +47,11 @@ final class ClaimLocks
      */
     public static function problem(int $segmentKey, array $entry): ?string
     {
-        if (!self::checkable()) {
-            return null;
-        }
-        try {
-            self::$libc ??= \FFI::cdef('int shmget(int key, size_t size, int flags);'
-                . 'int shmctl(int id, int cmd, void *buf);'
-                . 'int semget(int key, int nsems, int flags);'
-                . 'int semctl(int id, int num, int cmd, ...);', 'libc.so.6');
-        } catch (\FFI\Exception) {
+        $libc = self::libc();
+        if ($libc === null) {
             return null;
         }
         $what = sprintf('its claim lock (semaphore set id %d, key 0x%08x)', $entry['lockId'], $entry['lock'] & 0xffffffff);
-        $libc = self::$libc;
         $owner = self::owner($libc->shmctl($libc->shmget($segmentKey, 0, 0), self::IPC_STAT, $buffer = $libc->new('char[512]')), $buffer);
         $id = $libc->semget($entry['lock'], 0, 0);
         if ($id < 0 || $id !== $entry['lockId']) {
@@ -55,6 +63,18 @@ final class ClaimLocks
             return "$what is not the set the table's manager made (another key, size, owner or creator)";
         }
         return null;
+    }
+
+    /**
+     * Whether a claim lock is taken (its holder lives: the kernel undoes it when
+     * the holder ends, in whatever PID namespace), or null where that cannot be
+     * known (no FFI, a set that is gone or may not be read).
+     */
+    public static function held(int $lockId): ?bool
+    {
+        $libc = self::libc();
+        $value = $libc === null ? -1 : $libc->semctl($lockId, 0, self::GETVAL);
+        return $value < 0 ? null : $value === 0;
     }
 
     /** The key, owner and creator at the start of an ipc_perm (x86 glibc: __key, uid, gid, cuid). */

@@ -30,6 +30,7 @@ final class Section
     /** @var array{0:int,1:int} */
     private array $data;
     private int $lockKey;
+    private int $lockId;
     private ?\SysvSemaphore $lock = null;
     private bool $claimed = false;
     /** The claim word of the process that claimed: a forked child inherits $claimed, not the lock. */
@@ -56,6 +57,7 @@ final class Section
             $this->control = $entry['control'];
             $this->data = $entry['data'];
             $this->lockKey = $entry['lock'];
+            $this->lockId = $entry['lockId'];
         }
     }
 
@@ -233,7 +235,7 @@ final class Section
             'capacity' => $this->capacity,
             'length' => $published['length'],
             'version' => $version,
-            'writer' => $claim === 0 ? null : ['pid' => $claim >> 32, 'alive' => Process::alive($claim), 'self' => $claim === Process::identity()],
+            'writer' => $claim === 0 ? null : ['pid' => $claim >> 32, 'alive' => ClaimLocks::held($this->lockId) ?? Process::alive($claim), 'self' => $claim === Process::identity()],
             'lastWriterPid' => $published['pid'],
             'publishedAt' => $version ? \DateTimeImmutable::createFromFormat('U.u', sprintf('%d.%06d', intdiv($us, 1000000), $us % 1000000)) : null,
         ];

@@ -782,6 +782,8 @@ static int child_holds_lock(const shmsect_t *s, long lock) {
   return read(done_pipe[0], &c, 1) == 0 ? 0 : 3; /* exits holding it: SEM_UNDO gives it back */
 }
 
+#define NO_SUCH_PID ((uint64_t)0x7ffffff0u << 32)
+
 static void test_lock_dies(int lock) {
   shmsect_t s;
   uint64_t holder, self = shmsect_self();
@@ -800,8 +802,15 @@ static void test_lock_dies(int lock) {
   is_int(shmsect_claim(&s, self, 1, lock, &holder), SHMSECT_EBUSY,
          "claim while it lives: SHMSECT_EBUSY");
   ok(now_ms() - started < 100, "... at once (%.1f ms)", now_ms() - started);
+  /* A pid no process has here: what a claimant in another PID namespace looks like. */
+  ok(shmsect_claim_alive(NO_SUCH_PID, lock),
+     "claim_alive: the lock is held, whatever pid the word names");
+  ok(!shmsect_alive(NO_SUCH_PID), "... where the pid alone says gone");
   close(done_pipe[1]); /* the child exits */
   is_int(child_status(pid), 0, "the child exited with 0, holding the lock");
+  ok(!shmsect_claim_alive(self, lock),
+     "claim_alive: the lock is free, whatever live pid the word names");
+  ok(!shmsect_claim_alive(0, lock), "... and claim word 0 is no one");
   is_int(shmsect_claim(&s, self, 1, lock, &holder), 0, "claim: 0, at once after it is gone");
   is_int(shmsect_release(&s, self, lock), 0, "release: 0");
   is_int(semctl(lock, 0, GETVAL), 1, "the lock is free");
@@ -1325,7 +1334,7 @@ static void test_ring(uint64_t self) {
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
 #define PLANNED                                                                             \
   (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 26 + 3 + \
-   RING_TESTS + 3 + 3 + 4)
+   RING_TESTS + 3 + 3 + 4 + 6)
 
 int main(void) {
   shmsect_t s;
@@ -1358,6 +1367,9 @@ int main(void) {
   tap_group("cleanup");
   is_int(shmsect_lock_remove(lock), 0, "the claim lock's semaphore set is removed");
   is_int(shmsect_lock_remove(lock), -EINVAL, "... and is gone: -EINVAL");
+  ok(shmsect_claim_alive(self, lock),
+     "claim_alive with a lock that is gone: the pid decides (alive)");
+  ok(!shmsect_claim_alive(NO_SUCH_PID, -1), "... and with no lock (gone)");
   section_new(&s);
   is_int(shmsect_claim(&s, self, 1, lock, &holder), -EINVAL,
          "a claim under the removed lock: -EINVAL");

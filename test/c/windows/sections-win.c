@@ -190,6 +190,10 @@ static void test_identity(void) {
   ok(shmsect_alive((uint64_t)pid << 32), "this pid with start 0 (unknown): the pid alone decides");
   ok(!shmsect_alive(1), "pid 0 (the idle process) is no claimant");
   ok(!shmsect_alive((uint64_t)0xffffffffu << 32 | 1), "pid 4294967295 is no process");
+  ok(shmsect_claim_alive(self, -1),
+     "claim_alive with no claim lock (-1, Windows): the pid decides");
+  ok(!shmsect_claim_alive((uint64_t)0xffffffffu << 32 | 1, -1),
+     "... a pid that is no process: gone");
 }
 
 static void test_lock(int32_t key) {
@@ -594,7 +598,7 @@ int main(int argc, char **argv) {
 
   if (argc == 4 && strcmp(argv[1], "child") == 0)
     return child(argv[2], (int32_t)strtol(argv[3], NULL, 10));
-  tap_start(136);
+  tap_start(138);
   key = test_key(40);
   tap_group("a segment for the section (shmop.c's Windows branch)");
   if (!is_int(shmop_open(&seg, key, 'n', 0600, SEGMENT_SIZE, &call), 0, "'n' %d bytes",
