@@ -199,7 +199,11 @@ export interface SectionInfo {
   /** Bytes of the committed payload. */
   length: number
   version: number
-  /** The claimant, or null. */
+  /**
+   * The claimant, or null. pid: as the claimant sees it (its own PID namespace);
+   * alive: whether its claim lock is held (the kernel frees it when the claimant
+   * ends, in any PID namespace), or on Windows whether that pid runs.
+   */
   writer: { pid: number, alive: boolean, self: boolean } | null
   /** Pid of the process that published the committed version (0: none yet). */
   lastWriterPid: number

@@ -95,7 +95,13 @@ const { hex } = require('../lib/util')
 const octal = (mode) => mode.toString(8).padStart(4, '0')
 const time = (date) => (date ? date.toISOString() : '-')
 
+/**
+ * Whether a segment's creator runs: information only. null (shown "?") for
+ * pid 0, which is what the kernel reports for a creator this PID namespace
+ * cannot see (another container): process.kill(0, 0) would signal our own group.
+ */
 function isAlive (pid) {
+  if (!(pid > 0)) return null
   try {
     process.kill(pid, 0)
     return true
@@ -125,7 +131,7 @@ function ls ({ json }) {
   const rows = [['key', 'key (dec)', 'shmid', 'owner', 'perms', 'bytes', 'nattch', 'cpid', 'alive', 'status']]
   for (const seg of segments) {
     rows.push([hex(seg.key), seg.key, seg.id, names.get(seg.uid) ?? seg.uid, octal(seg.mode), seg.size,
-      seg.attachments, seg.cpid, seg.creatorAlive ? 'yes' : 'no', seg.markedForDeletion ? 'dest' : ''])
+      seg.attachments, seg.cpid, seg.creatorAlive === null ? '?' : seg.creatorAlive ? 'yes' : 'no', seg.markedForDeletion ? 'dest' : ''])
   }
   return table(rows)
 }
@@ -139,7 +145,7 @@ function stat ({ json }, key) {
     size: seg.size,
     mode: octal(seg.mode),
     owner: `uid ${seg.uid} gid ${seg.gid}`,
-    creator: `uid ${seg.cuid} gid ${seg.cgid} pid ${seg.cpid} (${isAlive(seg.cpid) ? 'alive' : 'gone'})`,
+    creator: `uid ${seg.cuid} gid ${seg.cgid} pid ${seg.cpid} (${({ true: 'alive', false: 'gone', null: 'not in this PID namespace' })[isAlive(seg.cpid)]})`,
     'last pid': seg.lpid,
     attachments: seg.attachments,
     attached: time(seg.atime),

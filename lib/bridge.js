@@ -4,7 +4,8 @@
 // section (XADD … MAXLEN), fenced by a lease only one bridge holds. Imported
 // sections: this bridge claims the local section and publishes what arrives
 // (XREAD BLOCK), the latest entry first. Everything local goes through the
-// public Section API (claim, publish, read, wait).
+// Section API (claim, publish, readInto, wait), and one internal method: the
+// publish time of the payload a read returned (see #latest).
 
 const os = require('node:os')
 const crypto = require('node:crypto')
@@ -284,12 +285,11 @@ class Bridge {
   }
 
   /**
-   * An exported section's latest payload: { version, data, published }, data
-   * in a Buffer kept for the section (grown to its capacity), not a new one per
-   * export: a fresh 100 KB costs more in page faults than the copy
-   * (docs/performance.md, "Across hosts"); and no info(), which looks at the
-   * writer's process.
-   * The Buffer is reused only once Redis has answered the export that sent it.
+   * An exported section's latest payload { version, data, published }: data in
+   * a Buffer kept per section, grown to its capacity (a fresh 100 KB costs more
+   * in page faults than the copy: docs/performance.md, "Across hosts"), reused
+   * once Redis has answered the export that sent it; the publish time from the
+   * same read (info() is a second read, and looks at the claim lock too).
    */
   #latest (s) {
     if (!(s.buffer?.length >= s.section.capacity)) s.buffer = Buffer.allocUnsafe(s.section.capacity)

@@ -277,7 +277,7 @@ class Section {
   /**
    * @internal For the bridge: when the payload the last read() or readInto()
    * of this object returned was published, in ms since the epoch (as
-   * info().publishedAt), without info()'s look at the writer's process.
+   * info().publishedAt): of that payload, where info() would read again.
    */
   [lastPublished] () {
     return Math.trunc(this.#out[2] / 1000)

@@ -190,6 +190,14 @@ t.test('stat KEY [--json]', async (t) => {
   ok(t, ['create', made, 10])
   t.match(ok(t, ['stat', made]), /^creator: +uid 0 gid 0 pid \d+ \(gone\)$/m, 'a creator that has exited is gone')
   fails(t, ['stat', keyFor(22)], 1, `ENOENT: no segment with key ${hex(keyFor(22))} (shmget: No such file or directory)`)
+
+  // From another PID namespace (a container sharing this IPC namespace) the kernel reports the creator as pid 0.
+  const inside = (args) => spawnSync('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, CLI, ...args], { encoding: 'utf8' })
+  t.match(inside(['stat', key]).stdout, /^creator: +uid 0 gid 0 pid 0 \(not in this PID namespace\)$/m,
+    'a creator this PID namespace cannot see: not in this PID namespace (not "alive": kill(0, 0) is our own group)')
+  const listed = inside(['ls'])
+  t.same(lsRows(listed.stdout).find((cells) => cells[0] === hex(key))?.slice(7, 9), ['0', '?'], 'ls: pid 0, alive "?"', { stderr: listed.stderr })
+  t.equal(JSON.parse(inside(['ls', '--json']).stdout).find((seg) => seg.key === key)?.creatorAlive, null, 'ls --json: creatorAlive null')
 })
 
 t.test('ls [--json]', async (t) => {

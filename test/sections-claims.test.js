@@ -225,13 +225,13 @@ t.test('PHP close() releases its claims too', async (t) => {
   t.ok(mine.section('a').claimed, 'Node claims what PHP released')
 })
 
-t.test('claim words that name no process: pid 0, pid >= 2^31', async (t) => {
+t.test('claim words that name no process (pid 0, pid >= 2^31): not alive, and claim() takes the section', async (t) => {
   const key = keyFor(10)
   const mine = table(t, key)
   const a = mine.section('a')
   for (const [pid, start] of [[0, 5], [0xffffffff, 5], [0x80000001, 5]]) {
     forge(key, a, pid, start)
-    t.equal(a.info().writer.alive, false, `pid ${pid} is no live process`)
+    t.equal(a.info().writer.alive, false, `pid ${pid}: not alive (no one holds the claim lock)`)
     try {
       a.claim()
       t.equal(a.info().writer?.self, true, `claim() over pid ${pid} took the claim word`)

@@ -11,8 +11,8 @@
  *
  *   node bench/research/after-idle.js [--gap 20] [--count 100]
  */
-const shm = require('../..')
 const { median } = require('../harness')
+const { createTable, removeTable } = require('../peers/children')
 
 const arg = (name, fallback) => {
   const at = process.argv.indexOf(`--${name}`)
@@ -24,8 +24,8 @@ const SIZES = [10 * 1024, 100 * 1024]
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function main () {
-  const key = 0x5e110000 + (process.pid & 0xffff)
-  const table = shm.sections.create(key, { mode: 0o600, sections: [{ name: 'p', size: Math.max(...SIZES) }] })
+  // A bench key, removed at exit and on Ctrl-C too.
+  const { key, table } = createTable([{ name: 'p', size: Math.max(...SIZES) }])
   try {
     const section = table.section('p')
     section.claim()
@@ -54,7 +54,7 @@ async function main () {
     }
   } finally {
     table.close()
-    shm.sections.remove(key)
+    removeTable(key)
   }
 }
 

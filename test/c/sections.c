@@ -299,6 +299,7 @@ static void test_identity(const shmsect_t *s, uint64_t self) {
   ok(shmsect_alive(self), "this process is alive");
   ok(!shmsect_alive(0), "claim word 0 is no one");
   ok(!shmsect_alive((uint64_t)0x80000000u << 32), "a pid above INT_MAX is no one (not a group)");
+  ok(!shmsect_alive((uint64_t)0xffffffffu << 32), "pid 0xffffffff is no one (not kill(-1))");
   is_int(child_status(child_run(child_identity, s, (long)self)), 0,
          "a forked child has its own identity");
   pid = child_run(child_exits, s, 0);
@@ -1333,7 +1334,7 @@ static void test_ring(uint64_t self) {
 
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
 #define PLANNED                                                                             \
-  (5 + 9 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 26 + 3 + \
+  (5 + 10 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 26 + 3 + \
    RING_TESTS + 3 + 3 + 4 + 6)
 
 int main(void) {
