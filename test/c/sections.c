@@ -1333,7 +1333,7 @@ static void test_ring(uint64_t self) {
 #endif
 
 /* Tests in a passing run, in main()'s order: count them again when adding some. */
-#define PLANNED                                                                             \
+#define PLANNED                                                                              \
   (5 + 10 + 4 + 13 + 15 + 5 + 6 * SCENES + 2 + 3 + 23 + 4 * CLAIM_ROUNDS + 7 + 14 + 26 + 3 + \
    RING_TESTS + 3 + 3 + 4 + 6)
 
